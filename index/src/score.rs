@@ -1,0 +1,1 @@
+//! Similarity scoring (placeholder until written).
