@@ -1,1 +1,21 @@
-//! formats
+//! provsearch-formats: dependency-light, fuzzable parsers for the files a model checkpoint is made of.
+//!
+//! Every parser takes a path (for error messages) and the file's bytes or text, validates before it trusts,
+//! and returns a typed [`Error`] that names the file and the problem. Nothing here executes anything from a
+//! model repository: pickle files are refused, never opened.
+//!
+//! - [`safetensors`]: memory-mapped safetensors files and sharded-checkpoint indexes.
+//! - [`dtype`]: stored element types and their conversion to `f32`.
+//! - [`config`]: `config.json` with the reference's alias table.
+//! - [`tokenizer`]: tokenizer files of every common kind into one [`tokenizer::Vocabulary`].
+//! - [`card`]: README front matter.
+#![warn(missing_docs)]
+
+pub mod card;
+pub mod config;
+pub mod dtype;
+pub mod error;
+pub mod safetensors;
+pub mod tokenizer;
+
+pub use error::{Error, Result};

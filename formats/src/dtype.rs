@@ -1,0 +1,169 @@
+//! Element types of stored tensors and their conversion to `f32`.
+
+use half::{bf16, f16};
+
+/// A stored element type (safetensors names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dtype {
+    /// Boolean, one byte.
+    Bool,
+    /// Unsigned 8-bit integer.
+    U8,
+    /// Signed 8-bit integer.
+    I8,
+    /// FP8 E4M3 (finite-only variant, as in PyTorch `float8_e4m3fn`).
+    F8E4M3,
+    /// FP8 E5M2.
+    F8E5M2,
+    /// Signed 16-bit integer.
+    I16,
+    /// Unsigned 16-bit integer.
+    U16,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// Signed 32-bit integer.
+    I32,
+    /// Unsigned 32-bit integer.
+    U32,
+    /// IEEE single precision.
+    F32,
+    /// IEEE double precision.
+    F64,
+    /// Signed 64-bit integer.
+    I64,
+    /// Unsigned 64-bit integer.
+    U64,
+}
+
+impl Dtype {
+    /// Parse a safetensors dtype name (`"F32"`, `"BF16"`, `"F8_E4M3"`, ...).
+    pub fn from_safetensors(name: &str) -> Option<Dtype> {
+        Some(match name {
+            "BOOL" => Dtype::Bool,
+            "U8" => Dtype::U8,
+            "I8" => Dtype::I8,
+            "F8_E4M3" => Dtype::F8E4M3,
+            "F8_E5M2" => Dtype::F8E5M2,
+            "I16" => Dtype::I16,
+            "U16" => Dtype::U16,
+            "F16" => Dtype::F16,
+            "BF16" => Dtype::BF16,
+            "I32" => Dtype::I32,
+            "U32" => Dtype::U32,
+            "F32" => Dtype::F32,
+            "F64" => Dtype::F64,
+            "I64" => Dtype::I64,
+            "U64" => Dtype::U64,
+            _ => return None,
+        })
+    }
+
+    /// The safetensors name of the dtype.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::Bool => "BOOL",
+            Dtype::U8 => "U8",
+            Dtype::I8 => "I8",
+            Dtype::F8E4M3 => "F8_E4M3",
+            Dtype::F8E5M2 => "F8_E5M2",
+            Dtype::I16 => "I16",
+            Dtype::U16 => "U16",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
+            Dtype::I32 => "I32",
+            Dtype::U32 => "U32",
+            Dtype::F32 => "F32",
+            Dtype::F64 => "F64",
+            Dtype::I64 => "I64",
+            Dtype::U64 => "U64",
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::Bool | Dtype::U8 | Dtype::I8 | Dtype::F8E4M3 | Dtype::F8E5M2 => 1,
+            Dtype::I16 | Dtype::U16 | Dtype::F16 | Dtype::BF16 => 2,
+            Dtype::I32 | Dtype::U32 | Dtype::F32 => 4,
+            Dtype::F64 | Dtype::I64 | Dtype::U64 => 8,
+        }
+    }
+
+    /// Whether values of this dtype are real-valued weights (F16/BF16/F32/F64). FP8 and integer tensors in a
+    /// checkpoint are quantised or packed data and need a scheme to become weights.
+    pub fn is_float(self) -> bool {
+        matches!(self, Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64)
+    }
+}
+
+fn f8_e4m3_to_f32(b: u8) -> f32 {
+    let sign = if b & 0x80 != 0 { -1.0 } else { 1.0 };
+    let exp = ((b >> 3) & 0x0f) as i32;
+    let man = (b & 0x07) as f32;
+    if exp == 0x0f && (b & 0x07) == 0x07 {
+        return f32::NAN;
+    }
+    if exp == 0 {
+        sign * man / 8.0 * 2f32.powi(-6)
+    } else {
+        sign * (1.0 + man / 8.0) * 2f32.powi(exp - 7)
+    }
+}
+
+fn f8_e5m2_to_f32(b: u8) -> f32 {
+    // E5M2 is the top byte of an IEEE half.
+    f16::from_bits((b as u16) << 8).to_f32()
+}
+
+/// Decode little-endian elements of `dtype` from `bytes` into `out` (value cast for integers).
+///
+/// `bytes.len()` must equal `out.len() * dtype.size()`; extra bytes are ignored and missing ones leave the
+/// tail of `out` untouched, so callers check lengths first.
+pub fn decode_to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
+    macro_rules! each {
+        ($n:expr, $conv:expr) => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact($n)) {
+                *o = $conv(c);
+            }
+        };
+    }
+    match dtype {
+        Dtype::F32 => each!(4, |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        Dtype::F16 => each!(2, |c: &[u8]| f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        Dtype::BF16 => each!(2, |c: &[u8]| bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+        Dtype::F64 => each!(8, |c: &[u8]| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32),
+        Dtype::Bool | Dtype::U8 => each!(1, |c: &[u8]| c[0] as f32),
+        Dtype::I8 => each!(1, |c: &[u8]| c[0] as i8 as f32),
+        Dtype::F8E4M3 => each!(1, |c: &[u8]| f8_e4m3_to_f32(c[0])),
+        Dtype::F8E5M2 => each!(1, |c: &[u8]| f8_e5m2_to_f32(c[0])),
+        Dtype::I16 => each!(2, |c: &[u8]| i16::from_le_bytes([c[0], c[1]]) as f32),
+        Dtype::U16 => each!(2, |c: &[u8]| u16::from_le_bytes([c[0], c[1]]) as f32),
+        Dtype::I32 => each!(4, |c: &[u8]| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32),
+        Dtype::U32 => each!(4, |c: &[u8]| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32),
+        Dtype::I64 => each!(8, |c: &[u8]| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32),
+        Dtype::U64 => each!(8, |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_halfs_and_fp8() {
+        let mut out = [0f32; 2];
+        let bytes: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
+        decode_to_f32(Dtype::F16, &bytes, &mut out);
+        assert_eq!(out, [1.5, -2.0]);
+        let bytes: Vec<u8> = [0.375f32, -3.0].iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect();
+        decode_to_f32(Dtype::BF16, &bytes, &mut out);
+        assert_eq!(out, [0.375, -3.0]);
+        // E4M3: 0x38 = 1.0, 0xC0 = -2.0; E5M2: 0x3C = 1.0.
+        assert_eq!(f8_e4m3_to_f32(0x38), 1.0);
+        assert_eq!(f8_e4m3_to_f32(0xC0), -2.0);
+        assert_eq!(f8_e5m2_to_f32(0x3C), 1.0);
+        assert!(f8_e4m3_to_f32(0x7f).is_nan());
+    }
+}
