@@ -268,30 +268,34 @@ pub struct TensorSamples {
     /// Role names; [`TensorEntry::role`] indexes this table. Canonical roles (`"attn_q"`, `"mlp_down"`, ...)
     /// where the naming is recognised, the name's suffix after the layer index otherwise.
     pub roles: Vec<String>,
+    /// Logical shapes `[rows, cols]`; [`TensorEntry::shape`] indexes this table. Vectors are `[1, len]`.
+    pub shapes: Vec<[u32; 2]>,
     /// One entry per sampled tensor, sorted by (stack, layer, role name).
     pub entries: Vec<TensorEntry>,
     /// All samples, each entry's at `values[start .. start + len]`, quantised with [`SAMPLE_SCALE`].
     pub values: Vec<i8>,
 }
 
-/// One sampled tensor.
+/// Layer value of a tensor outside the layer stack (final norm, position embeddings, ...).
+pub const NO_LAYER: u16 = u16::MAX;
+
+/// One sampled tensor (20 bytes archived: deep models have a thousand of these within the size budget).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
 pub struct TensorEntry {
     /// Which stack the tensor belongs to.
     pub stack: Stack,
-    /// Layer index within the stack; `None` for tensors outside the layers (final norm, ...).
-    pub layer: Option<u16>,
+    /// Layer index within the stack; [`NO_LAYER`] for tensors outside the layers.
+    pub layer: u16,
     /// Index into [`TensorSamples::roles`].
     pub role: u16,
-    /// Logical rows (output features); 1 for vectors.
-    pub rows: u32,
-    /// Logical columns (input features), after undoing transposed storage (GPT-2 Conv1D).
-    pub cols: u32,
-    /// First sample in [`TensorSamples::values`].
-    pub start: u32,
+    /// Index into [`TensorSamples::shapes`]: the logical shape (output features, input features), after undoing
+    /// transposed storage (GPT-2 Conv1D).
+    pub shape: u16,
     /// Number of samples. Samples are the prefix of [`crate::sampling::matrix_positions`] for this shape, so two
     /// tensors of the same shape compare on their common prefix.
-    pub len: u32,
+    pub len: u16,
+    /// First sample in [`TensorSamples::values`].
+    pub start: u32,
     /// `ln` of the tensor's root-mean-square value over all its entries (LEP uses it); for norm vectors the
     /// `ln` of the mean absolute gain.
     pub log_rms: f32,
@@ -308,6 +312,11 @@ impl TensorSamples {
     /// The role name of an entry.
     pub fn role_name(&self, entry: &TensorEntry) -> &str {
         self.roles.get(entry.role as usize).map(String::as_str).unwrap_or("?")
+    }
+
+    /// The logical shape `[rows, cols]` of an entry (`[0, 0]` if the index is out of range).
+    pub fn shape_of(&self, entry: &TensorEntry) -> [u32; 2] {
+        self.shapes.get(entry.shape as usize).copied().unwrap_or([0, 0])
     }
 
     /// The stored samples of an entry (empty if the entry points outside the pool).
