@@ -68,7 +68,9 @@ pub fn matrix_positions(rows: u32, cols: u32, n: usize) -> Vec<(u32, u32)> {
     if total == 0 {
         return Vec::new();
     }
-    let seed = splitmix64(POSITION_SEED ^ (rows as u64).wrapping_mul(0x1_0000_0001) ^ ((cols as u64) << 17));
+    let seed = splitmix64(
+        POSITION_SEED ^ (rows as u64).wrapping_mul(0x1_0000_0001) ^ ((cols as u64) << 17),
+    );
     let perm = Permutation::new(total, seed);
     let count = (n as u64).min(total);
     (0..count)
@@ -81,7 +83,10 @@ pub fn matrix_positions(rows: u32, cols: u32, n: usize) -> Vec<(u32, u32)> {
 
 /// The first `n` canonical positions in a vector of length `len`.
 pub fn vector_positions(len: u32, n: usize) -> Vec<u32> {
-    matrix_positions(1, len, n).into_iter().map(|(_, c)| c).collect()
+    matrix_positions(1, len, n)
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect()
 }
 
 #[cfg(test)]
@@ -116,6 +121,10 @@ mod tests {
     fn positions_spread_over_rows() {
         let p = matrix_positions(4096, 4096, 256);
         let rows: HashSet<_> = p.iter().map(|&(r, _)| r).collect();
-        assert!(rows.len() > 240, "positions cluster: {} distinct rows", rows.len());
+        assert!(
+            rows.len() > 240,
+            "positions cluster: {} distinct rows",
+            rows.len()
+        );
     }
 }

@@ -26,7 +26,9 @@ pub const GRAM_SCALE: f32 = 127.0;
 pub const MINHASH_SIZE: usize = 128;
 
 /// A model's fingerprint: where it came from, what its config says, its tokenizer, and its weight signals.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize,
+)]
 pub struct Fingerprint {
     /// [`FINGERPRINT_VERSION`] at extraction time.
     pub version: u32,
@@ -41,7 +43,18 @@ pub struct Fingerprint {
 }
 
 /// The on-disk format a checkpoint was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Archive,
+    RkyvSerialize,
+    RkyvDeserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceFormat {
     /// One or more `.safetensors` files.
@@ -51,7 +64,9 @@ pub enum SourceFormat {
 }
 
 /// Identity of a checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize,
+)]
 pub struct Source {
     /// Model id: `org/name` for Hub/cache models, the directory or file stem otherwise.
     pub id: String,
@@ -76,7 +91,9 @@ pub struct Source {
 }
 
 /// Name, size and digest of one file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize,
+)]
 pub struct FileDigest {
     /// File name relative to the model root.
     pub name: String,
@@ -87,7 +104,17 @@ pub struct FileDigest {
 }
 
 /// Config-derived metadata (reference MFI fields, §1 of reference-signals.md) and model-card facts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    Archive,
+    RkyvSerialize,
+    RkyvDeserialize,
+)]
 pub struct Metadata {
     /// Top-level `model_type`, or `"unknown"`.
     pub model_type: String,
@@ -146,7 +173,17 @@ pub struct Metadata {
 }
 
 /// Tokenizer features (the reference's TFV) and a MinHash sketch of the vocabulary.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    Archive,
+    RkyvSerialize,
+    RkyvDeserialize,
+)]
 pub struct TokenizerSignals {
     /// Model type of the tokenizer: `"BPE"`, `"WordPiece"`, `"Unigram"` or `"WordLevel"`.
     pub model_kind: String,
@@ -193,7 +230,9 @@ pub struct TokenizerSignals {
 }
 
 /// One script's share of the letters in a vocabulary.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize,
+)]
 pub struct ScriptShare {
     /// `"Latin"`, `"CJK"`, `"Cyrillic"`, `"Arabic"`, `"Devanagari"`, `"Other"`.
     pub script: String,
@@ -202,7 +241,17 @@ pub struct ScriptShare {
 }
 
 /// The weight signals. Everything the verdict uses lives here.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    Archive,
+    RkyvSerialize,
+    RkyvDeserialize,
+)]
 pub struct WeightSignals {
     /// Token-keyed signals from the input embedding (EAS, END and sampled anchor rows).
     pub embedding: Option<EmbeddingSignals>,
@@ -218,7 +267,17 @@ pub struct WeightSignals {
 ///
 /// Anchors are token *strings*: each is resolved in the model's own vocabulary, so fingerprints of models with
 /// different tokenizers are comparable over the anchors present in both.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    Archive,
+    RkyvSerialize,
+    RkyvDeserialize,
+)]
 pub struct EmbeddingSignals {
     /// [`crate::anchors::ANCHOR_SET_VERSION`] at extraction time.
     pub anchor_set_version: u32,
@@ -247,7 +306,19 @@ pub struct EmbeddingSignals {
 
 /// Which stack of an encoder-decoder or multimodal model a tensor belongs to.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Archive,
+    RkyvSerialize,
+    RkyvDeserialize,
 )]
 #[serde(rename_all = "lowercase")]
 #[rkyv(derive(Debug, PartialEq, Eq))]
@@ -263,7 +334,17 @@ pub enum Stack {
 }
 
 /// Fixed-position samples from a set of tensors, stored compactly: one table of entries, one pool of values.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    Archive,
+    RkyvSerialize,
+    RkyvDeserialize,
+)]
 pub struct TensorSamples {
     /// Role names; [`TensorEntry::role`] indexes this table. Canonical roles (`"attn_q"`, `"mlp_down"`, ...)
     /// where the naming is recognised, the name's suffix after the layer index otherwise.
@@ -280,7 +361,9 @@ pub struct TensorSamples {
 pub const NO_LAYER: u16 = u16::MAX;
 
 /// One sampled tensor (20 bytes archived: deep models have a thousand of these within the size budget).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, Archive, RkyvSerialize, RkyvDeserialize,
+)]
 pub struct TensorEntry {
     /// Which stack the tensor belongs to.
     pub stack: Stack,
@@ -304,19 +387,27 @@ pub struct TensorEntry {
 impl Fingerprint {
     /// Serialised size in bytes of the rkyv archive.
     pub fn archived_size(&self) -> usize {
-        rkyv::to_bytes::<rkyv::rancor::Error>(self).map(|b| b.len()).unwrap_or(usize::MAX)
+        rkyv::to_bytes::<rkyv::rancor::Error>(self)
+            .map(|b| b.len())
+            .unwrap_or(usize::MAX)
     }
 }
 
 impl TensorSamples {
     /// The role name of an entry.
     pub fn role_name(&self, entry: &TensorEntry) -> &str {
-        self.roles.get(entry.role as usize).map(String::as_str).unwrap_or("?")
+        self.roles
+            .get(entry.role as usize)
+            .map(String::as_str)
+            .unwrap_or("?")
     }
 
     /// The logical shape `[rows, cols]` of an entry (`[0, 0]` if the index is out of range).
     pub fn shape_of(&self, entry: &TensorEntry) -> [u32; 2] {
-        self.shapes.get(entry.shape as usize).copied().unwrap_or([0, 0])
+        self.shapes
+            .get(entry.shape as usize)
+            .copied()
+            .unwrap_or([0, 0])
     }
 
     /// The stored samples of an entry (empty if the entry points outside the pool).
@@ -330,23 +421,35 @@ impl TensorSamples {
 impl EmbeddingSignals {
     /// Whether anchor `i` is present.
     pub fn has_anchor(&self, i: usize) -> bool {
-        self.presence.get(i / 64).is_some_and(|w| (w >> (i % 64)) & 1 == 1)
+        self.presence
+            .get(i / 64)
+            .is_some_and(|w| (w >> (i % 64)) & 1 == 1)
     }
 
     /// Indices (into the anchor list) of the present anchors, in order.
     pub fn present_anchors(&self) -> Vec<usize> {
-        (0..self.presence.len() * 64).filter(|&i| self.has_anchor(i)).collect()
+        (0..self.presence.len() * 64)
+            .filter(|&i| self.has_anchor(i))
+            .collect()
     }
 }
 
 /// Quantise a standardised value to the stored `i8` form.
 pub fn quantize_sample(z: f64) -> i8 {
-    let z = if z.is_finite() { z.clamp(-4.0, 4.0) } else { 0.0 };
+    let z = if z.is_finite() {
+        z.clamp(-4.0, 4.0)
+    } else {
+        0.0
+    };
     (z * SAMPLE_SCALE as f64).round() as i8
 }
 
 /// Quantise a cosine to the stored `i8` Gram form.
 pub fn quantize_cosine(c: f64) -> i8 {
-    let c = if c.is_finite() { c.clamp(-1.0, 1.0) } else { 0.0 };
+    let c = if c.is_finite() {
+        c.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
     (c * GRAM_SCALE as f64).round() as i8
 }

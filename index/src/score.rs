@@ -1,1 +1,0 @@
-//! Similarity scoring (placeholder until written).

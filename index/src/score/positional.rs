@@ -1,0 +1,305 @@
+//! Positional weight evidence: correlation of weight samples taken at the same canonical positions (WVC over
+//! matrices and anchor rows, NLF over norm gains and biases), with layer alignment, and the LEP energy profile.
+//!
+//! Samples are standardised, so for two models with independent weights their pooled cosine is centred on 0
+//! with standard deviation `1/√n`; `z = r·√n` is then the evidence in standard deviations. Related models
+//! keep a large positive correlation even after heavy fine-tuning or noise as large as the weights.
+
+use crate::schema::{EmbeddingSignals, Stack, TensorEntry, TensorSamples, NO_LAYER, SAMPLE_SCALE};
+use std::collections::{BTreeSet, HashMap};
+
+/// Fewest paired samples for a positional correlation to be reported.
+pub const MIN_PAIRED_SAMPLES: usize = 64;
+
+/// Running sums of a pooled (uncentred) correlation between paired standardised samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pool {
+    dot: f64,
+    aa: f64,
+    bb: f64,
+    /// Paired samples so far.
+    pub n: usize,
+}
+
+impl Pool {
+    /// Add the common prefix of two sample runs.
+    pub fn add(&mut self, a: &[i8], b: &[i8]) {
+        for (&x, &y) in a.iter().zip(b) {
+            let (x, y) = (x as f64, y as f64);
+            self.dot += x * y;
+            self.aa += x * x;
+            self.bb += y * y;
+        }
+        self.n += a.len().min(b.len());
+    }
+
+    /// Merge another pool.
+    pub fn merge(&mut self, other: &Pool) {
+        self.dot += other.dot;
+        self.aa += other.aa;
+        self.bb += other.bb;
+        self.n += other.n;
+    }
+
+    /// The pooled correlation, if there are enough non-degenerate samples.
+    pub fn r(&self) -> Option<f64> {
+        (self.n >= MIN_PAIRED_SAMPLES && self.aa > 0.0 && self.bb > 0.0)
+            .then(|| self.dot / (self.aa * self.bb).sqrt())
+    }
+
+    /// Evidence in standard deviations of the independent-weights null (`r·√n`, Fisher-transformed).
+    pub fn z(&self) -> Option<f64> {
+        self.r()
+            .map(|r| r.clamp(-0.999_999, 0.999_999).atanh() * (self.n as f64).sqrt())
+    }
+}
+
+/// How the layers of two models were paired.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LayerAlignment {
+    /// `(stack, layer of A) → layer of B`.
+    pub map: HashMap<(Stack, u16), u16>,
+    /// Whether any stack needed a best-match search (layer counts differ).
+    pub searched: bool,
+    /// Expected inflation of the pooled z under the null from that search (subtract it).
+    pub z_penalty: f64,
+    /// Human-readable summary.
+    pub summary: String,
+}
+
+type Key<'a> = (Stack, u16, &'a str, [u32; 2]);
+
+fn index(s: &TensorSamples) -> HashMap<Key<'_>, &TensorEntry> {
+    s.entries
+        .iter()
+        .map(|e| ((e.stack, e.layer, s.role_name(e), s.shape_of(e)), e))
+        .collect()
+}
+
+fn layers_by_stack(s: &TensorSamples) -> HashMap<Stack, Vec<u16>> {
+    let mut out: HashMap<Stack, BTreeSet<u16>> = HashMap::new();
+    for e in s.entries.iter().filter(|e| e.layer != NO_LAYER) {
+        out.entry(e.stack).or_default().insert(e.layer);
+    }
+    out.into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect()
+}
+
+/// Pool of one layer of A against one layer of B (entries matched by role and shape).
+fn layer_pool(
+    a: &TensorSamples,
+    b_index: &HashMap<Key<'_>, &TensorEntry>,
+    b: &TensorSamples,
+    stack: Stack,
+    la: u16,
+    lb: u16,
+) -> Pool {
+    let mut pool = Pool::default();
+    for e in a
+        .entries
+        .iter()
+        .filter(|e| e.stack == stack && e.layer == la)
+    {
+        if let Some(f) = b_index.get(&(stack, lb, a.role_name(e), a.shape_of(e))) {
+            pool.add(a.samples(e), b.samples(f));
+        }
+    }
+    pool
+}
+
+/// Pair the layers of A with those of B, from the matrices. Equal layer counts pair in order; otherwise each
+/// layer of the shallower model takes its best-correlated layer of the deeper one (pruned or distilled
+/// students keep a subset of their teacher's layers).
+pub fn align_layers(a: &TensorSamples, b: &TensorSamples) -> LayerAlignment {
+    let (la, lb) = (layers_by_stack(a), layers_by_stack(b));
+    let b_index = index(b);
+    let mut alignment = LayerAlignment::default();
+    let mut notes = Vec::new();
+    for (stack, a_layers) in &la {
+        let Some(b_layers) = lb.get(stack) else {
+            continue;
+        };
+        if a_layers.len() == b_layers.len() {
+            for (x, y) in a_layers.iter().zip(b_layers) {
+                alignment.map.insert((*stack, *x), *y);
+            }
+            continue;
+        }
+        alignment.searched = true;
+        let (small, big) = if a_layers.len() < b_layers.len() {
+            (a_layers, b_layers)
+        } else {
+            (b_layers, a_layers)
+        };
+        // Expected maximum of `big` standard normals, per chosen layer, summed in z over √(chosen layers).
+        let per_layer_max = (2.0 * (big.len() as f64).ln()).sqrt();
+        alignment.z_penalty += per_layer_max * (small.len() as f64).sqrt();
+        for &x in a_layers {
+            let best = b_layers
+                .iter()
+                .filter_map(|&y| layer_pool(a, &b_index, b, *stack, x, y).z().map(|z| (y, z)))
+                .max_by(|p, q| p.1.total_cmp(&q.1));
+            if let Some((y, _)) = best {
+                alignment.map.insert((*stack, x), y);
+            }
+        }
+        notes.push(format!(
+            "{:?}: {} vs {} layers, best-match alignment",
+            stack,
+            a_layers.len(),
+            b_layers.len()
+        ));
+        let _ = small;
+    }
+    alignment.summary = notes.join("; ");
+    alignment
+}
+
+/// Pool every matched entry of A and B under a layer alignment (non-layer tensors match by name and shape).
+pub fn pooled(a: &TensorSamples, b: &TensorSamples, alignment: &LayerAlignment) -> Pool {
+    let b_index = index(b);
+    let mut pool = Pool::default();
+    for e in &a.entries {
+        let lb = if e.layer == NO_LAYER {
+            Some(NO_LAYER)
+        } else {
+            alignment.map.get(&(e.stack, e.layer)).copied()
+        };
+        let Some(lb) = lb else { continue };
+        if let Some(f) = b_index.get(&(e.stack, lb, a.role_name(e), a.shape_of(e))) {
+            pool.add(a.samples(e), b.samples(f));
+        }
+    }
+    pool
+}
+
+/// Pool of the sampled anchor-row coordinates over the anchors present in both (same hidden size only).
+pub fn anchor_row_pool(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Pool {
+    let mut pool = Pool::default();
+    if a.hidden != b.hidden || a.anchor_set_version != b.anchor_set_version {
+        return pool;
+    }
+    let m = a.samples_per_row.min(b.samples_per_row) as usize;
+    let (pa, pb) = (a.samples_per_row as usize, b.samples_per_row as usize);
+    let (mut ia, mut ib) = (0usize, 0usize);
+    for i in 0..a.presence.len().max(b.presence.len()) * 64 {
+        let (ha, hb) = (a.has_anchor(i), b.has_anchor(i));
+        if ha && hb {
+            if let (Some(x), Some(y)) = (
+                a.row_samples.get(ia * pa..ia * pa + m),
+                b.row_samples.get(ib * pb..ib * pb + m),
+            ) {
+                pool.add(x, y);
+            }
+        }
+        ia += ha as usize;
+        ib += hb as usize;
+    }
+    pool
+}
+
+/// LEP: the per-layer energy profile (mean `ln RMS` of a layer's matrices) of each stack, compared by Pearson
+/// correlation after resampling to the shorter length. Returns (correlation, layers compared).
+pub fn layer_energy_similarity(a: &TensorSamples, b: &TensorSamples) -> Option<(f64, usize)> {
+    let pa = energy_profile(a);
+    let pb = energy_profile(b);
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for (stack, x) in &pa {
+        let Some(y) = pb.get(stack) else { continue };
+        let m = x.len().min(y.len());
+        if m < 3 {
+            continue;
+        }
+        xs.extend(resample(x, m));
+        ys.extend(resample(y, m));
+    }
+    pearson(&xs, &ys).map(|r| (r, xs.len()))
+}
+
+fn energy_profile(s: &TensorSamples) -> HashMap<Stack, Vec<f64>> {
+    let mut sums: HashMap<Stack, std::collections::BTreeMap<u16, (f64, usize)>> = HashMap::new();
+    for e in s
+        .entries
+        .iter()
+        .filter(|e| e.layer != NO_LAYER && s.shape_of(e)[0] > 1)
+    {
+        let slot = sums.entry(e.stack).or_default().entry(e.layer).or_default();
+        slot.0 += e.log_rms as f64;
+        slot.1 += 1;
+    }
+    sums.into_iter()
+        .map(|(k, v)| (k, v.values().map(|(s, n)| s / *n as f64).collect()))
+        .collect()
+}
+
+/// Linear-interpolation resampling of a profile to `m` points (positions linspace(0, 1)).
+pub fn resample(x: &[f64], m: usize) -> Vec<f64> {
+    if x.len() == m || x.len() < 2 {
+        return x.to_vec();
+    }
+    (0..m)
+        .map(|i| {
+            let t = if m == 1 {
+                0.0
+            } else {
+                i as f64 * (x.len() - 1) as f64 / (m - 1) as f64
+            };
+            let lo = t.floor() as usize;
+            let hi = (lo + 1).min(x.len() - 1);
+            x[lo] + (x[hi] - x[lo]) * (t - lo as f64)
+        })
+        .collect()
+}
+
+/// Pearson correlation; `None` for fewer than 3 points or a constant side.
+pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    let n = x.len().min(y.len());
+    if n < 3 {
+        return None;
+    }
+    let (mx, my) = (
+        x[..n].iter().sum::<f64>() / n as f64,
+        y[..n].iter().sum::<f64>() / n as f64,
+    );
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        let (dx, dy) = (x[i] - mx, y[i] - my);
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    (sxx > 1e-18 && syy > 1e-18).then(|| sxy / (sxx * syy).sqrt())
+}
+
+/// Dequantised value of a stored sample (for display and tests).
+pub fn sample_value(q: i8) -> f64 {
+    q as f64 / SAMPLE_SCALE as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_of_identical_and_opposite_runs() {
+        let a: Vec<i8> = (0..200).map(|i| ((i * 37) % 101 - 50) as i8).collect();
+        let mut p = Pool::default();
+        p.add(&a, &a);
+        assert!((p.r().unwrap() - 1.0).abs() < 1e-12);
+        let neg: Vec<i8> = a.iter().map(|v| -v).collect();
+        let mut q = Pool::default();
+        q.add(&a, &neg);
+        assert!((q.r().unwrap() + 1.0).abs() < 1e-12);
+        let mut few = Pool::default();
+        few.add(&a[..10], &a[..10]);
+        assert_eq!(few.r(), None);
+    }
+
+    #[test]
+    fn resample_and_pearson() {
+        assert_eq!(resample(&[0.0, 1.0, 2.0], 5), vec![0.0, 0.5, 1.0, 1.5, 2.0]);
+        assert!((pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.5]).unwrap() - 0.9986).abs() < 1e-3);
+        assert_eq!(pearson(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None);
+    }
+}

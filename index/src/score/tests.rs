@@ -1,0 +1,163 @@
+//! Scoring tests on synthetic fingerprints with known relationships.
+
+use super::*;
+use crate::schema::*;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.next().max(1e-300), self.next());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// Latent "true weights" of a model: per layer and role, a vector of standardised values.
+type Latent = Vec<Vec<Vec<f64>>>;
+
+const ROLES: [&str; 4] = ["attn_q", "attn_o", "mlp_up", "mlp_down"];
+
+fn latent(layers: usize, per: usize, seed: u64) -> Latent {
+    let mut rng = Rng(seed);
+    (0..layers)
+        .map(|_| {
+            ROLES
+                .iter()
+                .map(|_| (0..per).map(|_| rng.normal()).collect())
+                .collect()
+        })
+        .collect()
+}
+
+fn noisy(base: &Latent, noise: f64, seed: u64) -> Latent {
+    let mut rng = Rng(seed);
+    let norm = (1.0 + noise * noise).sqrt();
+    base.iter()
+        .map(|l| {
+            l.iter()
+                .map(|v| {
+                    v.iter()
+                        .map(|x| (x + noise * rng.normal()) / norm)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn fingerprint(lat: &Latent, energy_slope: f64) -> Fingerprint {
+    let mut m = TensorSamples {
+        roles: ROLES.iter().map(|s| s.to_string()).collect(),
+        shapes: vec![[64, 64]],
+        ..Default::default()
+    };
+    for (layer, roles) in lat.iter().enumerate() {
+        for (role, values) in roles.iter().enumerate() {
+            m.entries.push(TensorEntry {
+                stack: Stack::Main,
+                layer: layer as u16,
+                role: role as u16,
+                shape: 0,
+                len: values.len() as u16,
+                start: m.values.len() as u32,
+                log_rms: (energy_slope * layer as f64 + 0.1 * role as f64) as f32,
+            });
+            m.values.extend(values.iter().map(|&v| quantize_sample(v)));
+        }
+    }
+    Fingerprint {
+        version: FINGERPRINT_VERSION,
+        source: Source {
+            id: "m".into(),
+            revision: None,
+            format: SourceFormat::Safetensors,
+            quantization: None,
+            files: vec![],
+            content_sha256: String::new(),
+            total_bytes: 0,
+            dtypes: vec![],
+            parameter_count: 0,
+            tensor_count: 0,
+        },
+        metadata: Metadata::default(),
+        tokenizer: None,
+        weights: WeightSignals {
+            embedding: None,
+            matrices: m,
+            norms: TensorSamples::default(),
+            notes: vec![],
+        },
+    }
+}
+
+#[test]
+fn identical_copy_is_related_with_full_identity() {
+    let a = fingerprint(&latent(8, 256, 1), 0.05);
+    let c = compare(&a, &a.clone());
+    assert_eq!(c.related, Some(true));
+    assert!(c.identity_score.unwrap() > 0.99, "{c:?}");
+    assert!((c.signals.wvc.similarity.unwrap() - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn noise_as_large_as_the_weights_still_related() {
+    let base = latent(8, 256, 1);
+    let a = fingerprint(&base, 0.05);
+    let b = fingerprint(&noisy(&base, 1.0, 7), 0.05);
+    let c = compare(&a, &b);
+    assert_eq!(c.related, Some(true), "{c:?}");
+    let r = c.signals.wvc.similarity.unwrap();
+    assert!((r - std::f64::consts::FRAC_1_SQRT_2).abs() < 0.05, "r={r}");
+}
+
+#[test]
+fn independent_weights_are_not_related_even_with_same_energy_profile() {
+    for seed in 2..12 {
+        let a = fingerprint(&latent(8, 256, 1), 0.05);
+        let b = fingerprint(&latent(8, 256, seed * 1000), 0.05);
+        let c = compare(&a, &b);
+        assert_eq!(c.related, Some(false), "seed {seed}: {c:?}");
+        assert!(c.signals.wvc.z.unwrap().abs() < 5.0);
+    }
+}
+
+#[test]
+fn pruned_student_aligns_to_its_teacher_layers() {
+    let teacher = latent(12, 128, 3);
+    // Student keeps every other layer, then drifts.
+    let kept: Latent = teacher.iter().step_by(2).cloned().collect();
+    let student = noisy(&kept, 0.7, 9);
+    let c = compare(&fingerprint(&student, 0.05), &fingerprint(&teacher, 0.05));
+    assert_eq!(c.related, Some(true), "{c:?}");
+    assert!(c.layer_alignment.is_some());
+    // An unrelated 6-layer model against the same teacher is not related despite the best-match search.
+    let other = fingerprint(&latent(6, 128, 99), 0.05);
+    let d = compare(&other, &fingerprint(&teacher, 0.05));
+    assert_eq!(d.related, Some(false), "{d:?}");
+}
+
+#[test]
+fn nothing_to_compare_is_undecidable() {
+    let mut a = fingerprint(&latent(2, 64, 1), 0.0);
+    a.weights.matrices = TensorSamples::default();
+    let c = compare(&a, &a.clone());
+    assert_eq!(c.related, None);
+    assert_eq!(c.verdict, "undecidable");
+}
+
+#[test]
+fn byte_identical_files_are_identity() {
+    let mut a = fingerprint(&latent(2, 64, 1), 0.0);
+    a.source.content_sha256 = "ab".repeat(32);
+    let b = a.clone();
+    let c = compare(&a, &b);
+    assert!(c.identical_weights);
+    assert_eq!(c.verdict, "identical");
+}
