@@ -1,0 +1,75 @@
+//! SHA-256 digests of weight files. Files in a Hugging Face cache snapshot are symlinks to blobs named by their
+//! SHA-256 (for LFS files), so those digests are read from the link instead of hashing gigabytes again.
+
+use crate::error::Result;
+use provsearch_formats::Error as FormatError;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::Path;
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The SHA-256 of an HF-cache snapshot file, from the blob its symlink points to, if it is one.
+pub fn cached_sha256(path: &Path) -> Option<String> {
+    let target = std::fs::read_link(path).ok()?;
+    let name = target.file_name()?.to_str()?;
+    let in_blobs = target
+        .parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|p| p == "blobs");
+    (in_blobs && is_sha256_hex(name)).then(|| name.to_string())
+}
+
+/// SHA-256 (lower-case hex) of a file's bytes, streamed in 8 MiB reads.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    if let Some(known) = cached_sha256(path) {
+        return Ok(known);
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| FormatError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 8 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| FormatError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 hex of a string.
+pub fn sha256_hex(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_files_and_reads_cache_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.bin");
+        std::fs::write(&file, b"abc").unwrap();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(file_sha256(&file).unwrap(), abc);
+        // A snapshot link into blobs/ is trusted by name (HF cache layout).
+        let fake = "0".repeat(64);
+        std::fs::create_dir_all(dir.path().join("blobs")).unwrap();
+        std::fs::write(dir.path().join("blobs").join(&fake), b"abc").unwrap();
+        std::fs::create_dir_all(dir.path().join("snap")).unwrap();
+        let link = dir.path().join("snap/model.safetensors");
+        std::os::unix::fs::symlink(format!("../blobs/{fake}"), &link).unwrap();
+        assert_eq!(file_sha256(&link).unwrap(), fake);
+    }
+}

@@ -1,0 +1,59 @@
+//! Ingest's error type: format errors from the parsers plus problems with locating and reading a model.
+
+use std::path::PathBuf;
+
+/// Result alias for ingest.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a model could not be fingerprinted. Every variant names the file or model it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A model file is unreadable, malformed or refused (see the wrapped error).
+    #[error(transparent)]
+    Format(#[from] provsearch_formats::Error),
+    /// The model could not be found (no such path, not in the HF cache, ...).
+    #[error("{spec}: model not found: {detail}")]
+    NotFound {
+        /// What the user named.
+        spec: String,
+        /// Where we looked.
+        detail: String,
+    },
+    /// The model exists but holds nothing provsearch can read as weights.
+    #[error("{}: no readable weights: {detail}", path.display())]
+    NoWeights {
+        /// The model directory or file.
+        path: PathBuf,
+        /// What was found instead.
+        detail: String,
+    },
+    /// A tensor holds NaN or infinite values.
+    #[error("{}: tensor `{tensor}` contains {what} values", path.display())]
+    NonFinite {
+        /// File holding the tensor.
+        path: PathBuf,
+        /// Tensor name.
+        tensor: String,
+        /// "NaN" or "infinite".
+        what: &'static str,
+    },
+    /// The same tensor name appears in two weight files.
+    #[error("{}: tensor `{tensor}` appears in more than one weight file", path.display())]
+    DuplicateTensor {
+        /// The second file.
+        path: PathBuf,
+        /// Tensor name.
+        tensor: String,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::NoWeights`].
+    pub fn no_weights(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Error::NoWeights {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+}

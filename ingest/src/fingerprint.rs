@@ -1,0 +1,233 @@
+//! Checkpoint → [`Fingerprint`]: reads config, model card and tokenizer, opens the weights, computes the weight
+//! signals and the file digests (in parallel), and assembles the record.
+
+use crate::digest::{file_sha256, sha256_hex};
+use crate::error::{Error, Result};
+use crate::locate::{locate, ModelLocation};
+use crate::signals::weight_signals;
+use crate::vocab::{resolve_anchors, tokenizer_signals, vocab_hash};
+use crate::weights::{SafetensorsSource, WeightSource};
+use provsearch_formats::card::{parse_model_card, ModelCard};
+use provsearch_formats::config::ModelConfig;
+use provsearch_formats::tokenizer::{load_vocabulary, Vocabulary};
+use provsearch_formats::Error as FormatError;
+use provsearch_index::schema::{
+    FileDigest, Fingerprint, Metadata, Source, SourceFormat, FINGERPRINT_VERSION,
+};
+use std::path::{Path, PathBuf};
+
+/// Most weight files listed individually in a fingerprint (the content digest covers all of them).
+const MAX_LISTED_FILES: usize = 64;
+/// Most tags kept from a model card.
+const MAX_TAGS: usize = 32;
+
+/// How to fingerprint.
+#[derive(Debug, Clone, Default)]
+pub struct FingerprintOptions {
+    /// Override the model id.
+    pub id: Option<String>,
+    /// Hugging Face cache directory for Hub ids (default: `$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/...`).
+    pub hf_cache: Option<PathBuf>,
+    /// Skip SHA-256 of the weight files (faster; `content_sha256` is then empty).
+    pub skip_digests: bool,
+}
+
+/// A fingerprint and what `compare` needs beyond it (the exact vocabulary, for exact VOA).
+#[derive(Debug, Clone)]
+pub struct Extracted {
+    /// The fingerprint.
+    pub fingerprint: Fingerprint,
+    /// The model's vocabulary, when it has a tokenizer.
+    pub vocabulary: Option<Vocabulary>,
+    /// Where the files were.
+    pub location: ModelLocation,
+}
+
+/// Fingerprint a model named by a path or a Hub id (resolved in the local cache only).
+pub fn fingerprint(spec: &str, options: &FingerprintOptions) -> Result<Extracted> {
+    let location = locate(spec, options.hf_cache.as_deref())?;
+    fingerprint_location(location, options)
+}
+
+fn read_text(path: &Path) -> Result<Option<String>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8(bytes).map_err(|e| {
+            FormatError::corrupt(
+                path,
+                format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+            )
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(FormatError::io(path, e).into()),
+    }
+}
+
+fn open_weights(location: &ModelLocation) -> Result<Box<dyn WeightSource>> {
+    match location.format {
+        SourceFormat::Safetensors => Ok(Box::new(SafetensorsSource::open(&location.weight_files)?)),
+        SourceFormat::Gguf => Err(FormatError::Unsupported {
+            path: location.weight_files.first().cloned().unwrap_or_default(),
+            detail: "GGUF reading is not available in this build yet".into(),
+        }
+        .into()),
+    }
+}
+
+/// Fingerprint a located model.
+pub fn fingerprint_location(
+    location: ModelLocation,
+    options: &FingerprintOptions,
+) -> Result<Extracted> {
+    let config_path = location.root.join("config.json");
+    let config = match read_text(&config_path)? {
+        Some(text) => Some(ModelConfig::parse(&config_path, &text)?),
+        None if location.is_directory && location.format == SourceFormat::Safetensors => {
+            return Err(Error::NotFound {
+                spec: config_path.display().to_string(),
+                detail:
+                    "the model directory has no config.json (every Hugging Face snapshot has one)"
+                        .into(),
+            });
+        }
+        None => None,
+    };
+    let card = read_text(&location.root.join("README.md"))?
+        .map(|t| parse_model_card(&t))
+        .unwrap_or_default();
+    let vocabulary = load_vocabulary(&location.root)?;
+
+    let source = open_weights(&location)?;
+    let anchors = vocabulary.as_ref().map(resolve_anchors).unwrap_or_default();
+    let token_rows = vocabulary
+        .as_ref()
+        .and_then(|v| v.tokens.iter().map(|(_, id)| *id as u64 + 1).max());
+
+    let files = source.files();
+    let (weights, digests) = rayon::join(
+        || weight_signals(source.as_ref(), &anchors, token_rows),
+        || -> Result<Vec<FileDigest>> {
+            files
+                .iter()
+                .map(|path| {
+                    let bytes = std::fs::metadata(path)
+                        .map_err(|e| FormatError::io(path, e))?
+                        .len();
+                    let sha256 = if options.skip_digests {
+                        String::new()
+                    } else {
+                        file_sha256(path)?
+                    };
+                    Ok(FileDigest {
+                        name: relative_name(path, &location.root),
+                        bytes,
+                        sha256,
+                    })
+                })
+                .collect()
+        },
+    );
+    let (weights, mut digests) = (weights?, digests?);
+
+    let content_sha256 = if options.skip_digests {
+        String::new()
+    } else {
+        sha256_hex(
+            &digests
+                .iter()
+                .map(|d| d.sha256.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    };
+    let total_bytes = digests.iter().map(|d| d.bytes).sum();
+    digests.truncate(MAX_LISTED_FILES);
+
+    let metas = source.tensors();
+    let mut dtypes: Vec<String> = metas.iter().map(|m| m.dtype.clone()).collect();
+    dtypes.sort();
+    dtypes.dedup();
+
+    let tokenizer = vocabulary.as_ref().map(tokenizer_signals);
+    let metadata = metadata(config.as_ref(), &card, vocabulary.as_ref());
+    let fingerprint = Fingerprint {
+        version: FINGERPRINT_VERSION,
+        source: Source {
+            id: options.id.clone().unwrap_or_else(|| location.id.clone()),
+            revision: location.revision.clone(),
+            format: location.format,
+            quantization: source.quantization(),
+            files: digests,
+            content_sha256,
+            total_bytes,
+            dtypes,
+            parameter_count: metas.iter().map(|m| m.numel()).sum(),
+            tensor_count: metas.len() as u32,
+        },
+        metadata,
+        tokenizer,
+        weights,
+    };
+    Ok(Extracted {
+        fingerprint,
+        vocabulary,
+        location,
+    })
+}
+
+fn relative_name(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn metadata(
+    config: Option<&ModelConfig>,
+    card: &ModelCard,
+    vocab: Option<&Vocabulary>,
+) -> Metadata {
+    let default_config = ModelConfig {
+        model_type: "unknown".into(),
+        architectures: vec!["unknown".into()],
+        norm_type: "unknown".into(),
+        attention_style: "MHA".into(),
+        pos_encoding: "absolute".into(),
+        ..ModelConfig::default()
+    };
+    let c = config.unwrap_or(&default_config);
+    let tokenizer_hash = vocab.map(vocab_hash).unwrap_or_default();
+    let special = vocab.map(|v| v.special).unwrap_or_default();
+    let mut tags = card.tags.clone();
+    tags.truncate(MAX_TAGS);
+    Metadata {
+        model_type: c.model_type.clone(),
+        architectures: c.architectures.clone(),
+        hidden_size: c.hidden_size,
+        num_layers: c.num_layers,
+        num_attention_heads: c.num_attention_heads,
+        num_key_value_heads: c.num_key_value_heads,
+        intermediate_size: c.intermediate_size,
+        vocab_size: c.vocab_size,
+        max_position_embeddings: c.max_position_embeddings,
+        hidden_act: c.hidden_act.clone(),
+        head_dim: c.head_dim,
+        rope_theta: c.rope_theta,
+        rope_scaling_type: c.rope_scaling_type.clone(),
+        tie_word_embeddings: c.tie_word_embeddings,
+        norm_type: c.norm_type.clone(),
+        attention_style: c.attention_style.clone(),
+        pos_encoding: c.pos_encoding.clone(),
+        qk_norm: c.qk_norm,
+        attention_bias: c.attention_bias,
+        bos_token_id: special.bos.or(c.bos_token_id),
+        eos_token_id: special.eos.or(c.eos_token_id),
+        arch_hash: config.map(ModelConfig::arch_hash).unwrap_or_default(),
+        family_hash: config
+            .map(|c| c.family_hash(&tokenizer_hash))
+            .unwrap_or_default(),
+        declared_base_models: card.base_models.clone(),
+        name_or_path: c.name_or_path.clone(),
+        license: card.license.clone(),
+        tags,
+    }
+}

@@ -1,0 +1,4 @@
+//! Renderers: human tables and JSON documents for each command's result. Libraries never print; these do.
+
+pub mod human;
+pub mod json;
