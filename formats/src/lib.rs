@@ -9,12 +9,14 @@
 //! - [`config`]: `config.json` with the reference's alias table.
 //! - [`tokenizer`]: tokenizer files of every common kind into one [`tokenizer::Vocabulary`].
 //! - [`card`]: README front matter.
+//! - [`fuzzing`]: the fuzz entry points (never panic on any input).
 #![warn(missing_docs)]
 
 pub mod card;
 pub mod config;
 pub mod dtype;
 pub mod error;
+pub mod fuzzing;
 pub mod safetensors;
 pub mod tokenizer;
 

@@ -1,0 +1,31 @@
+//! Fuzz entry points: each feeds arbitrary bytes to one parser and ignores the result. They must never panic;
+//! the cargo-fuzz targets in `fuzz/` and the corpus replay test in `formats/tests/fuzz_corpus.rs` call them.
+
+use std::path::Path;
+
+/// A safetensors file image through [`SafetensorsFile::parse_header`](crate::safetensors::SafetensorsFile::parse_header).
+pub fn fuzz_safetensors_header(data: &[u8]) {
+    let _ = crate::safetensors::SafetensorsFile::parse_header(Path::new("fuzz.safetensors"), data);
+}
+
+/// config.json text (UTF-8 lossy) through [`ModelConfig::parse`](crate::config::ModelConfig::parse), and the
+/// hashes of whatever parses.
+pub fn fuzz_config(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(config) = crate::config::ModelConfig::parse(Path::new("config.json"), &text) {
+        let _ = config.arch_hash();
+        let _ = config.family_hash("fuzz");
+    }
+}
+
+/// tokenizer.json text (UTF-8 lossy) through
+/// [`parse_tokenizer_json`](crate::tokenizer::parse_tokenizer_json).
+pub fn fuzz_tokenizer_json(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::tokenizer::parse_tokenizer_json(Path::new("tokenizer.json"), &text);
+}
+
+/// README text (UTF-8 lossy) through [`parse_model_card`](crate::card::parse_model_card).
+pub fn fuzz_card(data: &[u8]) {
+    let _ = crate::card::parse_model_card(&String::from_utf8_lossy(data));
+}
