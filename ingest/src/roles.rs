@@ -116,9 +116,9 @@ fn is_vision(part: &str) -> bool {
 fn stack_of(parts: &[&str]) -> Stack {
     if parts.iter().any(|p| is_vision(p)) {
         Stack::Vision
-    } else if parts.iter().any(|p| *p == "encoder") {
+    } else if parts.contains(&"encoder") {
         Stack::Encoder
-    } else if parts.iter().any(|p| *p == "decoder") {
+    } else if parts.contains(&"decoder") {
         Stack::Decoder
     } else {
         Stack::Main
@@ -146,7 +146,7 @@ fn is_norm_part(p: &str) -> bool {
 /// Canonical role of a layer tensor from the name parts after the layer index (weight/bias suffix removed).
 fn canonical_role(parts: &[&str], is_matrix: bool) -> Option<&'static str> {
     let last = *parts.last()?;
-    let has = |w: &str| parts.iter().any(|p| *p == w);
+    let has = |w: &str| parts.contains(&w);
     let cross = parts.iter().any(|p| {
         matches!(
             *p,
@@ -296,7 +296,8 @@ pub fn classify(name: &str, shape: &[u64]) -> TensorRole {
             _ => suffix_of(after),
         }
     } else {
-        match canonical_role(after, is_matrix) {
+        // Biases of projections share their matrix's role (`attn_q_bias`).
+        match canonical_role(after, is_matrix || is_bias) {
             Some(r) if is_bias => format!("{r}_bias"),
             Some(r) => r.to_string(),
             None => suffix_of(after),

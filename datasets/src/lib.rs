@@ -1,0 +1,16 @@
+//! provsearch evaluation data: real checkpoints on disk, made deterministically.
+//!
+//! - [`checkpoint`]: read and write Hugging Face snapshot directories (safetensors through the `safetensors`
+//!   crate's serializer, config and tokenizer files alongside).
+//! - [`synth`]: synthetic models in the Llama, GPT-2 and BERT layouts with real config.json and tokenizer.json.
+//! - [`derive`]: mechanical derivations (dtype, quantisation, noise, LoRA, pruning, merges) and fresh
+//!   re-initialisations.
+//! - [`rng`]: the deterministic random source behind all of them.
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod derive;
+pub mod rng;
+pub mod synth;
+
+pub use checkpoint::{Checkpoint, Storage, Tensor};
