@@ -17,6 +17,7 @@ pub mod config;
 pub mod dtype;
 pub mod error;
 pub mod fuzzing;
+pub mod gguf;
 pub mod safetensors;
 pub mod tokenizer;
 

@@ -1,0 +1,758 @@
+//! GGUF files (llama.cpp, versions 2 and 3): memory-mapped, validated header, and tensors read as `f32` in
+//! Hugging Face layout.
+//!
+//! [`GgufFile::open`] maps the file and parses the whole header with [`GgufFile::parse`], a pure function that
+//! checks every count and length against the bytes that remain *before* allocating for it, every tensor's type,
+//! shape and data range, and the data alignment (`general.alignment`, default 32). After that, reads cannot go
+//! out of bounds.
+//!
+//! Tensors are presented the way the rest of provsearch sees safetensors checkpoints:
+//! - [`GgufTensor::hf_name`] maps llama.cpp names (`blk.3.attn_q.weight`) onto Hugging Face names
+//!   (`model.layers.3.self_attn.q_proj.weight`) for Llama-style architectures ([`names`]);
+//! - [`GgufFile::read_f32`] decodes any element range in row-major order of the logical shape (`ne` reversed),
+//!   decoding only the quantization blocks that cover it ([`dequant`]), and undoes the rotary row permutation
+//!   that llama.cpp's converter applies to Q and K projections;
+//! - [`GgufFile::vocabulary`] and [`GgufFile::config`] rebuild the tokenizer vocabulary and the config fields
+//!   from `tokenizer.ggml.*` and `<arch>.*` metadata ([`metadata`]).
+
+pub mod dequant;
+mod metadata;
+pub mod names;
+#[cfg(feature = "gguf-writer")]
+pub mod writer;
+
+pub use dequant::{dequantize, DequantError, GgmlType};
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The file magic, `"GGUF"`.
+pub const MAGIC: [u8; 4] = *b"GGUF";
+/// Data alignment when `general.alignment` is absent.
+pub const DEFAULT_ALIGNMENT: u64 = 32;
+/// ggml's maximum number of tensor dimensions.
+pub const MAX_DIMS: u32 = 4;
+/// Deepest nesting of metadata arrays accepted (real files use 1; the limit keeps recursion bounded).
+const MAX_ARRAY_DEPTH: u32 = 4;
+
+/// A metadata value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GgufValue {
+    /// Type 0.
+    U8(u8),
+    /// Type 1.
+    I8(i8),
+    /// Type 2.
+    U16(u16),
+    /// Type 3.
+    I16(i16),
+    /// Type 4.
+    U32(u32),
+    /// Type 5.
+    I32(i32),
+    /// Type 6.
+    F32(f32),
+    /// Type 7.
+    Bool(bool),
+    /// Type 8 (invalid UTF-8 is replaced by U+FFFD).
+    String(String),
+    /// Type 9: elements of one type.
+    Array(Vec<GgufValue>),
+    /// Type 10.
+    U64(u64),
+    /// Type 11.
+    I64(i64),
+    /// Type 12.
+    F64(f64),
+}
+
+impl GgufValue {
+    /// Any integer value that is ≥ 0, as `u64`.
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            GgufValue::U8(v) => Some(v.into()),
+            GgufValue::U16(v) => Some(v.into()),
+            GgufValue::U32(v) => Some(v.into()),
+            GgufValue::U64(v) => Some(v),
+            GgufValue::I8(v) => u64::try_from(v).ok(),
+            GgufValue::I16(v) => u64::try_from(v).ok(),
+            GgufValue::I32(v) => u64::try_from(v).ok(),
+            GgufValue::I64(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// Any integer value that fits `u32`.
+    pub fn as_u32(&self) -> Option<u32> {
+        self.as_u64().and_then(|v| u32::try_from(v).ok())
+    }
+
+    /// Any integer value, as `i64` (`None` for a `u64` above `i64::MAX`).
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            GgufValue::I8(v) => Some(v.into()),
+            GgufValue::I16(v) => Some(v.into()),
+            GgufValue::I32(v) => Some(v.into()),
+            GgufValue::I64(v) => Some(v),
+            _ => self.as_u64().and_then(|v| i64::try_from(v).ok()),
+        }
+    }
+
+    /// Any numeric value, as `f64`.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            GgufValue::F32(v) => Some(v.into()),
+            GgufValue::F64(v) => Some(v),
+            _ => self.as_i64().map(|v| v as f64),
+        }
+    }
+
+    /// A boolean value.
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            GgufValue::Bool(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            GgufValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// An array value.
+    pub fn as_array(&self) -> Option<&[GgufValue]> {
+        match self {
+            GgufValue::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// One tensor's header entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgufTensor {
+    /// llama.cpp name (`blk.0.attn_q.weight`).
+    pub name: String,
+    /// Hugging Face name, for Llama-style architectures (`model.layers.0.self_attn.q_proj.weight`).
+    pub hf_name: Option<String>,
+    /// Stored type.
+    pub ggml_type: GgmlType,
+    /// Dimensions in GGUF `ne` order (`ne[0]` varies fastest: the row length).
+    pub dims: Vec<u64>,
+    /// Logical row-major shape (`dims` reversed), as in the Hugging Face checkpoint.
+    pub shape: Vec<u64>,
+    /// Absolute offset of the first byte in the file.
+    pub offset: u64,
+    /// Byte length.
+    pub len: u64,
+    /// For Q/K projections stored with llama.cpp's rotary row permutation: the head count it was applied with
+    /// (`n_head` for Q, `n_head_kv` for K). [`GgufFile::read_f32`] undoes it.
+    pub unpermute_heads: Option<u32>,
+}
+
+impl GgufTensor {
+    /// Number of elements (1 for a tensor without dimensions).
+    pub fn numel(&self) -> u64 {
+        self.dims.iter().product()
+    }
+
+    /// Row length: `ne[0]` (1 for a tensor without dimensions).
+    pub fn row_len(&self) -> u64 {
+        self.dims.first().copied().unwrap_or(1)
+    }
+}
+
+/// A parsed GGUF header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgufHeader {
+    /// Format version (2 or 3).
+    pub version: u32,
+    /// Metadata key/value pairs in file order.
+    pub metadata: Vec<(String, GgufValue)>,
+    /// Tensors in file order.
+    pub tensors: Vec<GgufTensor>,
+    /// Data alignment.
+    pub alignment: u64,
+    /// Absolute offset where tensor data starts.
+    pub data_offset: u64,
+}
+
+impl GgufHeader {
+    /// The value of a metadata key.
+    pub fn get(&self, key: &str) -> Option<&GgufValue> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// `general.architecture`.
+    pub fn architecture(&self) -> Option<&str> {
+        self.get("general.architecture").and_then(GgufValue::as_str)
+    }
+}
+
+/// A memory-mapped, validated GGUF file.
+pub struct GgufFile {
+    path: PathBuf,
+    mmap: memmap2::Mmap,
+    header: GgufHeader,
+}
+
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("path", &self.path)
+            .field("tensors", &self.header.tensors.len())
+            .finish()
+    }
+}
+
+impl GgufFile {
+    /// Open, map and validate a file.
+    pub fn open(path: &Path) -> Result<GgufFile> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len < 24 {
+            return Err(Error::corrupt(
+                path,
+                format!("{len} bytes is too short for a GGUF header"),
+            ));
+        }
+        // SAFETY: the map is read-only and private to this value; provsearch never writes model files. A file
+        // truncated by another process while mapped would fault, which is the usual caveat of mapped reading.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let header = GgufFile::parse(path, &mmap)?;
+        Ok(GgufFile {
+            path: path.to_path_buf(),
+            mmap,
+            header,
+        })
+    }
+
+    /// Parse and validate the header of a complete file image. Pure (no I/O): used by [`GgufFile::open`] and
+    /// the fuzz target. Every tensor's data range is checked to lie inside `bytes`.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
+        parse_header(path, bytes)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &GgufHeader {
+        &self.header
+    }
+
+    /// `general.architecture`.
+    pub fn architecture(&self) -> Option<&str> {
+        self.header.architecture()
+    }
+
+    /// The value of a metadata key.
+    pub fn metadata(&self, key: &str) -> Option<&GgufValue> {
+        self.header.get(key)
+    }
+
+    /// The tensors, in file order.
+    pub fn tensors(&self) -> &[GgufTensor] {
+        &self.header.tensors
+    }
+
+    /// The tensor with this llama.cpp name or Hugging Face name.
+    pub fn tensor(&self, name: &str) -> Option<&GgufTensor> {
+        self.header
+            .tensors
+            .iter()
+            .find(|t| t.name == name || t.hf_name.as_deref() == Some(name))
+    }
+
+    /// The raw stored bytes of a tensor of this file (quantized blocks as stored, rows permuted as stored).
+    pub fn raw_bytes(&self, tensor: &GgufTensor) -> Result<&[u8]> {
+        self.slice(tensor, tensor.offset, tensor.len)
+    }
+
+    fn slice(&self, tensor: &GgufTensor, offset: u64, len: u64) -> Result<&[u8]> {
+        let range = usize::try_from(offset)
+            .ok()
+            .zip(
+                offset
+                    .checked_add(len)
+                    .and_then(|e| usize::try_from(e).ok()),
+            )
+            .and_then(|(s, e)| self.mmap.get(s..e));
+        range.ok_or_else(|| {
+            self.tensor_error(tensor, format!("bytes {offset}+{len} are outside the file"))
+        })
+    }
+
+    fn tensor_error(&self, tensor: &GgufTensor, detail: String) -> Error {
+        Error::Tensor {
+            path: self.path.clone(),
+            tensor: tensor.name.clone(),
+            detail,
+        }
+    }
+
+    /// Dequantize logical elements `start .. start + out.len()` of a tensor, in Hugging Face row-major layout
+    /// (rows = `ne[1]`, cols = `ne[0]` for 2-D; the rotary permutation of Q/K already undone). Only the blocks
+    /// that cover the range are decoded, so single elements are cheap and whole tensors can be streamed in
+    /// chunks of any size.
+    pub fn read_f32(&self, tensor: &GgufTensor, start: u64, out: &mut [f32]) -> Result<()> {
+        let numel = tensor.numel();
+        let end = start.checked_add(out.len() as u64).filter(|&e| e <= numel);
+        if end.is_none() {
+            return Err(self.tensor_error(
+                tensor,
+                format!(
+                    "elements {start}..{start}+{} are outside the {numel} elements",
+                    out.len()
+                ),
+            ));
+        }
+        if !tensor.ggml_type.can_dequantize() {
+            return Err(Error::Unsupported {
+                path: self.path.clone(),
+                detail: format!(
+                    "tensor `{}`: no dequantizer for ggml type {} ({})",
+                    tensor.name,
+                    tensor.ggml_type.name(),
+                    tensor.ggml_type.id()
+                ),
+            });
+        }
+        let data = self.raw_bytes(tensor)?;
+        let Some(heads) = tensor.unpermute_heads else {
+            return self.decode_range(tensor, data, start, out);
+        };
+        // A permuted 2-D weight has rows of ne[0] elements; a permuted 1-D bias has rows of one element.
+        let cols = if tensor.dims.len() >= 2 {
+            tensor.row_len()
+        } else {
+            1
+        };
+        let rows = numel / cols.max(1);
+        let head_dim = rows / u64::from(heads.max(1));
+        let (mut pos, mut done) = (start, 0usize);
+        while done < out.len() {
+            let (row, col) = (pos / cols, pos % cols);
+            let take = ((cols - col) as usize).min(out.len() - done);
+            let stored = names::permuted_row(row, head_dim) * cols + col;
+            self.decode_range(tensor, data, stored, &mut out[done..done + take])?;
+            done += take;
+            pos += take as u64;
+        }
+        Ok(())
+    }
+
+    /// Decode stored elements `start .. start + out.len()` of `data` (the tensor's bytes).
+    fn decode_range(
+        &self,
+        tensor: &GgufTensor,
+        data: &[u8],
+        start: u64,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let ty = tensor.ggml_type;
+        let (bs, ts) = (ty.block_size() as u64, ty.type_size());
+        let mut block = start / bs;
+        let mut skip = (start % bs) as usize;
+        let mut done = 0usize;
+        let fail = |e: DequantError| self.tensor_error(tensor, e.to_string());
+        let block_bytes = |first: u64, count: usize| -> Result<&[u8]> {
+            let s = first as usize * ts;
+            data.get(s..s + count * ts).ok_or_else(|| {
+                self.tensor_error(tensor, format!("block {first} is outside the tensor data"))
+            })
+        };
+        while done < out.len() {
+            let left = out.len() - done;
+            if skip == 0 && left >= bs as usize {
+                // Whole blocks straight into the output.
+                let count = left / bs as usize;
+                let n = count * bs as usize;
+                dequantize(ty, block_bytes(block, count)?, &mut out[done..done + n])
+                    .map_err(fail)?;
+                done += n;
+                block += count as u64;
+            } else {
+                // A partial block: decode it aside and copy the part that is wanted.
+                let mut tmp = [0f32; dequant::MAX_BLOCK];
+                let tmp = &mut tmp[..bs as usize];
+                dequantize(ty, block_bytes(block, 1)?, tmp).map_err(fail)?;
+                let take = (bs as usize - skip).min(left);
+                out[done..done + take].copy_from_slice(&tmp[skip..skip + take]);
+                done += take;
+                skip = 0;
+                block += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The vocabulary from `tokenizer.ggml.*` metadata; `Ok(None)` when the file has no token list.
+    pub fn vocabulary(&self) -> Result<Option<crate::tokenizer::Vocabulary>> {
+        metadata::vocabulary(&self.path, &self.header)
+    }
+
+    /// The config fields from `general.architecture` and `<arch>.*` metadata (and the tensor list, for
+    /// `tie_word_embeddings` and `attention_bias`).
+    pub fn config(&self) -> crate::config::ModelConfig {
+        metadata::config(&self.header)
+    }
+}
+
+/// A bounds-checked little-endian reader over the header bytes.
+struct Cursor<'a> {
+    path: &'a Path,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn corrupt(&self, detail: String) -> Error {
+        Error::corrupt(self.path, detail)
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if n > self.remaining() {
+            return Err(self.corrupt(format!(
+                "truncated: {what} at byte {} needs {n} bytes, {} left",
+                self.pos,
+                self.remaining()
+            )));
+        }
+        let s = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    /// A length or count, checked so that `count × min_size` bytes can still follow.
+    fn count(&mut self, min_size: usize, what: &str) -> Result<usize> {
+        let at = self.pos;
+        let n = self.u64(what)?;
+        let need = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_mul(min_size));
+        match need {
+            Some(need) if need <= self.remaining() => Ok(n as usize),
+            _ => Err(self.corrupt(format!(
+                "{what} {n} at byte {at} needs at least {} bytes but only {} remain",
+                (n as u128) * min_size as u128,
+                self.remaining()
+            ))),
+        }
+    }
+
+    fn bytes_string(&mut self, what: &str) -> Result<&'a [u8]> {
+        let n = self.count(1, &format!("{what} length"))?;
+        self.take(n, what)
+    }
+
+    fn strict_string(&mut self, what: &str) -> Result<String> {
+        let at = self.pos;
+        let b = self.bytes_string(what)?;
+        String::from_utf8(b.to_vec())
+            .map_err(|_| self.corrupt(format!("{what} at byte {at} is not valid UTF-8")))
+    }
+
+    fn value(&mut self, ty: u32, depth: u32, key: &str) -> Result<GgufValue> {
+        Ok(match ty {
+            0 => GgufValue::U8(self.array::<1>(key)?[0]),
+            1 => GgufValue::I8(self.array::<1>(key)?[0] as i8),
+            2 => GgufValue::U16(u16::from_le_bytes(self.array(key)?)),
+            3 => GgufValue::I16(i16::from_le_bytes(self.array(key)?)),
+            4 => GgufValue::U32(self.u32(key)?),
+            5 => GgufValue::I32(i32::from_le_bytes(self.array(key)?)),
+            6 => GgufValue::F32(f32::from_le_bytes(self.array(key)?)),
+            7 => GgufValue::Bool(self.array::<1>(key)?[0] != 0),
+            8 => GgufValue::String(String::from_utf8_lossy(self.bytes_string(key)?).into_owned()),
+            9 => {
+                if depth >= MAX_ARRAY_DEPTH {
+                    return Err(self.corrupt(format!(
+                        "metadata `{key}`: arrays nested deeper than {MAX_ARRAY_DEPTH}"
+                    )));
+                }
+                let at = self.pos;
+                let elem = self.u32(key)?;
+                let min = value_min_size(elem).ok_or_else(|| {
+                    self.corrupt(format!(
+                        "metadata `{key}`: unknown array element type {elem} at byte {at}"
+                    ))
+                })?;
+                let n = self.count(min, &format!("metadata `{key}` array length"))?;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push(self.value(elem, depth + 1, key)?);
+                }
+                GgufValue::Array(v)
+            }
+            10 => GgufValue::U64(self.u64(key)?),
+            11 => GgufValue::I64(i64::from_le_bytes(self.array(key)?)),
+            12 => GgufValue::F64(f64::from_le_bytes(self.array(key)?)),
+            _ => return Err(self.corrupt(format!("metadata `{key}`: unknown value type {ty}"))),
+        })
+    }
+}
+
+/// Smallest encoding of a value of type `ty`: what each array element needs at least.
+fn value_min_size(ty: u32) -> Option<usize> {
+    Some(match ty {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        8 | 10 | 11 | 12 => 8,
+        9 => 12,
+        _ => return None,
+    })
+}
+
+fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
+    let mut c = Cursor {
+        path,
+        bytes,
+        pos: 0,
+    };
+    let magic = c.array::<4>("magic")?;
+    if magic != MAGIC {
+        return Err(c.corrupt(format!("bad magic {magic:02x?}: not a GGUF file")));
+    }
+    let version = c.u32("version")?;
+    match version {
+        2 | 3 => {}
+        1 => {
+            return Err(Error::Unsupported {
+                path: path.into(),
+                detail: "GGUF version 1 (32-bit counts)".into(),
+            })
+        }
+        v if matches!(v.swap_bytes(), 2 | 3) => {
+            return Err(Error::Unsupported {
+                path: path.into(),
+                detail: "big-endian GGUF".into(),
+            });
+        }
+        v => {
+            return Err(Error::Unsupported {
+                path: path.into(),
+                detail: format!("GGUF version {v}"),
+            })
+        }
+    }
+    // Smallest tensor info: name length (8), n_dims (4), type (4), offset (8).
+    let n_tensors = c.count(24, "tensor count")?;
+    // Smallest key/value: key length (8), value type (4), one byte of value.
+    let n_kv = c.count(13, "metadata count")?;
+
+    let mut metadata: Vec<(String, GgufValue)> = Vec::with_capacity(n_kv);
+    for i in 0..n_kv {
+        let key = c.strict_string(&format!("metadata key {i}"))?;
+        if metadata.iter().any(|(k, _)| *k == key) {
+            return Err(c.corrupt(format!("duplicate metadata key `{key}`")));
+        }
+        let ty = c.u32(&key)?;
+        let value = c.value(ty, 0, &key)?;
+        metadata.push((key, value));
+    }
+
+    let alignment = match metadata.iter().find(|(k, _)| k == "general.alignment") {
+        None => DEFAULT_ALIGNMENT,
+        Some((_, v)) => match v.as_u64() {
+            Some(a) if a.is_power_of_two() => a,
+            _ => return Err(c.corrupt(format!("general.alignment {v:?} is not a power of two"))),
+        },
+    };
+    let arch = metadata
+        .iter()
+        .find(|(k, _)| k == "general.architecture")
+        .and_then(|(_, v)| v.as_str())
+        .unwrap_or("")
+        .to_string();
+
+    struct Info {
+        name: String,
+        dims: Vec<u64>,
+        ty: GgmlType,
+        rel: u64,
+        len: u64,
+    }
+    let mut infos: Vec<Info> = Vec::with_capacity(n_tensors);
+    let mut seen = std::collections::HashSet::with_capacity(n_tensors);
+    for i in 0..n_tensors {
+        let name = c.strict_string(&format!("tensor {i} name"))?;
+        if !seen.insert(name.clone()) {
+            return Err(c.corrupt(format!("duplicate tensor name `{name}`")));
+        }
+        let n_dims = c.u32(&name)?;
+        if n_dims > MAX_DIMS {
+            return Err(c.corrupt(format!(
+                "tensor `{name}`: {n_dims} dimensions (at most {MAX_DIMS})"
+            )));
+        }
+        let mut dims = Vec::with_capacity(n_dims as usize);
+        for _ in 0..n_dims {
+            dims.push(c.u64(&name)?);
+        }
+        let type_id = c.u32(&name)?;
+        let ty = GgmlType::from_id(type_id).ok_or_else(|| Error::Unsupported {
+            path: path.into(),
+            detail: format!("tensor `{name}`: unknown ggml type {type_id}"),
+        })?;
+        let rel = c.u64(&name)?;
+        let numel = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        let Some(numel) = numel else {
+            return Err(c.corrupt(format!("tensor `{name}`: dimensions {dims:?} overflow")));
+        };
+        let bs = ty.block_size() as u64;
+        if dims.first().copied().unwrap_or(1) % bs != 0 {
+            return Err(c.corrupt(format!(
+                "tensor `{name}`: row length {} is not a multiple of the {} block size {bs}",
+                dims.first().copied().unwrap_or(1),
+                ty.name()
+            )));
+        }
+        let len = (numel / bs).checked_mul(ty.type_size() as u64);
+        let Some(len) = len else {
+            return Err(c.corrupt(format!("tensor `{name}`: byte size of {dims:?} overflows")));
+        };
+        if rel % alignment != 0 {
+            return Err(c.corrupt(format!(
+                "tensor `{name}`: offset {rel} is not a multiple of alignment {alignment}"
+            )));
+        }
+        infos.push(Info {
+            name,
+            dims,
+            ty,
+            rel,
+            len,
+        });
+    }
+
+    let header_end = c.pos as u64;
+    let data_offset = header_end.div_ceil(alignment).saturating_mul(alignment);
+    let file_len = bytes.len() as u64;
+    let heads = HeadCounts::new(&metadata, &arch);
+    let mut tensors = Vec::with_capacity(infos.len());
+    for Info {
+        name,
+        dims,
+        ty,
+        rel,
+        len,
+    } in infos
+    {
+        let offset = data_offset.checked_add(rel);
+        let end = offset.and_then(|o| o.checked_add(len));
+        let (Some(offset), Some(end)) = (offset, end) else {
+            return Err(Error::corrupt(
+                path,
+                format!("tensor `{name}`: data offset {rel} overflows"),
+            ));
+        };
+        if end > file_len {
+            return Err(Error::corrupt(
+                path,
+                format!("tensor `{name}`: data at bytes {offset}..{end} lies beyond the end of the file ({file_len} bytes)"),
+            ));
+        }
+        let unpermute_heads = heads.for_tensor(path, &name, &dims)?;
+        tensors.push(GgufTensor {
+            hf_name: names::hf_name(&arch, &name),
+            ggml_type: ty,
+            shape: dims.iter().rev().copied().collect(),
+            dims,
+            offset,
+            len,
+            unpermute_heads,
+            name,
+        });
+    }
+    Ok(GgufHeader {
+        version,
+        metadata,
+        tensors,
+        alignment,
+        data_offset,
+    })
+}
+
+/// `<arch>.attention.head_count` and `head_count_kv`, each a number or a per-layer array.
+struct HeadCounts<'a> {
+    arch: &'a str,
+    q: Option<&'a GgufValue>,
+    kv: Option<&'a GgufValue>,
+}
+
+impl<'a> HeadCounts<'a> {
+    fn new(metadata: &'a [(String, GgufValue)], arch: &'a str) -> Self {
+        let get = |suffix: &str| {
+            let key = format!("{arch}.{suffix}");
+            metadata.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        };
+        HeadCounts {
+            arch,
+            q: get("attention.head_count"),
+            kv: get("attention.head_count_kv"),
+        }
+    }
+
+    fn layer(v: Option<&GgufValue>, layer: usize) -> Option<u64> {
+        match v? {
+            GgufValue::Array(a) => a.get(layer)?.as_u64(),
+            v => v.as_u64(),
+        }
+    }
+
+    /// The head count to undo the rotary permutation of this tensor with, if it carries one.
+    fn for_tensor(&self, path: &Path, name: &str, dims: &[u64]) -> Result<Option<u32>> {
+        let Some((role, layer)) = names::permuted_role(self.arch, name) else {
+            return Ok(None);
+        };
+        let rows = match dims {
+            [rows] => *rows,
+            [_, rows] => *rows,
+            _ => return Ok(None),
+        };
+        let heads = match role {
+            names::QkRole::Query => Self::layer(self.q, layer),
+            names::QkRole::Key => {
+                Self::layer(self.kv, layer).or_else(|| Self::layer(self.q, layer))
+            }
+        };
+        match heads.and_then(|h| u32::try_from(h).ok()) {
+            Some(h) if h > 0 && rows % (2 * u64::from(h)) == 0 => Ok(Some(h)),
+            h => Err(Error::corrupt(
+                path,
+                format!(
+                    "tensor `{name}`: {rows} rows cannot be split into {} rotary heads ({}.attention.head_count{}), \
+                     needed to undo llama.cpp's Q/K permutation",
+                    h.map_or("missing".to_string(), |h| h.to_string()),
+                    self.arch,
+                    if role == names::QkRole::Key { "_kv" } else { "" }
+                ),
+            )),
+        }
+    }
+}
