@@ -1,0 +1,71 @@
+//! Loading models for commands: a path or Hub id is fingerprinted, a saved fingerprint file is read.
+
+use crate::flags::ModelArgs;
+use anyhow::{Context, Result};
+use provsearch_index::Fingerprint;
+use provsearch_ingest::{fingerprint, Extracted, FingerprintOptions};
+use std::path::Path;
+
+/// Library options from the shared model flags.
+pub fn options(args: &ModelArgs, id: Option<String>) -> FingerprintOptions {
+    FingerprintOptions {
+        id,
+        hf_cache: args.hf_cache.clone(),
+        skip_digests: args.no_digest,
+    }
+}
+
+/// A model given on the command line: freshly extracted, or a saved fingerprint.
+pub enum Loaded {
+    /// Fingerprinted now (the vocabulary is at hand for exact VOA).
+    Extracted(Box<Extracted>),
+    /// Read from a file written by `fingerprint -o`.
+    Saved(Box<Fingerprint>),
+}
+
+impl Loaded {
+    /// The fingerprint.
+    pub fn fingerprint(&self) -> &Fingerprint {
+        match self {
+            Loaded::Extracted(e) => &e.fingerprint,
+            Loaded::Saved(f) => f,
+        }
+    }
+}
+
+/// Read a fingerprint file (`.json`, else rkyv).
+pub fn load_saved(path: &Path) -> Result<Fingerprint> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not a provsearch fingerprint", path.display()))
+    } else {
+        rkyv::from_bytes::<Fingerprint, rkyv::rancor::Error>(&bytes)
+            .with_context(|| format!("{}: not a provsearch fingerprint", path.display()))
+    }
+}
+
+fn is_saved_fingerprint(spec: &str) -> bool {
+    let p = Path::new(spec);
+    p.is_file() && p.extension().is_some_and(|e| e == "json" || e == "rkyv")
+}
+
+/// Load a model named on the command line.
+pub fn load(spec: &str, args: &ModelArgs) -> Result<Loaded> {
+    if is_saved_fingerprint(spec) {
+        return Ok(Loaded::Saved(Box::new(load_saved(Path::new(spec))?)));
+    }
+    let extracted = fingerprint(spec, &options(args, None))
+        .with_context(|| format!("cannot fingerprint {spec}"))?;
+    Ok(Loaded::Extracted(Box::new(extracted)))
+}
+
+/// Write a fingerprint file (`.json`, else rkyv).
+pub fn write_fingerprint(f: &Fingerprint, path: &Path) -> Result<()> {
+    let bytes = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::to_vec_pretty(f)?
+    } else {
+        rkyv::to_bytes::<rkyv::rancor::Error>(f)?.to_vec()
+    };
+    std::fs::write(path, bytes).with_context(|| format!("{}: cannot write", path.display()))
+}
