@@ -61,7 +61,9 @@ pub fn parse_model_card(text: &str) -> ModelCard {
         } else if rest.starts_with('[') {
             // Flow list, possibly continued on the following lines until `]`.
             let mut flow = rest.to_string();
-            while !closes_flow(&flow) {
+            let mut state = FlowState::default();
+            state.feed(rest);
+            while !state.closed() {
                 let Some(next) = lines.get(i) else {
                     break;
                 };
@@ -69,8 +71,10 @@ pub fn parse_model_card(text: &str) -> ModelCard {
                     break;
                 }
                 i += 1;
+                let part = strip_comment(next).trim();
+                state.feed(part);
                 flow.push(' ');
-                flow.push_str(strip_comment(next).trim());
+                flow.push_str(part);
             }
             flow_list(&flow)
         } else if rest.starts_with(['|', '>', '{', '&', '*', '!']) {
@@ -161,20 +165,31 @@ fn looks_like_mapping(item: &str) -> bool {
     !item.starts_with(['"', '\'']) && (item.contains(": ") || item.ends_with(':'))
 }
 
-/// Whether a flow list's brackets balance (outside quotes).
-fn closes_flow(s: &str) -> bool {
-    let mut depth = 0i32;
-    let mut quote = None;
-    for c in s.chars() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '[') => depth += 1,
-            (None, ']') => depth -= 1,
-            _ => {}
+/// Bracket depth and quote state of a flow list read so far, fed line by line (linear in the input, however
+/// many lines the list spans).
+#[derive(Default)]
+struct FlowState {
+    depth: i64,
+    quote: Option<char>,
+}
+
+impl FlowState {
+    fn feed(&mut self, s: &str) {
+        for c in s.chars() {
+            match (self.quote, c) {
+                (None, '"' | '\'') => self.quote = Some(c),
+                (Some(q), c) if c == q => self.quote = None,
+                (None, '[') => self.depth += 1,
+                (None, ']') => self.depth -= 1,
+                _ => {}
+            }
         }
     }
-    depth <= 0
+
+    /// Whether the brackets balance (outside quotes).
+    fn closed(&self) -> bool {
+        self.depth <= 0
+    }
 }
 
 /// Items of a one-level flow list `[a, "b", 'c']`; nested lists or mappings are skipped.
@@ -278,6 +293,25 @@ mod tests {
         );
         assert!(card.base_models.is_empty());
         assert_eq!(card.license.as_deref(), Some("other"));
+    }
+
+    #[test]
+    fn long_flow_list_is_linear() {
+        // An unclosed flow list over many lines used to be rescanned from the start for every line.
+        let mut text = String::from("---\ntags: [\n");
+        for i in 0..200_000 {
+            text.push_str(&format!("  t{i},\n"));
+        }
+        text.push_str("]\n---\n");
+        let started = std::time::Instant::now();
+        let card = parse_model_card(&text);
+        assert_eq!(card.tags.len(), 200_000);
+        assert_eq!(card.tags[199_999], "t199999");
+        assert!(
+            started.elapsed().as_secs() < 5,
+            "took {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
