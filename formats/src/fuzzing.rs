@@ -29,3 +29,24 @@ pub fn fuzz_tokenizer_json(data: &[u8]) {
 pub fn fuzz_card(data: &[u8]) {
     let _ = crate::card::parse_model_card(&String::from_utf8_lossy(data));
 }
+
+/// A GGUF file image through [`GgufFile::parse`](crate::gguf::GgufFile::parse); for whatever parses, the
+/// vocabulary, the config, and reads of the first and last elements (and a run that crosses blocks) of each
+/// tensor, as [`GgufFile::read_f32`](crate::gguf::GgufFile::read_f32) does them.
+pub fn fuzz_gguf(data: &[u8]) {
+    let path = Path::new("fuzz.gguf");
+    let Ok(header) = crate::gguf::GgufFile::parse(path, data) else {
+        return;
+    };
+    let _ = crate::gguf::vocabulary_of(path, &header);
+    let _ = crate::gguf::config_of(&header);
+    let mut out = [0f32; 300];
+    for t in header.tensors.iter().take(64) {
+        let n = t.numel();
+        let run = n.min(out.len() as u64) as usize;
+        let _ = crate::gguf::read_f32_in(path, data, t, 0, &mut out[..run]);
+        let _ = crate::gguf::read_f32_in(path, data, t, n.saturating_sub(1), &mut out[..1]);
+        let middle = (n - n / 2).min(out.len() as u64) as usize;
+        let _ = crate::gguf::read_f32_in(path, data, t, n / 2, &mut out[..middle]);
+    }
+}

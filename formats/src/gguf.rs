@@ -272,29 +272,7 @@ impl GgufFile {
 
     /// The raw stored bytes of a tensor of this file (quantized blocks as stored, rows permuted as stored).
     pub fn raw_bytes(&self, tensor: &GgufTensor) -> Result<&[u8]> {
-        self.slice(tensor, tensor.offset, tensor.len)
-    }
-
-    fn slice(&self, tensor: &GgufTensor, offset: u64, len: u64) -> Result<&[u8]> {
-        let range = usize::try_from(offset)
-            .ok()
-            .zip(
-                offset
-                    .checked_add(len)
-                    .and_then(|e| usize::try_from(e).ok()),
-            )
-            .and_then(|(s, e)| self.mmap.get(s..e));
-        range.ok_or_else(|| {
-            self.tensor_error(tensor, format!("bytes {offset}+{len} are outside the file"))
-        })
-    }
-
-    fn tensor_error(&self, tensor: &GgufTensor, detail: String) -> Error {
-        Error::Tensor {
-            path: self.path.clone(),
-            tensor: tensor.name.clone(),
-            detail,
-        }
+        self.view().slice(tensor, tensor.offset, tensor.len)
     }
 
     /// Dequantize logical elements `start .. start + out.len()` of a tensor, in Hugging Face row-major layout
@@ -302,6 +280,59 @@ impl GgufFile {
     /// that cover the range are decoded, so single elements are cheap and whole tensors can be streamed in
     /// chunks of any size.
     pub fn read_f32(&self, tensor: &GgufTensor, start: u64, out: &mut [f32]) -> Result<()> {
+        self.view().read_f32(tensor, start, out)
+    }
+
+    fn view(&self) -> FileView<'_> {
+        FileView {
+            path: &self.path,
+            bytes: &self.mmap,
+        }
+    }
+
+    /// The vocabulary from `tokenizer.ggml.*` metadata; `Ok(None)` when the file has no token list.
+    pub fn vocabulary(&self) -> Result<Option<crate::tokenizer::Vocabulary>> {
+        metadata::vocabulary(&self.path, &self.header)
+    }
+
+    /// The config fields from `general.architecture` and `<arch>.*` metadata (and the tensor list, for
+    /// `tie_word_embeddings` and `attention_bias`).
+    pub fn config(&self) -> crate::config::ModelConfig {
+        metadata::config(&self.header)
+    }
+}
+
+/// A parsed file image: the tensor-reading half of [`GgufFile`], also used by the fuzz entry point.
+struct FileView<'a> {
+    path: &'a Path,
+    bytes: &'a [u8],
+}
+
+impl<'a> FileView<'a> {
+    fn slice(&self, tensor: &GgufTensor, offset: u64, len: u64) -> Result<&'a [u8]> {
+        let range = usize::try_from(offset)
+            .ok()
+            .zip(
+                offset
+                    .checked_add(len)
+                    .and_then(|e| usize::try_from(e).ok()),
+            )
+            .and_then(|(s, e)| self.bytes.get(s..e));
+        range.ok_or_else(|| {
+            self.tensor_error(tensor, format!("bytes {offset}+{len} are outside the file"))
+        })
+    }
+
+    fn tensor_error(&self, tensor: &GgufTensor, detail: String) -> Error {
+        Error::Tensor {
+            path: self.path.to_path_buf(),
+            tensor: tensor.name.clone(),
+            detail,
+        }
+    }
+
+    /// See [`GgufFile::read_f32`].
+    fn read_f32(&self, tensor: &GgufTensor, start: u64, out: &mut [f32]) -> Result<()> {
         let numel = tensor.numel();
         let end = start.checked_add(out.len() as u64).filter(|&e| e <= numel);
         if end.is_none() {
@@ -315,7 +346,7 @@ impl GgufFile {
         }
         if !tensor.ggml_type.can_dequantize() {
             return Err(Error::Unsupported {
-                path: self.path.clone(),
+                path: self.path.to_path_buf(),
                 detail: format!(
                     "tensor `{}`: no dequantizer for ggml type {} ({})",
                     tensor.name,
@@ -324,7 +355,7 @@ impl GgufFile {
                 ),
             });
         }
-        let data = self.raw_bytes(tensor)?;
+        let data = self.slice(tensor, tensor.offset, tensor.len)?;
         let Some(heads) = tensor.unpermute_heads else {
             return self.decode_range(tensor, data, start, out);
         };
@@ -392,17 +423,30 @@ impl GgufFile {
         }
         Ok(())
     }
+}
 
-    /// The vocabulary from `tokenizer.ggml.*` metadata; `Ok(None)` when the file has no token list.
-    pub fn vocabulary(&self) -> Result<Option<crate::tokenizer::Vocabulary>> {
-        metadata::vocabulary(&self.path, &self.header)
-    }
+/// [`GgufFile::read_f32`] on a file image already checked by [`GgufFile::parse`] (for the fuzz entry point).
+pub(crate) fn read_f32_in(
+    path: &Path,
+    bytes: &[u8],
+    tensor: &GgufTensor,
+    start: u64,
+    out: &mut [f32],
+) -> Result<()> {
+    FileView { path, bytes }.read_f32(tensor, start, out)
+}
 
-    /// The config fields from `general.architecture` and `<arch>.*` metadata (and the tensor list, for
-    /// `tie_word_embeddings` and `attention_bias`).
-    pub fn config(&self) -> crate::config::ModelConfig {
-        metadata::config(&self.header)
-    }
+/// [`GgufFile::vocabulary`] of a parsed header.
+pub(crate) fn vocabulary_of(
+    path: &Path,
+    header: &GgufHeader,
+) -> Result<Option<crate::tokenizer::Vocabulary>> {
+    metadata::vocabulary(path, header)
+}
+
+/// [`GgufFile::config`] of a parsed header.
+pub(crate) fn config_of(header: &GgufHeader) -> crate::config::ModelConfig {
+    metadata::config(header)
 }
 
 /// A bounds-checked little-endian reader over the header bytes.

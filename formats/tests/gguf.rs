@@ -939,3 +939,53 @@ fn non_default_alignment_round_trips() {
     assert_eq!(read_all(&f, "model.norm.weight"), m.norm);
     assert!(rel_rms_error(&read_all(&f, "blk.0.ffn_down.weight"), &m.down) < bound(GgmlType::Q5K));
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The fuzz corpus (fuzz/corpus/gguf): every seed goes through the fuzz entry point without panicking, the
+// valid seeds parse and decode, the broken ones are errors.
+
+#[test]
+fn fuzz_corpus_replays() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/gguf");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 15,
+        "expected the gguf seed corpus in {}",
+        dir.display()
+    );
+    let valid = [
+        "align64.gguf",
+        "all_types.gguf",
+        "gguf_py_small.gguf",
+        "qk_permuted_f32.gguf",
+        "valid_q8_0.gguf",
+        "vocab_gpt2.gguf",
+        "vocab_spm.gguf",
+    ];
+    for file in files {
+        let data = std::fs::read(&file).unwrap();
+        provsearch_formats::fuzzing::fuzz_gguf(&data);
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let parsed = GgufFile::parse(&file, &data);
+        assert_eq!(
+            parsed.is_ok(),
+            valid.contains(&name.as_str()),
+            "{name}: {parsed:?}"
+        );
+        if name == "all_types.gguf" {
+            let (_dir, path) = write_temp(&data);
+            let f = GgufFile::open(&path).unwrap();
+            assert_eq!(f.tensors().len(), 15);
+            for t in f.tensors() {
+                let ty = t.ggml_type.name();
+                let want = read_f32_file(&data_dir().join(format!("{ty}.f32")));
+                let got = read_all(&f, &t.name);
+                assert_eq!(got, want[..got.len()], "{ty}");
+            }
+        }
+    }
+}
