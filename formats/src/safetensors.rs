@@ -377,7 +377,8 @@ pub struct ShardIndex {
     /// `(tensor name, shard file name)` pairs, as listed.
     pub weight_map: Vec<(String, String)>,
     /// Distinct shard files, resolved against the index's directory, sorted. Every one is confined to that
-    /// directory: absolute paths, `..` components and symlinks that escape it are refused.
+    /// directory: absolute paths, `..` components and symlinks that escape it are refused (in a Hugging Face
+    /// cache snapshot, links into the repository's `blobs/` are the cache's own layout and allowed).
     pub shards: Vec<PathBuf>,
 }
 
@@ -405,7 +406,7 @@ impl ShardIndex {
         };
         let mut seen = HashSet::new();
         let mut shards = Vec::new();
-        let mut canonical_dir: Option<PathBuf> = None;
+        let mut roots: Option<Vec<PathBuf>> = None;
         for (tensor, shard) in &parsed.weight_map.0 {
             if !seen.insert(tensor.as_str()) {
                 return Err(Error::corrupt(
@@ -420,14 +421,10 @@ impl ShardIndex {
             }
             match std::fs::canonicalize(&resolved) {
                 Ok(real) => {
-                    if canonical_dir.is_none() {
-                        canonical_dir =
-                            Some(std::fs::canonicalize(&dir).map_err(|e| Error::io(&dir, e))?);
+                    if roots.is_none() {
+                        roots = Some(allowed_roots(&dir)?);
                     }
-                    if canonical_dir
-                        .as_deref()
-                        .is_some_and(|d| !real.starts_with(d))
-                    {
+                    if !roots.iter().flatten().any(|root| real.starts_with(root)) {
                         return Err(Error::Refused {
                             path: index_path.to_path_buf(),
                             detail: format!(
@@ -458,6 +455,25 @@ impl ShardIndex {
             shards,
         })
     }
+}
+
+/// Where a shard's real path may lie: the index's directory, and, when that directory is inside a Hugging Face
+/// cache snapshot (`<repo>/snapshots/<revision>/...`), the repository's `blobs/` directory, which is where
+/// the cache's snapshot symlinks point.
+fn allowed_roots(dir: &Path) -> Result<Vec<PathBuf>> {
+    let real_dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    let mut roots = vec![real_dir.clone()];
+    let snapshot = real_dir.ancestors().find(|a| {
+        a.parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == "snapshots")
+    });
+    if let Some(repo) = snapshot.and_then(Path::parent).and_then(Path::parent) {
+        if let Ok(blobs) = std::fs::canonicalize(repo.join("blobs")) {
+            roots.push(blobs);
+        }
+    }
+    Ok(roots)
 }
 
 /// A shard name as a relative path below the index's directory, or a refusal.

@@ -100,8 +100,7 @@ fn refuses_symlink_escape_but_allows_inner_links() {
         "{e:?}"
     );
 
-    // HF cache snapshots are symlinks into ../../blobs: the link target is what counts, so a link to a file
-    // inside the directory is fine.
+    // The link target is what counts: a link to a file inside the directory is fine.
     write_shard(&inner.join("real.safetensors"), &["y"]);
     std::os::unix::fs::symlink("real.safetensors", inner.join("link.safetensors")).unwrap();
     let index = write_index(&inner, r#"{"y": "link.safetensors"}"#);
@@ -144,4 +143,42 @@ fn malformed_index() {
     }
     let e = ShardIndex::load(&dir.path().join("absent.json")).unwrap_err();
     assert!(matches!(e, Error::Io { .. }));
+}
+
+/// A Hugging Face cache repository: snapshot files are symlinks into `../../blobs/`, which is allowed; links
+/// elsewhere in the cache are not.
+#[cfg(unix)]
+#[test]
+fn hf_cache_snapshot_links_into_blobs() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = cache.path().join("models--org--name");
+    let snap = repo.join("snapshots").join("0123abcd");
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::create_dir_all(&snap).unwrap();
+    write_shard(&repo.join("blobs/5f2e"), &["x"]);
+    write_shard(&repo.join("refs/stray"), &["y"]);
+    std::os::unix::fs::symlink(
+        "../../blobs/5f2e",
+        snap.join("model-00001-of-00001.safetensors"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../../refs/stray", snap.join("stray.safetensors")).unwrap();
+
+    let index = write_index(&snap, r#"{"x": "model-00001-of-00001.safetensors"}"#);
+    let idx = ShardIndex::load(&index).unwrap();
+    assert_eq!(
+        idx.shards,
+        vec![snap.join("model-00001-of-00001.safetensors")]
+    );
+    assert_eq!(
+        SafetensorsFile::open(&idx.shards[0]).unwrap().tensors()[0].name,
+        "x"
+    );
+
+    let index = write_index(&snap, r#"{"y": "stray.safetensors"}"#);
+    assert!(matches!(
+        ShardIndex::load(&index),
+        Err(Error::Refused { .. })
+    ));
 }
