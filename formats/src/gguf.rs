@@ -13,7 +13,14 @@
 //!   decoding only the quantization blocks that cover it ([`dequant`]), and undoes the rotary row permutation
 //!   that llama.cpp's converter applies to Q and K projections;
 //! - [`GgufFile::vocabulary`] and [`GgufFile::config`] rebuild the tokenizer vocabulary and the config fields
-//!   from `tokenizer.ggml.*` and `<arch>.*` metadata ([`metadata`]).
+//!   from `tokenizer.ggml.*` and `<arch>.*` metadata (the private `metadata` module).
+//!
+//! Memory: tensor bytes are never copied; [`GgufFile::read_f32`] needs nothing beyond the caller's `out` and one
+//! block (at most 256 floats) on the stack, so streaming a tensor in chunks has bounded memory. The metadata is
+//! materialised (about 32 bytes per array element plus the string bytes), which is bounded by the file size.
+//!
+//! The `gguf-writer` feature adds a `writer` module for writing GGUF v3 files with simple quantizers,
+//! for tests here and in other crates.
 
 pub mod dequant;
 mod metadata;
@@ -155,9 +162,13 @@ pub struct GgufTensor {
 }
 
 impl GgufTensor {
-    /// Number of elements (1 for a tensor without dimensions).
+    /// Number of elements (1 for a tensor without dimensions; saturates at `u64::MAX`, which only a
+    /// hand-built tensor can reach: [`GgufFile::parse`] rejects overflowing shapes).
     pub fn numel(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .unwrap_or(u64::MAX)
     }
 
     /// Row length: `ne[0]` (1 for a tensor without dimensions).
@@ -366,7 +377,14 @@ impl<'a> FileView<'a> {
             1
         };
         let rows = numel / cols.max(1);
-        let head_dim = rows / u64::from(heads.max(1));
+        let heads = u64::from(heads);
+        if cols == 0 || heads == 0 || rows % (2 * heads) != 0 {
+            return Err(self.tensor_error(
+                tensor,
+                format!("{rows} rows cannot be split into {heads} rotary heads"),
+            ));
+        }
+        let head_dim = rows / heads;
         let (mut pos, mut done) = (start, 0usize);
         while done < out.len() {
             let (row, col) = (pos / cols, pos % cols);
@@ -394,8 +412,9 @@ impl<'a> FileView<'a> {
         let mut done = 0usize;
         let fail = |e: DequantError| self.tensor_error(tensor, e.to_string());
         let block_bytes = |first: u64, count: usize| -> Result<&[u8]> {
-            let s = first as usize * ts;
-            data.get(s..s + count * ts).ok_or_else(|| {
+            let s = usize::try_from(first).ok().and_then(|f| f.checked_mul(ts));
+            let e = s.and_then(|s| count.checked_mul(ts).and_then(|n| s.checked_add(n)));
+            s.zip(e).and_then(|(s, e)| data.get(s..e)).ok_or_else(|| {
                 self.tensor_error(tensor, format!("block {first} is outside the tensor data"))
             })
         };
@@ -610,9 +629,10 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
     let n_kv = c.count(13, "metadata count")?;
 
     let mut metadata: Vec<(String, GgufValue)> = Vec::with_capacity(n_kv);
+    let mut keys = std::collections::HashSet::with_capacity(n_kv);
     for i in 0..n_kv {
         let key = c.strict_string(&format!("metadata key {i}"))?;
-        if metadata.iter().any(|(k, _)| *k == key) {
+        if !keys.insert(key.clone()) {
             return Err(c.corrupt(format!("duplicate metadata key `{key}`")));
         }
         let ty = c.u32(&key)?;

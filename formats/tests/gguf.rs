@@ -989,3 +989,41 @@ fn fuzz_corpus_replays() {
         }
     }
 }
+
+#[test]
+fn hand_built_tensors_cannot_make_reads_panic() {
+    // GgufTensor's fields are public: a caller can pass a tensor that parse would never produce.
+    let m = model();
+    let (_dir, path) = write_temp(&llama_file(GgmlType::Q4K, &m));
+    let f = GgufFile::open(&path).unwrap();
+    let good = f.tensor("blk.0.attn_q.weight").unwrap().clone();
+    let mut out = [0f32; 8];
+    let mut t = good.clone();
+    t.unpermute_heads = Some(1000);
+    assert!(f.read_f32(&t, 0, &mut out).is_err(), "more heads than rows");
+    let mut t = good.clone();
+    t.unpermute_heads = Some(0);
+    assert!(f.read_f32(&t, 0, &mut out).is_err(), "zero heads");
+    let mut t = good.clone();
+    t.offset = u64::MAX - 4;
+    assert!(
+        f.read_f32(&t, 0, &mut out).is_err(),
+        "offset beyond the file"
+    );
+    let mut t = good.clone();
+    t.len = 10;
+    assert!(
+        f.read_f32(&t, 0, &mut out).is_err(),
+        "length shorter than the blocks"
+    );
+    let mut t = good.clone();
+    t.dims = vec![256, u64::MAX, 4];
+    t.unpermute_heads = None;
+    assert!(
+        f.read_f32(&t, u64::MAX - 100, &mut out).is_err(),
+        "overflowing dims"
+    );
+    let mut t = good;
+    t.dims = vec![0, 256];
+    assert!(f.read_f32(&t, 0, &mut out).is_err(), "empty rows");
+}
