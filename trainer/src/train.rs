@@ -1,0 +1,468 @@
+//! One training run: build or derive a model, train it with AdamW on
+//! next-token cross-entropy (or distillation KL), write the snapshot and a
+//! record for the zoo manifest.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use serde::Serialize;
+use tokenizers::Tokenizer;
+
+use crate::checkpoint::{load_snapshot, write_snapshot, Card};
+use crate::data::{self, Corpus};
+use crate::model::{self, Arch, ModelConfig, Weights};
+use crate::rng::Rng;
+use crate::tok;
+
+/// Everything that defines a run (the CLI fills it).
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub name: String,
+    pub family: String,
+    pub mechanism: String,
+    pub description: String,
+    /// Hub-style ids of the parents are `<hub_prefix>/<parent name>`.
+    pub hub_prefix: String,
+    pub relation: Option<String>,
+    /// Models this one is a look-alike of but NOT derived from (traps).
+    pub independent_of: Vec<String>,
+
+    // Where the model comes from.
+    pub init: Option<PathBuf>,
+    pub teacher: Option<PathBuf>,
+    pub temperature: f64,
+    pub drop_layers: Vec<usize>,
+    pub prune_mlp: Option<usize>,
+
+    // Fresh architecture (from scratch / distillation student).
+    pub arch: Arch,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: Option<usize>,
+    pub max_positions: usize,
+
+    // Tokenizer: a file, or trained here, or the parent's extended here.
+    pub tokenizer: Option<PathBuf>,
+    pub train_tokenizer_on: Vec<PathBuf>,
+    pub tokenizer_vocab: usize,
+    pub extend_tokenizer_on: Vec<PathBuf>,
+    pub extend_tokens: usize,
+
+    // Optimisation.
+    pub data: Vec<PathBuf>,
+    pub seed: u64,
+    pub steps: usize,
+    pub batch: usize,
+    pub seq: usize,
+    pub lr: f64,
+    pub warmup: usize,
+    pub weight_decay: f64,
+    pub clip: f64,
+    pub log_every: usize,
+
+    pub out: PathBuf,
+    pub record_dir: Option<PathBuf>,
+    pub command: String,
+}
+
+/// What a run reports (the zoo manifest is made of these).
+#[derive(Clone, Debug, Serialize)]
+pub struct Record {
+    pub name: String,
+    pub family: String,
+    pub parents: Option<Vec<String>>,
+    pub mechanism: String,
+    /// For traps: the models it resembles but is not derived from.
+    pub independent_of: Option<Vec<String>>,
+    pub model_type: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub intermediate_size: usize,
+    pub num_params: usize,
+    pub seed: u64,
+    pub steps: usize,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub lr: f64,
+    pub objective: String,
+    pub final_loss: f64,
+    pub eval_cross_entropy: f64,
+    pub unigram_entropy: f64,
+    pub data: Vec<String>,
+    pub command: String,
+    pub train_seconds: f64,
+}
+
+fn parent_name(dir: &Path) -> String {
+    dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Resolve the run's tokenizer; returns it, its JSON bytes and a description.
+fn resolve_tokenizer(spec: &Spec) -> Result<(Tokenizer, Vec<u8>, String)> {
+    let base_path = spec
+        .tokenizer
+        .clone()
+        .or_else(|| spec.init.as_ref().map(|d| d.join("tokenizer.json")))
+        .or_else(|| spec.teacher.as_ref().map(|d| d.join("tokenizer.json")));
+    if !spec.train_tokenizer_on.is_empty() {
+        if base_path.is_some() && spec.tokenizer.is_some() {
+            bail!("--tokenizer and --train-tokenizer-on are exclusive");
+        }
+        let t0 = Instant::now();
+        let tk = tok::train_bpe(&spec.train_tokenizer_on, spec.tokenizer_vocab)?;
+        let files: Vec<_> = spec.train_tokenizer_on.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("[{}] trained BPE tokenizer ({} tokens) in {:.1}s", spec.name, tk.get_vocab_size(true), t0.elapsed().as_secs_f64());
+        let json = tok::to_json(&tk)?.into_bytes();
+        return Ok((tk, json, format!("own byte-level BPE, {} tokens, trained on {}", spec.tokenizer_vocab, files.join(", "))));
+    }
+    let path = base_path.context("no tokenizer: pass --tokenizer, --train-tokenizer-on, --init or --teacher")?;
+    let base = tok::load(&path)?;
+    if !spec.extend_tokenizer_on.is_empty() {
+        let tk = tok::extend(&base, &spec.extend_tokenizer_on, spec.extend_tokens)?;
+        let files: Vec<_> = spec.extend_tokenizer_on.iter().map(|p| p.display().to_string()).collect();
+        let json = tok::to_json(&tk)?.into_bytes();
+        return Ok((tk, json, format!("{} extended by {} merges learned on {}", path.display(), spec.extend_tokens, files.join(", "))));
+    }
+    let json = std::fs::read(&path)?;
+    Ok((base, json, path.display().to_string()))
+}
+
+/// Rows for the new token ids: the mean of the parent rows of the tokens each
+/// new token is merged from.
+fn extend_rows(m: &Tensor, new_vocab: usize, pieces: &std::collections::HashMap<u32, Vec<u32>>) -> Result<Tensor> {
+    let (old, h) = m.dims2()?;
+    let rows: Vec<Vec<f32>> = m.to_vec2()?;
+    let mut out: Vec<f32> = rows.iter().flatten().copied().collect();
+    for id in old..new_vocab {
+        let p = pieces.get(&(id as u32)).with_context(|| format!("new id {id} has no pieces"))?;
+        let mut acc = vec![0f32; h];
+        for &pid in p {
+            for (a, x) in acc.iter_mut().zip(&rows[pid as usize]) {
+                *a += x;
+            }
+        }
+        out.extend(acc.iter().map(|a| a / p.len() as f32));
+    }
+    Ok(Tensor::from_vec(out, (new_vocab, h), m.device())?)
+}
+
+/// Remove layers `drop` and renumber the rest.
+fn drop_layers(cfg: &mut ModelConfig, w: &mut Weights, drop: &[usize]) -> Result<()> {
+    let mut keep = Vec::new();
+    for l in 0..cfg.layers {
+        if !drop.contains(&l) {
+            keep.push(l);
+        }
+    }
+    if keep.len() == cfg.layers || keep.is_empty() {
+        bail!("--drop-layers {drop:?} must remove some but not all of {} layers", cfg.layers);
+    }
+    let mut out = Weights::new();
+    for (name, t) in std::mem::take(w) {
+        let mut placed = false;
+        for (new_l, &old_l) in keep.iter().enumerate() {
+            let p = cfg.layer_prefix(old_l);
+            if let Some(rest) = name.strip_prefix(&p) {
+                out.insert(format!("{}{rest}", cfg.layer_prefix(new_l)), t.clone());
+                placed = true;
+            }
+        }
+        let in_dropped = drop.iter().any(|&l| name.starts_with(&cfg.layer_prefix(l)));
+        if !placed && !in_dropped {
+            out.insert(name, t);
+        }
+    }
+    cfg.layers = keep.len();
+    *w = out;
+    Ok(())
+}
+
+/// Keep the `k` MLP neurons of each layer with the largest
+/// ‖gate_j‖·‖up_j‖·‖down_:,j‖ (Llama only), in their original order.
+fn prune_mlp(cfg: &mut ModelConfig, w: &mut Weights, k: usize) -> Result<()> {
+    if cfg.arch != Arch::Llama {
+        bail!("--prune-mlp is implemented for llama only");
+    }
+    if k >= cfg.intermediate {
+        bail!("--prune-mlp {k} must be below intermediate_size {}", cfg.intermediate);
+    }
+    for l in 0..cfg.layers {
+        let p = cfg.layer_prefix(l);
+        let gate: Vec<Vec<f32>> = w[&format!("{p}mlp.gate_proj.weight")].to_vec2()?;
+        let up: Vec<Vec<f32>> = w[&format!("{p}mlp.up_proj.weight")].to_vec2()?;
+        let down: Vec<Vec<f32>> = w[&format!("{p}mlp.down_proj.weight")].to_vec2()?;
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let mut score: Vec<(f32, usize)> = (0..cfg.intermediate)
+            .map(|j| {
+                let dcol: Vec<f32> = down.iter().map(|r| r[j]).collect();
+                (norm(&gate[j]) * norm(&up[j]) * norm(&dcol), j)
+            })
+            .collect();
+        score.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut keep: Vec<u32> = score[..k].iter().map(|s| s.1 as u32).collect();
+        keep.sort_unstable();
+        let idx = Tensor::new(keep.as_slice(), &Device::Cpu)?;
+        for n in ["mlp.gate_proj.weight", "mlp.up_proj.weight"] {
+            let key = format!("{p}{n}");
+            let t = w[&key].index_select(&idx, 0)?;
+            w.insert(key, t);
+        }
+        let key = format!("{p}mlp.down_proj.weight");
+        let t = w[&key].index_select(&idx, 1)?.contiguous()?;
+        w.insert(key, t);
+    }
+    cfg.intermediate = k;
+    Ok(())
+}
+
+fn fresh_config(spec: &Spec, vocab: usize, eos: u32) -> ModelConfig {
+    let intermediate = spec.intermediate.unwrap_or(match spec.arch {
+        Arch::Llama => (8 * spec.hidden / 3).div_ceil(16) * 16,
+        Arch::Gpt2 => 4 * spec.hidden,
+    });
+    ModelConfig {
+        arch: spec.arch,
+        vocab_size: vocab,
+        hidden: spec.hidden,
+        layers: spec.layers,
+        heads: spec.heads,
+        intermediate,
+        max_positions: spec.max_positions,
+        eps: 1e-5,
+        rope_theta: if spec.arch == Arch::Llama { 10000.0 } else { 0.0 },
+        bos_token_id: eos,
+        eos_token_id: eos,
+    }
+}
+
+fn lr_at(spec: &Spec, step: usize) -> f64 {
+    if step < spec.warmup {
+        return spec.lr * (step + 1) as f64 / spec.warmup as f64;
+    }
+    // Cosine decay to 10% of the peak.
+    let t = (step - spec.warmup) as f64 / (spec.steps - spec.warmup).max(1) as f64;
+    spec.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+}
+
+/// Mean cross-entropy of `w` on fixed eval windows (the same windows for every
+/// model that uses the same corpus and tokenizer).
+pub fn eval_ce(cfg: &ModelConfig, w: &Weights, corpus: &Corpus, batch: usize, seq: usize, dev: &Device) -> Result<f64> {
+    let mut rng = Rng::new(0, 0xE7A1);
+    let n = 8;
+    let mut total = 0.0;
+    for _ in 0..n {
+        let (x, y) = data::sample_batch(&corpus.eval, &mut rng, batch, seq, dev)?;
+        let logits = model::forward(cfg, w, &x)?;
+        total += model::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64;
+    }
+    Ok(total / n as f64)
+}
+
+/// Run `spec` end to end.
+pub fn run(spec: &Spec) -> Result<Record> {
+    let dev = Device::Cpu;
+    let t0 = Instant::now();
+    let (tk, tok_json, tok_desc) = resolve_tokenizer(spec)?;
+    let vocab = tk.get_vocab_size(true);
+    let eos = tok::eos_id(&tk)?;
+
+    // The model to train.
+    let mut parents = Vec::new();
+    let (mut cfg, mut w) = if let Some(dir) = &spec.init {
+        parents.push(parent_name(dir));
+        let snap = load_snapshot(dir, &dev)?;
+        (snap.config, snap.weights)
+    } else {
+        let cfg = fresh_config(spec, vocab, eos);
+        let w = model::init_weights(&cfg, spec.seed, &dev)?;
+        (cfg, w)
+    };
+    if !spec.drop_layers.is_empty() {
+        drop_layers(&mut cfg, &mut w, &spec.drop_layers)?;
+    }
+    if let Some(k) = spec.prune_mlp {
+        prune_mlp(&mut cfg, &mut w, k)?;
+    }
+    if vocab != cfg.vocab_size {
+        let dir = spec.init.as_ref().context("tokenizer size differs from the model's")?;
+        if vocab < cfg.vocab_size {
+            bail!("tokenizer has {vocab} tokens, parent model {}", cfg.vocab_size);
+        }
+        let parent_tk = tok::load(&dir.join("tokenizer.json"))?;
+        let pieces = tok::new_token_pieces(&parent_tk, &tk)?;
+        let (emb, head) = cfg.embedding_names();
+        for name in std::iter::once(emb).chain(head) {
+            let t = extend_rows(&w[name], vocab, &pieces)?;
+            w.insert(name.to_string(), t);
+        }
+        cfg.vocab_size = vocab;
+    }
+    model::check_weights(&cfg, &w)?;
+
+    let teacher = match &spec.teacher {
+        Some(dir) => {
+            parents.push(parent_name(dir));
+            let snap = load_snapshot(dir, &dev)?;
+            if snap.config.vocab_size != vocab {
+                bail!("teacher vocab {} != student tokenizer {vocab}", snap.config.vocab_size);
+            }
+            Some(snap)
+        }
+        None => None,
+    };
+
+    let corpus = data::load(&tk, &spec.data, eos)?;
+    let h_uni = data::unigram_entropy(&corpus.train, vocab);
+    eprintln!(
+        "[{}] {} params={} train_tokens={} eval_tokens={} unigram_entropy={:.3} nats (tokenize {:.1}s)",
+        spec.name,
+        cfg.to_hf_json()["model_type"],
+        cfg.num_params(),
+        corpus.train.len(),
+        corpus.eval.len(),
+        h_uni,
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Optimiser: AdamW, decay on matrices only.
+    let vars: BTreeMap<String, Var> = model::to_vars(&w)?;
+    let (decay, no_decay): (Vec<Var>, Vec<Var>) = vars.values().cloned().partition(|v| v.as_tensor().rank() >= 2);
+    let params = |wd: f64| ParamsAdamW { lr: spec.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: wd };
+    let mut opt_decay = AdamW::new(decay, params(spec.weight_decay))?;
+    let mut opt_plain = AdamW::new(no_decay, params(0.0))?;
+
+    let mut rng = Rng::new(spec.seed, 0xDA7A);
+    let t_train = Instant::now();
+    let mut recent: Vec<f64> = Vec::new();
+    for step in 0..spec.steps {
+        let lr = lr_at(spec, step);
+        opt_decay.set_learning_rate(lr);
+        opt_plain.set_learning_rate(lr);
+        let (x, y) = data::sample_batch(&corpus.train, &mut rng, spec.batch, spec.seq, &dev)?;
+        let weights = model::var_weights(&vars);
+        let logits = model::forward(&cfg, &weights, &x)?;
+        let loss = match &teacher {
+            Some(t) => {
+                let tl = model::forward(&t.config, &t.weights, &x)?;
+                model::distill_kl(&logits, &tl, spec.temperature)?
+            }
+            None => model::cross_entropy(&logits, &y)?,
+        };
+        let lv = loss.to_scalar::<f32>()? as f64;
+        if !lv.is_finite() {
+            bail!("[{}] loss is {lv} at step {step}", spec.name);
+        }
+        let mut grads = loss.backward()?;
+        // Global-norm gradient clipping.
+        let mut sq = 0f64;
+        for v in vars.values() {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            }
+        }
+        let norm = sq.sqrt();
+        if norm > spec.clip {
+            let s = spec.clip / norm;
+            for v in vars.values() {
+                if let Some(g) = grads.get(v.as_tensor()) {
+                    let g = (g * s)?;
+                    grads.insert(v.as_tensor(), g);
+                }
+            }
+        }
+        opt_decay.step(&grads)?;
+        opt_plain.step(&grads)?;
+        recent.push(lv);
+        if recent.len() > 50 {
+            recent.remove(0);
+        }
+        if spec.log_every > 0 && (step % spec.log_every == 0 || step + 1 == spec.steps) {
+            eprintln!(
+                "[{}] step {step:>5} loss {lv:.4} lr {lr:.2e} |g| {norm:.2} ({:.2} steps/s)",
+                spec.name,
+                (step + 1) as f64 / t_train.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let final_w: Weights = vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().detach())).collect();
+    let final_loss = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
+    let eval = eval_ce(&cfg, &final_w, &corpus, spec.batch, spec.seq, &dev)?;
+    let objective = if teacher.is_some() {
+        format!("distillation KL(teacher‖student) at T={}, ×T²", spec.temperature)
+    } else {
+        "next-token cross-entropy".to_string()
+    };
+    eprintln!(
+        "[{}] done in {train_seconds:.1}s: final {objective} {final_loss:.4}, eval CE {eval:.4}, unigram entropy {h_uni:.4}",
+        spec.name
+    );
+
+    let data_names: Vec<String> = spec.data.iter().map(|p| p.display().to_string()).collect();
+    let base_models: Vec<String> = parents.iter().map(|p| format!("{}/{p}", spec.hub_prefix)).collect();
+    let details = vec![
+        ("family".to_string(), spec.family.clone()),
+        ("mechanism".to_string(), spec.mechanism.clone()),
+        ("architecture".to_string(), cfg.to_hf_json()["architectures"][0].as_str().unwrap_or("").to_string()),
+        ("parameters".to_string(), cfg.num_params().to_string()),
+        ("tokenizer".to_string(), tok_desc),
+        ("data".to_string(), data_names.join(", ")),
+        ("seed".to_string(), spec.seed.to_string()),
+        ("steps × batch × seq".to_string(), format!("{} × {} × {}", spec.steps, spec.batch, spec.seq)),
+        ("optimizer".to_string(), format!("AdamW, lr {} (warmup {}, cosine to 10%), wd {}, clip {}", spec.lr, spec.warmup, spec.weight_decay, spec.clip)),
+        ("objective".to_string(), objective.clone()),
+        ("final training loss (mean of last 50 steps)".to_string(), format!("{final_loss:.4}")),
+        ("held-out cross-entropy (nats/token)".to_string(), format!("{eval:.4}")),
+        ("unigram entropy of the training tokens".to_string(), format!("{h_uni:.4}")),
+    ];
+    let card = Card {
+        name: &spec.name,
+        base_models: &base_models,
+        relation: spec.relation.as_deref(),
+        description: &spec.description,
+        command: &spec.command,
+        details,
+    };
+    write_snapshot(&spec.out, &cfg, &final_w, &tok_json, &card)?;
+
+    let record = Record {
+        name: spec.name.clone(),
+        family: spec.family.clone(),
+        parents: if parents.is_empty() { None } else { Some(parents) },
+        mechanism: spec.mechanism.clone(),
+        independent_of: if spec.independent_of.is_empty() { None } else { Some(spec.independent_of.clone()) },
+        model_type: cfg.to_hf_json()["model_type"].as_str().unwrap_or("").to_string(),
+        vocab_size: cfg.vocab_size,
+        hidden_size: cfg.hidden,
+        num_layers: cfg.layers,
+        intermediate_size: cfg.intermediate,
+        num_params: cfg.num_params(),
+        seed: spec.seed,
+        steps: spec.steps,
+        batch: spec.batch,
+        seq_len: spec.seq,
+        lr: spec.lr,
+        objective,
+        final_loss: round4(final_loss),
+        eval_cross_entropy: round4(eval),
+        unigram_entropy: round4(h_uni),
+        data: data_names,
+        command: spec.command.clone(),
+        train_seconds: (train_seconds * 10.0).round() / 10.0,
+    };
+    if let Some(dir) = &spec.record_dir {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join(format!("{}.json", spec.name)), serde_json::to_string_pretty(&record)? + "\n")?;
+    }
+    Ok(record)
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
