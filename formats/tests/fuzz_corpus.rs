@@ -67,5 +67,8 @@ fn card_corpus() {
 #[test]
 fn tokenizer_json_corpus() {
     let n = replay("tokenizer_json", fuzzing::fuzz_tokenizer_json);
-    assert!(n >= 3, "expected the saved tokenizer_json corpus, found {n} files");
+    assert!(
+        n >= 3,
+        "expected the saved tokenizer_json corpus, found {n} files"
+    );
 }

@@ -1,2 +1,4 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| provsearch_formats::fuzzing::fuzz_safetensors_header(data));
+libfuzzer_sys::fuzz_target!(
+    |data: &[u8]| provsearch_formats::fuzzing::fuzz_safetensors_header(data)
+);
