@@ -3,6 +3,7 @@
 //! Block layouts follow ggml (`ggml-common.h`) and llama.cpp's gguf-py `quants.py`; every kernel reads
 //! little-endian fields from a byte slice, so nothing here needs alignment or `unsafe`.
 
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use std::fmt;
 
@@ -332,9 +333,8 @@ pub fn dequantize(ty: GgmlType, blocks: &[u8], out: &mut [f32]) -> Result<usize,
     use GgmlType::*;
     match ty {
         F32 => each!(|b: &[u8], o: &mut [f32]| o[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        F16 => each!(|b: &[u8], o: &mut [f32]| o[0] = h(b, 0)),
-        BF16 => each!(|b: &[u8], o: &mut [f32]| o[0] =
-            bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()),
+        F16 => halfs::<f16>(blocks, out),
+        BF16 => halfs::<bf16>(blocks, out),
         F64 => each!(|b: &[u8], o: &mut [f32]| o[0] =
             f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32),
         I8 => each!(|b: &[u8], o: &mut [f32]| o[0] = b[0] as i8 as f32),
@@ -366,6 +366,39 @@ pub fn dequantize(ty: GgmlType, blocks: &[u8], out: &mut [f32]) -> Result<usize,
         }
     }
     Ok(out.len())
+}
+
+/// 16-bit floats through `half`'s slice conversion (F16C on x86-64 when the CPU has it), 256 at a time.
+fn halfs<T>(bytes: &[u8], out: &mut [f32])
+where
+    T: Copy + Default + HalfBits,
+    [T]: HalfFloatSliceExt,
+{
+    let mut buf = [T::default(); 256];
+    for (b, o) in bytes.chunks(512).zip(out.chunks_mut(256)) {
+        let buf = &mut buf[..o.len()];
+        for (v, c) in buf.iter_mut().zip(b.chunks_exact(2)) {
+            *v = T::from_bits(u16::from_le_bytes([c[0], c[1]]));
+        }
+        buf.convert_to_f32_slice(o);
+    }
+}
+
+/// `from_bits` of both 16-bit float types.
+trait HalfBits {
+    fn from_bits(bits: u16) -> Self;
+}
+
+impl HalfBits for f16 {
+    fn from_bits(bits: u16) -> Self {
+        f16::from_bits(bits)
+    }
+}
+
+impl HalfBits for bf16 {
+    fn from_bits(bits: u16) -> Self {
+        bf16::from_bits(bits)
+    }
 }
 
 // Each kernel gets exactly one block (`b.len() == type_size`) and its `block_size` outputs.
@@ -428,27 +461,27 @@ fn q8_1(b: &[u8], o: &mut [f32]) {
 }
 
 fn q2_k(b: &[u8], o: &mut [f32]) {
-    // scales[16] (low nibble scale, high nibble min), qs[64], d, dmin.
-    let scales = &b[0..16];
-    let qs = &b[16..80];
+    // scales[16] (low nibble scale, high nibble min), qs[64], d, dmin. Elements half·128 + shift·32 + k take
+    // bits 2·shift of qs[half·32 + k]; each run of 16 has its own scale and min.
+    let (scales, qs) = (&b[0..16], &b[16..80]);
     let (d, dmin) = (h(b, 80), h(b, 82));
-    for half in 0..2 {
-        for shift in 0..4 {
-            for k in 0..32 {
-                let e = half * 128 + shift * 32 + k;
-                let sc = scales[e / 16];
-                let q = (qs[half * 32 + k] >> (2 * shift)) & 3;
-                o[e] = d * (sc & 0x0f) as f32 * q as f32 - dmin * (sc >> 4) as f32;
+    for (half, (q, y)) in qs.chunks_exact(32).zip(o.chunks_exact_mut(128)).enumerate() {
+        for (shift, y) in y.chunks_exact_mut(32).enumerate() {
+            for (part, y) in y.chunks_exact_mut(16).enumerate() {
+                let sc = scales[half * 8 + shift * 2 + part];
+                let (dl, ml) = (d * (sc & 0x0f) as f32, dmin * (sc >> 4) as f32);
+                for (y, &q) in y.iter_mut().zip(&q[part * 16..part * 16 + 16]) {
+                    *y = dl * ((q >> (2 * shift)) & 3) as f32 - ml;
+                }
             }
         }
     }
 }
 
 fn q3_k(b: &[u8], o: &mut [f32]) {
-    // hmask[32], qs[64], scales[12] (16 packed 6-bit scales), d.
-    let hmask = &b[0..32];
-    let qs = &b[32..96];
-    let sc = &b[96..108];
+    // hmask[32], qs[64], scales[12] (16 packed 6-bit scales), d. Element e = half·128 + shift·32 + k takes bits
+    // 2·shift of qs[half·32 + k] and bit e/32 of hmask[k]; a clear high bit subtracts 4.
+    let (hmask, qs, sc) = (&b[0..32], &b[32..96], &b[96..108]);
     let d = h(b, 108);
     let mut scales = [0f32; 16];
     for (i, s) in scales.iter_mut().enumerate() {
@@ -456,15 +489,20 @@ fn q3_k(b: &[u8], o: &mut [f32]) {
         let hi = (sc[8 + i % 4] >> (2 * (i / 4))) & 0x03;
         *s = d * (((lo | (hi << 4)) as i32) - 32) as f32;
     }
-    for half in 0..2 {
-        for shift in 0..4 {
-            for k in 0..32 {
-                let e = half * 128 + shift * 32 + k;
-                let lo = ((qs[half * 32 + k] >> (2 * shift)) & 3) as i32;
-                let hbit = ((hmask[k] >> (e / 32)) & 1) as i32;
-                // The high bit set means "no offset": q = lo - 4 * (1 - hbit).
-                let q = lo - 4 * (1 - hbit);
-                o[e] = scales[e / 16] * q as f32;
+    for (half, (q, y)) in qs.chunks_exact(32).zip(o.chunks_exact_mut(128)).enumerate() {
+        for (shift, y) in y.chunks_exact_mut(32).enumerate() {
+            let bit = half * 4 + shift;
+            for (part, y) in y.chunks_exact_mut(16).enumerate() {
+                let dl = scales[half * 8 + shift * 2 + part];
+                let (q, m) = (
+                    &q[part * 16..part * 16 + 16],
+                    &hmask[part * 16..part * 16 + 16],
+                );
+                for ((y, &q), &m) in y.iter_mut().zip(q).zip(m) {
+                    let lo = ((q >> (2 * shift)) & 3) as i32;
+                    let hbit = ((m >> bit) & 1) as i32;
+                    *y = dl * (lo - 4 + 4 * hbit) as f32;
+                }
             }
         }
     }
@@ -519,21 +557,32 @@ fn q5_k(b: &[u8], o: &mut [f32]) {
 }
 
 fn q6_k(b: &[u8], o: &mut [f32]) {
-    // ql[128], qh[64], scales[16] (i8), d.
-    let ql = &b[0..128];
-    let qh = &b[128..192];
-    let sc = &b[192..208];
+    // ql[128], qh[64], scales[16] (i8), d. In each half of 128, position l < 32 and its three companions l + 32,
+    // l + 64, l + 96 share ql[l], ql[l + 32] (low / high nibbles) and qh[l] (2 bits each); ggml's loop order.
+    let (ql, qh, sc) = (&b[0..128], &b[128..192], &b[192..208]);
     let d = h(b, 208);
+    let mut scales = [0f32; 16];
+    for (s, &c) in scales.iter_mut().zip(sc) {
+        *s = d * (c as i8) as f32;
+    }
     for half in 0..2 {
-        for k in 0..2 {
-            for j in 0..64 {
-                let e = half * 128 + k * 64 + j;
-                let lo = (ql[half * 64 + j] >> (4 * k)) & 0x0f;
-                let shift = e % 128 / 32;
-                let hi = (qh[half * 32 + j % 32] >> (2 * shift)) & 3;
-                let q = (lo | (hi << 4)) as i32 - 32;
-                o[e] = d * (sc[e / 16] as i8) as f32 * q as f32;
-            }
+        let (ql, qh, sc) = (
+            &ql[half * 64..half * 64 + 64],
+            &qh[half * 32..half * 32 + 32],
+            &scales[half * 8..half * 8 + 8],
+        );
+        let y = &mut o[half * 128..half * 128 + 128];
+        for l in 0..32 {
+            let is = l / 16;
+            let (a, c, hb) = (ql[l], ql[l + 32], qh[l]);
+            let q1 = ((a & 0x0f) | ((hb & 3) << 4)) as i32 - 32;
+            let q2 = ((c & 0x0f) | (((hb >> 2) & 3) << 4)) as i32 - 32;
+            let q3 = ((a >> 4) | (((hb >> 4) & 3) << 4)) as i32 - 32;
+            let q4 = ((c >> 4) | (((hb >> 6) & 3) << 4)) as i32 - 32;
+            y[l] = sc[is] * q1 as f32;
+            y[l + 32] = sc[is + 2] * q2 as f32;
+            y[l + 64] = sc[is + 4] * q3 as f32;
+            y[l + 96] = sc[is + 6] * q4 as f32;
         }
     }
 }
