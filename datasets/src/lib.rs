@@ -5,11 +5,13 @@
 //! - [`synth`]: synthetic models in the Llama, GPT-2 and BERT layouts with real config.json and tokenizer.json.
 //! - [`derive`]: mechanical derivations (dtype, quantisation, noise, LoRA, pruning, merges) and fresh
 //!   re-initialisations.
+//! - [`fingerprints`]: synthetic fingerprints with planted families, for the index's scale benchmark.
 //! - [`rng`]: the deterministic random source behind all of them.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod derive;
+pub mod fingerprints;
 pub mod rng;
 pub mod synth;
 

@@ -1,0 +1,432 @@
+//! Answering "which indexed models is this fingerprint derived from?": candidates from the composite vectors
+//! (HNSW graphs when loaded, an exact scan of the memory-mapped vectors otherwise) plus exact metadata hits
+//! (same weights digest, declared parents and children, same architecture), each rescored exactly with
+//! [`crate::score::compare`] and ranked related-first by identity score. `exact` rescores every live record:
+//! the ground truth the approximate path is measured against.
+
+use crate::composite::composite;
+use crate::error::Result;
+use crate::reader::{DocRef, IndexReader};
+use crate::schema::Fingerprint;
+use crate::score::{compare, Comparison};
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BinaryHeap, HashSet};
+
+/// Query options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueryOptions {
+    /// Results to return.
+    pub top_k: usize,
+    /// Composite-vector candidates to rescore exactly.
+    pub candidates: usize,
+    /// HNSW search breadth (at least `candidates`).
+    pub ef_search: usize,
+    /// tantivy query restricting the results.
+    pub filter: Option<String>,
+    /// Rescore every live record (slow, exact).
+    pub exact: bool,
+    /// Model id to leave out (the query model itself).
+    pub exclude_id: Option<String>,
+    /// Architecture-hash matches added as candidates (the best by composite similarity).
+    pub arch_candidates: usize,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions {
+            top_k: 10,
+            candidates: 100,
+            ef_search: 192,
+            filter: None,
+            exact: false,
+            exclude_id: None,
+            arch_candidates: 16,
+        }
+    }
+}
+
+/// Why a record became a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Composite-vector search.
+    Vector,
+    /// Metadata: same digest, declared parent/child or same architecture.
+    Metadata,
+    /// Exhaustive mode.
+    Exhaustive,
+}
+
+/// One ranked result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hit {
+    /// Rank, from 1.
+    pub rank: usize,
+    /// Model id.
+    pub model_id: String,
+    /// Revision, when known.
+    pub revision: Option<String>,
+    /// Composite-vector similarity to the query.
+    pub composite_similarity: f32,
+    /// The exact comparison.
+    pub comparison: Comparison,
+    /// Parameter count.
+    pub parameter_count: u64,
+    /// Config `model_type`.
+    pub model_type: String,
+    /// Declared base models.
+    pub declared_base_models: Vec<String>,
+    /// How the record was found.
+    pub origin: Origin,
+}
+
+/// A query's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueryResult {
+    /// Ranked hits, related first.
+    pub hits: Vec<Hit>,
+    /// Records rescored exactly.
+    pub rescored: usize,
+    /// Live records searched.
+    pub searched: u64,
+    /// Index generation answered from.
+    pub generation: u64,
+    /// Whether HNSW graphs were used (false: exact vector scan or exhaustive).
+    pub used_graph: bool,
+}
+
+/// Top-n by score, keeping the best (min-heap of (score, doc)).
+struct TopN {
+    n: usize,
+    heap: BinaryHeap<std::cmp::Reverse<(i32, DocRef)>>,
+}
+
+impl TopN {
+    fn new(n: usize) -> Self {
+        TopN {
+            n: n.max(1),
+            heap: BinaryHeap::with_capacity(n + 1),
+        }
+    }
+
+    fn push(&mut self, score: i32, r: DocRef) {
+        if self.heap.len() < self.n {
+            self.heap.push(std::cmp::Reverse((score, r)));
+        } else if let Some(std::cmp::Reverse((worst, _))) = self.heap.peek() {
+            if score > *worst {
+                self.heap.pop();
+                self.heap.push(std::cmp::Reverse((score, r)));
+            }
+        }
+    }
+
+    fn into_sorted(self) -> Vec<(i32, DocRef)> {
+        let mut v: Vec<(i32, DocRef)> = self.heap.into_iter().map(|r| r.0).collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        v
+    }
+}
+
+/// Fraction of a segment below which a filter is applied by scanning the allowed records directly.
+const SCAN_FRACTION: f64 = 0.08;
+
+/// Live records of each segment that pass the filter (`None`: every live record).
+fn allowed_sets(reader: &IndexReader, filter: Option<&str>) -> Result<Vec<Option<RoaringBitmap>>> {
+    let mut out = Vec::with_capacity(reader.segments().len());
+    for (i, s) in reader.segments().iter().enumerate() {
+        let dead = reader.deleted(i);
+        match filter {
+            Some(q) => {
+                let mut bits = s.meta_index()?.filter(q)?;
+                bits -= dead;
+                out.push(Some(bits));
+            }
+            None if dead.is_empty() => out.push(None),
+            None => {
+                let mut all = RoaringBitmap::new();
+                all.insert_range(0..s.count());
+                all -= dead;
+                out.push(Some(all));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Composite-vector candidates over all segments.
+fn vector_candidates(
+    reader: &IndexReader,
+    q: &[i8],
+    allowed: &[Option<RoaringBitmap>],
+    options: &QueryOptions,
+) -> (Vec<(i32, DocRef)>, bool) {
+    let n = options.candidates.max(options.top_k);
+    let mut top = TopN::new(n);
+    let mut used_graph = false;
+    for (i, s) in reader.segments().iter().enumerate() {
+        let count = s.count();
+        let allow = allowed[i].as_ref();
+        let allowed_count = allow.map_or(count as u64, |b| b.len());
+        if allowed_count == 0 {
+            continue;
+        }
+        let selective = (allowed_count as f64) < SCAN_FRACTION * count as f64;
+        match s.graph() {
+            Some(g) if !selective => {
+                used_graph = true;
+                // Over-fetch in proportion to what the filter and tombstones remove, then post-filter.
+                let k = ((n as f64) * count as f64 / allowed_count as f64).ceil() as usize;
+                let k = k.min(count as usize);
+                for (doc, score) in g.search(q, k, options.ef_search.max(k)) {
+                    if allow.is_none_or(|b| b.contains(doc)) {
+                        top.push(score, DocRef { segment: i, doc });
+                    }
+                }
+            }
+            _ => match allow {
+                Some(bits) => {
+                    for doc in bits {
+                        top.push(
+                            crate::composite::dot(q, s.vector(doc)),
+                            DocRef { segment: i, doc },
+                        );
+                    }
+                }
+                None => {
+                    let dim = q.len();
+                    for (doc, v) in s.vectors().chunks_exact(dim).enumerate() {
+                        top.push(
+                            crate::composite::dot(q, v),
+                            DocRef {
+                                segment: i,
+                                doc: doc as u32,
+                            },
+                        );
+                    }
+                }
+            },
+        }
+    }
+    (top.into_sorted(), used_graph)
+}
+
+/// Exact metadata hits: same content digest, the query's declared parents, models declaring the query as
+/// parent, and the same-architecture models closest in composite similarity.
+fn metadata_candidates(
+    reader: &IndexReader,
+    f: &Fingerprint,
+    q: &[i8],
+    allowed: &[Option<RoaringBitmap>],
+    options: &QueryOptions,
+) -> Result<Vec<DocRef>> {
+    let mut out = Vec::new();
+    for (i, s) in reader.segments().iter().enumerate() {
+        let m = s.meta_index()?;
+        let x = *m.fields();
+        let mut bits = RoaringBitmap::new();
+        if !f.source.content_digest.is_empty() {
+            bits |= m.exact(x.digest, &f.source.content_digest)?;
+        }
+        for b in &f.metadata.declared_base_models {
+            bits |= m.exact(x.id, b)?;
+        }
+        bits |= m.exact(x.base_model, &f.source.id)?;
+        if options.arch_candidates > 0 && !f.metadata.arch_hash.is_empty() {
+            let same = m.exact(x.arch_hash, &f.metadata.arch_hash)?;
+            let mut top = TopN::new(options.arch_candidates);
+            for doc in &same {
+                top.push(
+                    crate::composite::dot(q, s.vector(doc)),
+                    DocRef { segment: i, doc },
+                );
+            }
+            for (_, r) in top.into_sorted() {
+                bits.insert(r.doc);
+            }
+        }
+        for doc in bits {
+            let r = DocRef { segment: i, doc };
+            if reader.is_live(r) && allowed[i].as_ref().is_none_or(|a| a.contains(doc)) {
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn rank(hits: &mut [Hit]) {
+    hits.sort_by(|a, b| {
+        let ra = a.comparison.related == Some(true);
+        let rb = b.comparison.related == Some(true);
+        rb.cmp(&ra).then(
+            b.comparison
+                .identity_score
+                .unwrap_or(-1.0)
+                .total_cmp(&a.comparison.identity_score.unwrap_or(-1.0)),
+        )
+    });
+    for (i, h) in hits.iter_mut().enumerate() {
+        h.rank = i + 1;
+    }
+}
+
+fn rescore(
+    reader: &IndexReader,
+    f: &Fingerprint,
+    q: &[i8],
+    refs: &[(DocRef, Origin)],
+    exclude: Option<&str>,
+) -> Result<Vec<Hit>> {
+    let config = reader.manifest().composite;
+    let scored: Vec<Result<Option<Hit>>> = refs
+        .par_iter()
+        .map(|&(r, origin)| {
+            let seg = &reader.segments()[r.segment];
+            let archived = seg.record(r.doc)?;
+            if exclude.is_some_and(|id| archived.source.id.as_str() == id) {
+                return Ok(None);
+            }
+            let other = seg.fingerprint(r.doc)?;
+            let comparison = compare(f, &other);
+            Ok(Some(Hit {
+                rank: 0,
+                model_id: other.source.id,
+                revision: other.source.revision,
+                composite_similarity: config.similarity(q, seg.vector(r.doc)),
+                comparison,
+                parameter_count: other.source.parameter_count,
+                model_type: other.metadata.model_type,
+                declared_base_models: other.metadata.declared_base_models,
+                origin,
+            }))
+        })
+        .collect();
+    let mut hits = Vec::with_capacity(scored.len());
+    for s in scored {
+        if let Some(h) = s? {
+            hits.push(h);
+        }
+    }
+    Ok(hits)
+}
+
+/// Search the index for relatives of `f`.
+pub fn query(reader: &IndexReader, f: &Fingerprint, options: &QueryOptions) -> Result<QueryResult> {
+    let config = reader.manifest().composite;
+    let q = composite(f, &config);
+    let allowed = allowed_sets(reader, options.filter.as_deref())?;
+    let searched: u64 = allowed
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.as_ref()
+                .map_or(reader.segments()[i].count() as u64, |b| b.len())
+        })
+        .sum();
+    let (refs, used_graph) = if options.exact {
+        let mut refs = Vec::with_capacity(searched as usize);
+        for (i, s) in reader.segments().iter().enumerate() {
+            match &allowed[i] {
+                Some(bits) => refs.extend(
+                    bits.iter()
+                        .map(|doc| (DocRef { segment: i, doc }, Origin::Exhaustive)),
+                ),
+                None => refs.extend(
+                    (0..s.count()).map(|doc| (DocRef { segment: i, doc }, Origin::Exhaustive)),
+                ),
+            }
+        }
+        (refs, false)
+    } else {
+        let (vector, used_graph) = vector_candidates(reader, &q, &allowed, options);
+        let mut seen: HashSet<DocRef> = HashSet::new();
+        let mut refs = Vec::new();
+        for (_, r) in vector {
+            if seen.insert(r) {
+                refs.push((r, Origin::Vector));
+            }
+        }
+        for r in metadata_candidates(reader, f, &q, &allowed, options)? {
+            if seen.insert(r) {
+                refs.push((r, Origin::Metadata));
+            }
+        }
+        (refs, used_graph)
+    };
+    let mut hits = rescore(reader, f, &q, &refs, options.exclude_id.as_deref())?;
+    rank(&mut hits);
+    let rescored = hits.len();
+    hits.truncate(options.top_k);
+    Ok(QueryResult {
+        hits,
+        rescored,
+        searched,
+        generation: reader.manifest().generation,
+        used_graph,
+    })
+}
+
+/// One `query text` result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TextResult {
+    /// Rank, from 1.
+    pub rank: usize,
+    /// BM25 score.
+    pub score: f32,
+    /// Model id.
+    pub model_id: String,
+    /// Config `model_type`.
+    pub model_type: String,
+    /// Parameter count.
+    pub parameter_count: u64,
+    /// Declared base models.
+    pub declared_base_models: Vec<String>,
+    /// License.
+    pub license: Option<String>,
+}
+
+/// Metadata search: the best `limit` live records for a tantivy query string.
+pub fn query_text(reader: &IndexReader, text: &str, limit: usize) -> Result<Vec<TextResult>> {
+    let mut all = Vec::new();
+    for (i, s) in reader.segments().iter().enumerate() {
+        for hit in s
+            .meta_index()?
+            .search(text, limit + reader.deleted(i).len() as usize)?
+        {
+            let r = DocRef {
+                segment: i,
+                doc: hit.doc,
+            };
+            if !reader.is_live(r) {
+                continue;
+            }
+            let a = s.record(hit.doc)?;
+            all.push(TextResult {
+                rank: 0,
+                score: hit.score,
+                model_id: a.source.id.to_string(),
+                model_type: a.metadata.model_type.to_string(),
+                parameter_count: a.source.parameter_count.to_native(),
+                declared_base_models: a
+                    .metadata
+                    .declared_base_models
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                license: a.metadata.license.as_ref().map(|s| s.to_string()),
+            });
+        }
+    }
+    all.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.model_id.cmp(&b.model_id))
+    });
+    all.truncate(limit);
+    for (i, r) in all.iter_mut().enumerate() {
+        r.rank = i + 1;
+    }
+    Ok(all)
+}

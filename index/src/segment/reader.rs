@@ -1,0 +1,258 @@
+//! Reading a segment: memory-maps the records and vectors, checks their footers and tables at open (O(records)
+//! for the offset table, O(1) per file otherwise), and gives zero-copy access to each archived record. A
+//! record's rkyv structure is validated (bytecheck) the first time it is touched and trusted afterwards; the
+//! CRC over whole files is `index verify`'s job (and the writer's).
+
+use super::{
+    verify_files, GRAPH_BASENAME, META_DIR, RECORDS_FILE, RECORDS_KIND, RECORD_ALIGN, VECTORS_FILE,
+    VECTORS_KIND,
+};
+use crate::error::{Error, Result};
+use crate::footer;
+use crate::hnsw::Graph;
+use crate::manifest::SegmentMeta;
+use crate::meta_index::MetaReader;
+use crate::schema::{ArchivedFingerprint, Fingerprint};
+use memmap2::Mmap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// An open, immutable segment.
+pub struct SegmentReader {
+    meta: SegmentMeta,
+    dir: PathBuf,
+    records: Mmap,
+    /// Record table: `count` pairs of little-endian u64 (start, end) starting at this byte of `records`.
+    table_at: usize,
+    vectors: Mmap,
+    dim: usize,
+    validated: Vec<AtomicU64>,
+    meta_index: OnceLock<std::result::Result<MetaReader, String>>,
+    graph: OnceLock<Graph>,
+}
+
+fn map(path: &Path) -> Result<Mmap> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: segment files are immutable once listed in a manifest (never rewritten in place); every byte
+    // read through the map is bounds-checked, and records are validated before use.
+    unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, e))
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+impl SegmentReader {
+    /// Open the segment described by `meta` under `segments_dir`.
+    pub fn open(segments_dir: &Path, meta: &SegmentMeta, dim: usize) -> Result<Self> {
+        let dir = segments_dir.join(&meta.id);
+        let rpath = dir.join(RECORDS_FILE);
+        let records = map(&rpath)?;
+        let (body, _) = footer::payload(&rpath, &records, RECORDS_KIND)?;
+        if body.len() < 16 {
+            return Err(Error::corrupt(&rpath, "no record table"));
+        }
+        let count = le_u64(body, body.len() - 16);
+        let table_at = le_u64(body, body.len() - 8) as usize;
+        if count != meta.count {
+            return Err(Error::corrupt(
+                &rpath,
+                format!("{count} records, manifest says {}", meta.count),
+            ));
+        }
+        let table_len = count as usize * 16;
+        if table_at.checked_add(table_len) != Some(body.len() - 16) {
+            return Err(Error::corrupt(
+                &rpath,
+                format!("record table at byte {table_at} does not fit the file"),
+            ));
+        }
+        let mut prev = 0u64;
+        for i in 0..count as usize {
+            let (start, end) = (
+                le_u64(body, table_at + i * 16),
+                le_u64(body, table_at + i * 16 + 8),
+            );
+            if start < prev
+                || end < start
+                || end as usize > table_at
+                || start as usize % RECORD_ALIGN != 0
+            {
+                return Err(Error::corrupt(
+                    &rpath,
+                    format!(
+                        "record {i}'s extent (table byte {}) is out of order, misaligned or outside the file",
+                        table_at + i * 16
+                    ),
+                ));
+            }
+            prev = end;
+        }
+
+        let vpath = dir.join(VECTORS_FILE);
+        let vectors = map(&vpath)?;
+        let (vbody, _) = footer::payload(&vpath, &vectors, VECTORS_KIND)?;
+        if vbody.len() < 16 {
+            return Err(Error::corrupt(&vpath, "no header"));
+        }
+        let vcount = le_u64(vbody, 0);
+        let vdim = u32::from_le_bytes([vbody[8], vbody[9], vbody[10], vbody[11]]) as usize;
+        if vcount != count || vdim != dim || vbody.len() != 16 + count as usize * dim {
+            return Err(Error::corrupt(
+                &vpath,
+                format!(
+                    "{vcount} vectors of dimension {vdim} in {} bytes; expected {count} of dimension {dim}",
+                    vbody.len()
+                ),
+            ));
+        }
+        let words = (count as usize).div_ceil(64);
+        Ok(SegmentReader {
+            meta: meta.clone(),
+            dir,
+            records,
+            table_at,
+            vectors,
+            dim,
+            validated: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            meta_index: OnceLock::new(),
+            graph: OnceLock::new(),
+        })
+    }
+
+    /// The segment's manifest entry.
+    pub fn meta(&self) -> &SegmentMeta {
+        &self.meta
+    }
+
+    /// The segment directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records in the segment.
+    pub fn count(&self) -> u32 {
+        self.meta.count as u32
+    }
+
+    /// All composite vectors, `count × dim`.
+    pub fn vectors(&self) -> &[i8] {
+        let raw = &self.vectors[16..16 + self.meta.count as usize * self.dim];
+        // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid for both.
+        unsafe { std::slice::from_raw_parts(raw.as_ptr() as *const i8, raw.len()) }
+    }
+
+    /// The composite vector of record `doc`.
+    pub fn vector(&self, doc: u32) -> &[i8] {
+        let at = doc as usize * self.dim;
+        &self.vectors()[at..at + self.dim]
+    }
+
+    fn record_bytes(&self, doc: u32) -> &[u8] {
+        let i = doc as usize;
+        let start = le_u64(&self.records, self.table_at + i * 16) as usize;
+        let end = le_u64(&self.records, self.table_at + i * 16 + 8) as usize;
+        &self.records[start..end]
+    }
+
+    /// The archived record `doc`, validated on first access.
+    pub fn record(&self, doc: u32) -> Result<&ArchivedFingerprint> {
+        if doc >= self.count() {
+            return Err(Error::corrupt(
+                self.dir.join(RECORDS_FILE),
+                format!("record {doc} out of range ({} records)", self.count()),
+            ));
+        }
+        let bytes = self.record_bytes(doc);
+        let (word, bit) = (doc as usize / 64, 1u64 << (doc % 64));
+        if self.validated[word].load(Ordering::Acquire) & bit != 0 {
+            // SAFETY: these exact bytes passed rkyv's validation before (the map is immutable).
+            return Ok(unsafe { rkyv::access_unchecked::<ArchivedFingerprint>(bytes) });
+        }
+        // The records file is 16-byte aligned at every record start, and the map is page-aligned.
+        let archived =
+            rkyv::access::<ArchivedFingerprint, rkyv::rancor::Error>(bytes).map_err(|e| {
+                Error::corrupt(
+                    self.dir.join(RECORDS_FILE),
+                    format!(
+                        "record {doc} at byte {}: {e}",
+                        bytes.as_ptr() as usize - self.records.as_ptr() as usize
+                    ),
+                )
+            })?;
+        self.validated[word].fetch_or(bit, Ordering::AcqRel);
+        Ok(archived)
+    }
+
+    /// Record `doc`, deserialised.
+    pub fn fingerprint(&self, doc: u32) -> Result<Fingerprint> {
+        let a = self.record(doc)?;
+        rkyv::deserialize::<Fingerprint, rkyv::rancor::Error>(a)
+            .map_err(|e| Error::corrupt(self.dir.join(RECORDS_FILE), format!("record {doc}: {e}")))
+    }
+
+    /// The metadata index, opened on first use.
+    pub fn meta_index(&self) -> Result<&MetaReader> {
+        let dir = self.dir.join(META_DIR);
+        match self
+            .meta_index
+            .get_or_init(|| MetaReader::open(&dir).map_err(|e| e.to_string()))
+        {
+            Ok(m) => Ok(m),
+            Err(detail) => Err(Error::Meta {
+                path: dir,
+                detail: detail.clone(),
+            }),
+        }
+    }
+
+    /// The loaded graph, if [`SegmentReader::load_graph`] ran.
+    pub fn graph(&self) -> Option<&Graph> {
+        self.graph.get()
+    }
+
+    /// Load the segment's graph (checksums of its files first). No-op for graph-less segments.
+    pub fn load_graph(&self) -> Result<()> {
+        if !self.meta.graph || self.graph.get().is_some() {
+            return Ok(());
+        }
+        let prefix = format!("{GRAPH_BASENAME}.hnsw.");
+        let files: Vec<_> = self
+            .meta
+            .files
+            .iter()
+            .filter(|f| f.name.starts_with(&prefix))
+            .cloned()
+            .collect();
+        verify_files(&self.dir, &files)?;
+        let g = Graph::load(&self.dir)?;
+        if g.len() != self.meta.count as usize {
+            return Err(Error::Graph {
+                path: self.dir.join(format!("{prefix}graph")),
+                detail: format!(
+                    "{} points, segment has {} records",
+                    g.len(),
+                    self.meta.count
+                ),
+            });
+        }
+        let _ = self.graph.set(g);
+        Ok(())
+    }
+
+    /// Full check: every file's size and CRC against the manifest, then every record's rkyv structure.
+    pub fn verify(&self) -> Result<()> {
+        verify_files(&self.dir, &self.meta.files)?;
+        let rpath = self.dir.join(RECORDS_FILE);
+        footer::verified(&rpath, &self.records, RECORDS_KIND)?;
+        let vpath = self.dir.join(VECTORS_FILE);
+        footer::verified(&vpath, &self.vectors, VECTORS_KIND)?;
+        for doc in 0..self.count() {
+            self.record(doc)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! Test helpers: small synthetic fingerprints with a known lineage (unit tests only).
+
+use crate::anchors::{ANCHORS, ANCHOR_SET_VERSION};
+use crate::schema::*;
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn normal(seed: u64, key: u64) -> f64 {
+    let h = splitmix64(seed ^ splitmix64(key));
+    let s = (h & 0xFFFF) + ((h >> 16) & 0xFFFF) + ((h >> 32) & 0xFFFF) + (h >> 48);
+    (s as f64 / 65535.0 - 2.0) * 3f64.sqrt()
+}
+
+/// A fingerprint of lineage `lineage` with relative noise `noise` (seeded by `own`): same lineage and small
+/// noise means related.
+pub fn fingerprint(id: &str, lineage: u64, noise: f64, own: u64) -> Fingerprint {
+    let norm = (1.0 + noise * noise).sqrt();
+    let value = |key: u64| (normal(lineage, key) + noise * normal(own ^ 0xabc, key)) / norm;
+    let roles = ["attn_q", "attn_o", "mlp_up", "mlp_down"];
+    let mut m = TensorSamples {
+        roles: roles.iter().map(|s| s.to_string()).collect(),
+        shapes: vec![[64, 64]],
+        ..Default::default()
+    };
+    for layer in 0..8u16 {
+        for role in 0..4u16 {
+            let start = m.values.len() as u32;
+            for t in 0..256u64 {
+                let key = (layer as u64) << 40 | (role as u64) << 32 | t;
+                m.values.push(quantize_sample(value(key)));
+            }
+            m.entries.push(TensorEntry {
+                stack: Stack::Main,
+                layer,
+                role,
+                shape: 0,
+                len: 256,
+                start,
+                log_rms: -3.0 + 0.05 * layer as f32,
+            });
+        }
+    }
+    let k = 64usize;
+    let mut presence = vec![0u64; ANCHORS.len().div_ceil(64)];
+    presence[0] = u64::MAX;
+    let mut gram = Vec::new();
+    for i in 0..k {
+        for j in i + 1..k {
+            gram.push(quantize_cosine(
+                0.2 * value(1 << 50 | (i * 1000 + j) as u64),
+            ));
+        }
+    }
+    let row_samples = (0..k * 16)
+        .map(|t| quantize_sample(value(1 << 51 | t as u64)))
+        .collect();
+    Fingerprint {
+        version: FINGERPRINT_VERSION,
+        source: Source {
+            id: id.into(),
+            revision: None,
+            format: SourceFormat::Safetensors,
+            quantization: None,
+            files: vec![],
+            content_digest: format!("{:064x}", splitmix64(own ^ lineage) as u128),
+            total_bytes: 0,
+            dtypes: vec!["F32".into()],
+            parameter_count: 1_000_000,
+            tensor_count: 33,
+        },
+        metadata: Metadata {
+            model_type: "llama".into(),
+            architectures: vec!["LlamaForCausalLM".into()],
+            arch_hash: "arch".into(),
+            ..Default::default()
+        },
+        tokenizer: None,
+        weights: WeightSignals {
+            embedding: Some(EmbeddingSignals {
+                anchor_set_version: ANCHOR_SET_VERSION,
+                tensor: "embed".into(),
+                rows: 1000,
+                hidden: 64,
+                presence,
+                gram,
+                row_samples,
+                samples_per_row: 16,
+                anchor_log_norms: (0..k).map(|i| value(1 << 52 | i as u64) as f32).collect(),
+                norm_quantiles: vec![0.0; 33],
+            }),
+            matrices: m,
+            norms: TensorSamples::default(),
+            notes: vec![],
+        },
+    }
+}
