@@ -19,9 +19,13 @@ pub struct ModelArgs {
     /// ~/.cache/huggingface/hub). The network is never used.
     #[arg(long, value_name = "DIR")]
     pub hf_cache: Option<PathBuf>,
-    /// Skip SHA-256 digests of the weight files (faster; byte-identity is then not detected).
+    /// Skip the BLAKE3 content digests of the weight files (byte-identity is then not detected).
     #[arg(long)]
     pub no_digest: bool,
+    /// Also compute the SHA-256 of every weight file (free for Hugging Face cache snapshots, whose blobs are
+    /// named by it; otherwise it costs about five times a read of the files).
+    #[arg(long)]
+    pub sha256: bool,
 }
 
 /// The subcommands.

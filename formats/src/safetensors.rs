@@ -509,6 +509,32 @@ fn confine(index_path: &Path, shard: &str) -> Result<PathBuf> {
     Ok(rel)
 }
 
+impl SafetensorsFile {
+    /// Tell the kernel that the mapped pages holding elements `start .. start + count` of a tensor are no longer
+    /// needed by this process. Streaming readers call it behind them so that the resident set of a multi-GB
+    /// checkpoint stays at one chunk per thread; the data stays in the page cache and is re-read on access.
+    pub fn release(&self, tensor: &TensorInfo, start: u64, count: u64) {
+        const PAGE: u64 = 4096;
+        let size = tensor.dtype.size() as u64;
+        let begin = tensor.offset.saturating_add(start.saturating_mul(size));
+        let end = begin
+            .saturating_add(count.saturating_mul(size))
+            .min(self.mmap.len() as u64);
+        let (first, last) = (begin.div_ceil(PAGE) * PAGE, end / PAGE * PAGE);
+        if last > first {
+            // SAFETY: the map is private and read-only: DONTNEED only drops our page-table entries, and a later
+            // access faults the unchanged file contents back in. No reference into the range is held here.
+            let _ = unsafe {
+                self.mmap.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    first as usize,
+                    (last - first) as usize,
+                )
+            };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,10 +76,12 @@ pub struct Source {
     pub format: SourceFormat,
     /// Quantisation scheme of the stored weights (`"gptq-4bit"`, `"q4_1"`, ...), `None` for float weights.
     pub quantization: Option<String>,
-    /// Weight files, sorted by name, with size and SHA-256.
+    /// Weight files, sorted by name, with size and digests (at most 64 listed; `content_digest` covers all).
     pub files: Vec<FileDigest>,
-    /// SHA-256 over the weight files' SHA-256 digests in name order: equal means byte-identical weights.
-    pub content_sha256: String,
+    /// BLAKE3 (hex) over the weight files' BLAKE3 digests in name order: equal means byte-identical weights.
+    /// Empty when digests were skipped. BLAKE3 rather than SHA-256 because it hashes at memory speed on all
+    /// cores, so identity detection never dominates fingerprinting time.
+    pub content_digest: String,
     /// Total size of the weight files in bytes.
     pub total_bytes: u64,
     /// Distinct tensor dtypes as stored (`"F32"`, `"BF16"`, `"I8"`, ...), sorted.
@@ -99,7 +101,10 @@ pub struct FileDigest {
     pub name: String,
     /// Size in bytes.
     pub bytes: u64,
-    /// Lower-case hex SHA-256 of the file's bytes.
+    /// Lower-case hex BLAKE3 of the file's bytes (empty when digests were skipped).
+    pub blake3: String,
+    /// Lower-case hex SHA-256 of the file's bytes, when known without extra work (a Hugging Face cache blob is
+    /// named by it) or when asked for (`--sha256`); empty otherwise.
     pub sha256: String,
 }
 
@@ -384,6 +389,12 @@ pub struct TensorEntry {
     pub log_rms: f32,
 }
 
+/// Size bound of an archived fingerprint.
+pub const MAX_FINGERPRINT_BYTES: usize = 64 * 1024;
+
+/// Fewest samples per tensor that budget fitting keeps before it thins out layers instead.
+const MIN_SAMPLES_PER_TENSOR: usize = 4;
+
 impl Fingerprint {
     /// Serialised size in bytes of the rkyv archive.
     pub fn archived_size(&self) -> usize {
@@ -391,9 +402,69 @@ impl Fingerprint {
             .map(|b| b.len())
             .unwrap_or(usize::MAX)
     }
+
+    /// Shrink the weight samples until the archive fits `limit` bytes: first halve the samples per tensor (down
+    /// to a few), then keep every other layer. Both only drop data, so the remaining samples keep their
+    /// definition. Returns whether anything was dropped.
+    pub fn fit_budget(&mut self, limit: usize) -> bool {
+        let mut changed = false;
+        let mut stride = 1u16;
+        while self.archived_size() > limit {
+            let w = &mut self.weights;
+            let longest = w.matrices.max_len().max(w.norms.max_len());
+            if longest > MIN_SAMPLES_PER_TENSOR {
+                let cap = (longest / 2).max(MIN_SAMPLES_PER_TENSOR);
+                w.matrices.retain(cap, |_| true);
+                w.norms.retain(cap, |_| true);
+            } else if stride < 64 {
+                stride *= 2;
+                let thin = |e: &TensorEntry| e.layer == NO_LAYER || e.layer % stride == 0;
+                w.matrices.retain(usize::MAX, thin);
+                w.norms.retain(usize::MAX, thin);
+                w.notes.push(format!(
+                    "size budget: kept every {stride}th layer's samples"
+                ));
+            } else {
+                break;
+            }
+            changed = true;
+        }
+        changed
+    }
 }
 
 impl TensorSamples {
+    /// Keep only the entries `keep` accepts, and at most `max_len` samples of each (a prefix, which is itself a
+    /// canonical sample: see [`crate::sampling`]). Rebuilds the value pool; roles and shapes tables are kept.
+    pub fn retain(&mut self, max_len: usize, mut keep: impl FnMut(&TensorEntry) -> bool) {
+        let mut values = Vec::with_capacity(self.values.len());
+        let mut entries = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            if !keep(e) {
+                continue;
+            }
+            let samples = self.samples(e);
+            let len = samples.len().min(max_len);
+            entries.push(TensorEntry {
+                start: values.len() as u32,
+                len: len as u16,
+                ..e.clone()
+            });
+            values.extend_from_slice(&samples[..len]);
+        }
+        self.entries = entries;
+        self.values = values;
+    }
+
+    /// The largest number of samples any entry holds.
+    pub fn max_len(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|e| e.len as usize)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The role name of an entry.
     pub fn role_name(&self, entry: &TensorEntry) -> &str {
         self.roles

@@ -1,5 +1,7 @@
-//! SHA-256 digests of weight files. Files in a Hugging Face cache snapshot are symlinks to blobs named by their
-//! SHA-256 (for LFS files), so those digests are read from the link instead of hashing gigabytes again.
+//! Digests of weight files. BLAKE3 identifies content (it hashes at memory speed on every core, so identity
+//! detection never dominates fingerprinting). SHA-256 is what the Hugging Face Hub publishes for LFS files:
+//! files in an HF cache snapshot are symlinks to blobs named by their SHA-256, so it is read from the link for
+//! free; elsewhere it is computed only on request.
 
 use crate::error::Result;
 use provsearch_formats::Error as FormatError;
@@ -24,7 +26,7 @@ pub fn cached_sha256(path: &Path) -> Option<String> {
     (in_blobs && is_sha256_hex(name)).then(|| name.to_string())
 }
 
-/// SHA-256 (lower-case hex) of a file's bytes, streamed in 8 MiB reads.
+/// SHA-256 (lower-case hex) of a file's bytes: from the HF cache link when possible, else streamed.
 pub fn file_sha256(path: &Path) -> Result<String> {
     if let Some(known) = cached_sha256(path) {
         return Ok(known);
@@ -42,14 +44,23 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
+/// BLAKE3 (lower-case hex) of a file's bytes, memory-mapped and hashed on all cores.
+pub fn file_blake3(path: &Path) -> Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_mmap_rayon(path)
+        .map_err(|e| FormatError::io(path, e))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// SHA-256 hex of a string.
-pub fn sha256_hex(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
+/// BLAKE3 hex of a string (combines per-file digests into one content digest).
+pub fn blake3_hex(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex().to_string()
 }
 
 #[cfg(test)]
@@ -63,6 +74,10 @@ mod tests {
         std::fs::write(&file, b"abc").unwrap();
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(file_sha256(&file).unwrap(), abc);
+        assert_eq!(
+            file_blake3(&file).unwrap(),
+            "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
+        );
         // A snapshot link into blobs/ is trusted by name (HF cache layout).
         let fake = "0".repeat(64);
         std::fs::create_dir_all(dir.path().join("blobs")).unwrap();
@@ -71,5 +86,6 @@ mod tests {
         let link = dir.path().join("snap/model.safetensors");
         std::os::unix::fs::symlink(format!("../blobs/{fake}"), &link).unwrap();
         assert_eq!(file_sha256(&link).unwrap(), fake);
+        assert_eq!(cached_sha256(&file), None);
     }
 }

@@ -1,10 +1,10 @@
 //! Checkpoint → [`Fingerprint`]: reads config, model card and tokenizer, opens the weights, computes the weight
 //! signals and the file digests (in parallel), and assembles the record.
 
-use crate::digest::{file_sha256, sha256_hex};
+use crate::digest::{blake3_hex, cached_sha256, file_blake3, file_sha256};
 use crate::error::{Error, Result};
 use crate::locate::{locate, ModelLocation};
-use crate::signals::weight_signals;
+use crate::signals;
 use crate::vocab::{resolve_anchors, tokenizer_signals, vocab_hash};
 use crate::weights::{SafetensorsSource, WeightSource};
 use provsearch_formats::card::{parse_model_card, ModelCard};
@@ -13,6 +13,7 @@ use provsearch_formats::tokenizer::{load_vocabulary, Vocabulary};
 use provsearch_formats::Error as FormatError;
 use provsearch_index::schema::{
     FileDigest, Fingerprint, Metadata, Source, SourceFormat, FINGERPRINT_VERSION,
+    MAX_FINGERPRINT_BYTES,
 };
 use std::path::{Path, PathBuf};
 
@@ -28,8 +29,11 @@ pub struct FingerprintOptions {
     pub id: Option<String>,
     /// Hugging Face cache directory for Hub ids (default: `$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/...`).
     pub hf_cache: Option<PathBuf>,
-    /// Skip SHA-256 of the weight files (faster; `content_sha256` is then empty).
+    /// Skip the BLAKE3 digests of the weight files (`content_digest` is then empty and byte-identity is not
+    /// detected).
     pub skip_digests: bool,
+    /// Also compute SHA-256 of every weight file (read from the link for free in an HF cache snapshot).
+    pub sha256: bool,
 }
 
 /// A fingerprint and what `compare` needs beyond it (the exact vocabulary, for exact VOA).
@@ -94,50 +98,53 @@ pub fn fingerprint_location(
     let card = read_text(&location.root.join("README.md"))?
         .map(|t| parse_model_card(&t))
         .unwrap_or_default();
-    let vocabulary = load_vocabulary(&location.root)?;
-
     let source = open_weights(&location)?;
-    let anchors = vocabulary.as_ref().map(resolve_anchors).unwrap_or_default();
+    let plan = signals::plan(source.as_ref());
+    let files = source.files();
+
+    // Three independent jobs: the tokenizer (parse, features, anchors), the weight pass (embedding statistics
+    // and layer samples), and the file digests. Rayon spreads them over the cores.
+    let (tokenizer, (weights, digests)) = rayon::join(
+        || -> Result<_> {
+            let vocabulary = load_vocabulary(&location.root)?;
+            let anchors = vocabulary.as_ref().map(resolve_anchors).unwrap_or_default();
+            let features = vocabulary.as_ref().map(tokenizer_signals);
+            Ok((vocabulary, anchors, features))
+        },
+        || {
+            rayon::join(
+                || -> Result<_> {
+                    let pass = match plan.embedding {
+                        Some(i) => Some(signals::embedding::embedding_pass(source.as_ref(), i)?),
+                        None => None,
+                    };
+                    Ok((pass, signals::layer_signals(source.as_ref(), &plan)?))
+                },
+                || file_digests(&files, &location.root, options),
+            )
+        },
+    );
+    let ((vocabulary, anchors, tokenizer), (pass, (matrices, norms)), mut digests) =
+        (tokenizer?, weights?, digests?);
     let token_rows = vocabulary
         .as_ref()
         .and_then(|v| v.tokens.iter().map(|(_, id)| *id as u64 + 1).max());
+    let embedding = match &pass {
+        Some(pass) => Some(signals::embedding::finish_embedding(
+            source.as_ref(),
+            pass,
+            &anchors,
+            token_rows,
+        )?),
+        None => None,
+    };
+    let weights = signals::assemble(plan, embedding, matrices, norms);
 
-    let files = source.files();
-    let (weights, digests) = rayon::join(
-        || weight_signals(source.as_ref(), &anchors, token_rows),
-        || -> Result<Vec<FileDigest>> {
-            files
-                .iter()
-                .map(|path| {
-                    let bytes = std::fs::metadata(path)
-                        .map_err(|e| FormatError::io(path, e))?
-                        .len();
-                    let sha256 = if options.skip_digests {
-                        String::new()
-                    } else {
-                        file_sha256(path)?
-                    };
-                    Ok(FileDigest {
-                        name: relative_name(path, &location.root),
-                        bytes,
-                        sha256,
-                    })
-                })
-                .collect()
-        },
-    );
-    let (weights, mut digests) = (weights?, digests?);
-
-    let content_sha256 = if options.skip_digests {
+    let content_digest = if options.skip_digests {
         String::new()
     } else {
-        sha256_hex(
-            &digests
-                .iter()
-                .map(|d| d.sha256.as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
+        let listed: Vec<&str> = digests.iter().map(|d| d.blake3.as_str()).collect();
+        blake3_hex(&listed.join("\n"))
     };
     let total_bytes = digests.iter().map(|d| d.bytes).sum();
     digests.truncate(MAX_LISTED_FILES);
@@ -147,9 +154,8 @@ pub fn fingerprint_location(
     dtypes.sort();
     dtypes.dedup();
 
-    let tokenizer = vocabulary.as_ref().map(tokenizer_signals);
     let metadata = metadata(config.as_ref(), &card, vocabulary.as_ref());
-    let fingerprint = Fingerprint {
+    let mut fingerprint = Fingerprint {
         version: FINGERPRINT_VERSION,
         source: Source {
             id: options.id.clone().unwrap_or_else(|| location.id.clone()),
@@ -157,7 +163,7 @@ pub fn fingerprint_location(
             format: location.format,
             quantization: source.quantization(),
             files: digests,
-            content_sha256,
+            content_digest,
             total_bytes,
             dtypes,
             parameter_count: metas.iter().map(|m| m.numel()).sum(),
@@ -167,11 +173,44 @@ pub fn fingerprint_location(
         tokenizer,
         weights,
     };
+    fingerprint.fit_budget(MAX_FINGERPRINT_BYTES);
     Ok(Extracted {
         fingerprint,
         vocabulary,
         location,
     })
+}
+
+/// Size and digests of every weight file (BLAKE3 unless skipped; SHA-256 when free or asked for).
+fn file_digests(
+    files: &[PathBuf],
+    root: &Path,
+    options: &FingerprintOptions,
+) -> Result<Vec<FileDigest>> {
+    files
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::metadata(path)
+                .map_err(|e| FormatError::io(path, e))?
+                .len();
+            let blake3 = if options.skip_digests {
+                String::new()
+            } else {
+                file_blake3(path)?
+            };
+            let sha256 = match (options.sha256, cached_sha256(path)) {
+                (_, Some(known)) => known,
+                (true, None) => file_sha256(path)?,
+                (false, None) => String::new(),
+            };
+            Ok(FileDigest {
+                name: relative_name(path, root),
+                bytes,
+                blake3,
+                sha256,
+            })
+        })
+        .collect()
 }
 
 fn relative_name(path: &Path, root: &Path) -> String {

@@ -36,6 +36,9 @@ pub trait WeightSource: Sync {
     fn tensors(&self) -> &[TensorMeta];
     /// Decode logical elements `start .. start + out.len()` of tensor `index` into `out`.
     fn read_f32(&self, index: usize, start: u64, out: &mut [f32]) -> Result<()>;
+    /// Hint that elements `start .. start + count` of tensor `index` will not be read again soon (streaming
+    /// readers call it behind them to keep the resident set small). The default does nothing.
+    fn release(&self, _index: usize, _start: u64, _count: u64) {}
     /// The weight files (for digests), sorted.
     fn files(&self) -> Vec<PathBuf>;
     /// Quantisation scheme of the stored weights, if any.
@@ -105,6 +108,12 @@ impl WeightSource for SafetensorsSource {
             Error::no_weights(Path::new("?"), format!("tensor index {index} out of range"))
         })?;
         Ok(self.files[*file_index].read_f32(info, start, out)?)
+    }
+
+    fn release(&self, index: usize, start: u64, count: u64) {
+        if let Some((file_index, info)) = self.locations.get(index) {
+            self.files[*file_index].release(info, start, count);
+        }
     }
 
     fn files(&self) -> Vec<PathBuf> {

@@ -12,6 +12,7 @@ pub fn options(args: &ModelArgs, id: Option<String>) -> FingerprintOptions {
         id,
         hf_cache: args.hf_cache.clone(),
         skip_digests: args.no_digest,
+        sha256: args.sha256,
     }
 }
 

@@ -91,8 +91,8 @@ pub fn fingerprint(f: &Fingerprint, bytes: usize) -> String {
             m.declared_base_models.join(", ")
         );
     }
-    if !f.source.content_sha256.is_empty() {
-        let _ = writeln!(out, "content      sha256 {}", f.source.content_sha256);
+    if !f.source.content_digest.is_empty() {
+        let _ = writeln!(out, "content      blake3 {}", f.source.content_digest);
     }
     let _ = writeln!(out, "fingerprint  {bytes} bytes");
     for note in &w.notes {

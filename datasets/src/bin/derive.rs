@@ -24,10 +24,23 @@ fn main() -> Result<()> {
             "bert" => Family::Bert,
             other => bail!("unknown family {other}"),
         };
-        let seed = args.iter().find_map(|a| a.strip_prefix("seed=")).map(str::parse).transpose()?.unwrap_or(1);
-        (build(&Spec::small(family, seed)), args.get(2).context("missing DST")?.clone(), &args[3..])
+        let seed = args
+            .iter()
+            .find_map(|a| a.strip_prefix("seed="))
+            .map(str::parse)
+            .transpose()?
+            .unwrap_or(1);
+        (
+            build(&Spec::small(family, seed)),
+            args.get(2).context("missing DST")?.clone(),
+            &args[3..],
+        )
     } else {
-        (Checkpoint::read(Path::new(&args[0]))?, args[1].clone(), &args[2..])
+        (
+            Checkpoint::read(Path::new(&args[0]))?,
+            args[1].clone(),
+            &args[2..],
+        )
     };
     let (mut storage, mut shards, mut seed) = (Storage::F32, 1usize, 1u64);
     for op in ops {
@@ -42,7 +55,13 @@ fn main() -> Result<()> {
             "fresh" => derive::fresh_init(&mut ckpt, 0.02, seed),
             "lora" => {
                 let (rank, rel) = value.split_once(',').context("lora=RANK,REL")?;
-                derive::lora_merge(&mut ckpt, &["q_proj", "v_proj", "query", "value", "c_attn"], rank.parse()?, rel.parse()?, seed);
+                derive::lora_merge(
+                    &mut ckpt,
+                    &["q_proj", "v_proj", "query", "value", "c_attn"],
+                    rank.parse()?,
+                    rel.parse()?,
+                    seed,
+                );
             }
             "prune" => derive::magnitude_prune(&mut ckpt, value.parse()?),
             "shards" => shards = value.parse()?,

@@ -198,7 +198,7 @@ pub fn compare_with(
     }
     let identity_score = (den > 1e-12).then(|| num / den);
     let identical_weights =
-        !a.source.content_sha256.is_empty() && a.source.content_sha256 == b.source.content_sha256;
+        !a.source.content_digest.is_empty() && a.source.content_digest == b.source.content_digest;
 
     let (related, verdict) = if identical_weights {
         (Some(true), "identical")
@@ -229,7 +229,7 @@ pub fn compare_with(
 
 fn explain(s: &Signals, identical: bool, a: &Fingerprint, b: &Fingerprint, out: &mut Vec<String>) {
     if identical {
-        out.push("weight files are byte-identical (same SHA-256)".into());
+        out.push("weight files are byte-identical (same content digest)".into());
     }
     match (s.wvc.similarity, s.wvc.z) {
         (Some(r), Some(z)) => out.push(format!(

@@ -80,7 +80,7 @@ fn fingerprint(lat: &Latent, energy_slope: f64) -> Fingerprint {
             format: SourceFormat::Safetensors,
             quantization: None,
             files: vec![],
-            content_sha256: String::new(),
+            content_digest: String::new(),
             total_bytes: 0,
             dtypes: vec![],
             parameter_count: 0,
@@ -155,7 +155,7 @@ fn nothing_to_compare_is_undecidable() {
 #[test]
 fn byte_identical_files_are_identity() {
     let mut a = fingerprint(&latent(2, 64, 1), 0.0);
-    a.source.content_sha256 = "ab".repeat(32);
+    a.source.content_digest = "ab".repeat(32);
     let b = a.clone();
     let c = compare(&a, &b);
     assert!(c.identical_weights);

@@ -7,6 +7,7 @@
 //! would otherwise inflate every cosine and correlate unrelated models.
 
 use crate::error::{Error, Result};
+use crate::signals::kernels::Moments;
 use crate::weights::WeightSource;
 use provsearch_index::anchors::{presence_words, ANCHORS, ANCHOR_SET_VERSION};
 use provsearch_index::sampling::vector_positions;
@@ -29,17 +30,20 @@ struct Pass {
     row_norms: Vec<(u64, f32)>,
 }
 
-/// Compute the embedding signals of tensor `index` (shape `[rows, hidden]`).
-///
-/// `anchor_ids[i]` is the token id of anchor `i` in the model's vocabulary (from
-/// [`crate::vocab::resolve_anchors`]), or `None`. `token_rows` limits the statistics to the rows that are real
-/// tokens (padding rows past the vocabulary are excluded); `None` uses every row.
-pub fn embedding_signals(
-    source: &dyn WeightSource,
+/// What one streaming pass over the embedding learns: the mean row, every row's norm, and the centred RMS.
+#[derive(Debug, Clone)]
+pub struct EmbeddingPass {
     index: usize,
-    anchor_ids: &[Option<u32>],
-    token_rows: Option<u64>,
-) -> Result<EmbeddingSignals> {
+    rows: u64,
+    hidden: u64,
+    mean: Vec<f64>,
+    norms: Vec<f32>,
+    centred_rms: f64,
+}
+
+/// Stream the embedding tensor `index` (shape `[rows, hidden]`) once. Needs no tokenizer, so it runs while
+/// the tokenizer is still being read.
+pub fn embedding_pass(source: &dyn WeightSource, index: usize) -> Result<EmbeddingPass> {
     let meta = &source.tensors()[index];
     let (rows, hidden) = match meta.shape.as_slice() {
         [r, h] if *r > 0 && *h > 0 => (*r, *h),
@@ -50,9 +54,8 @@ pub fn embedding_signals(
             ))
         }
     };
-    let used_rows = token_rows.map_or(rows, |t| t.clamp(1, rows));
+    let used_rows = rows;
     let h = hidden as usize;
-
     // One pass: column sums and row norms, in parallel over chunks of rows.
     let step = chunk_rows(hidden);
     let chunks: Vec<u64> = (0..used_rows).step_by(step as usize).collect();
@@ -62,22 +65,22 @@ pub fn embedding_signals(
             let n = step.min(used_rows - first);
             let mut buf = vec![0f32; (n * hidden) as usize];
             source.read_f32(index, first * hidden, &mut buf)?;
+            source.release(index, first * hidden, n * hidden);
             let mut column_sum = vec![0f64; h];
             let mut row_norms = Vec::with_capacity(n as usize);
             for (r, row) in buf.chunks_exact(h).enumerate() {
-                let mut sq = 0f64;
-                for (c, &v) in row.iter().enumerate() {
-                    if !v.is_finite() {
-                        return Err(Error::NonFinite {
-                            path: meta.file.clone(),
-                            tensor: meta.name.clone(),
-                            what: if v.is_nan() { "NaN" } else { "infinite" },
-                        });
-                    }
-                    column_sum[c] += v as f64;
-                    sq += v as f64 * v as f64;
+                let m = Moments::of(row);
+                if m.has_non_finite {
+                    return Err(Error::NonFinite {
+                        path: meta.file.clone(),
+                        tensor: meta.name.clone(),
+                        what: if m.has_nan { "NaN" } else { "infinite" },
+                    });
                 }
-                row_norms.push((first + r as u64, sq.sqrt() as f32));
+                for (c, &v) in column_sum.iter_mut().zip(row) {
+                    *c += v as f64;
+                }
+                row_norms.push((first + r as u64, m.sum_sq.sqrt() as f32));
             }
             Ok(Pass {
                 column_sum,
@@ -103,7 +106,34 @@ pub fn embedding_signals(
     let mean_sq: f64 = mean.iter().map(|m| m * m).sum();
     let centred_rms = ((total_sq - t * mean_sq).max(0.0) / (t * hidden as f64)).sqrt();
 
-    let mut sorted = norms.clone();
+    Ok(EmbeddingPass {
+        index,
+        rows,
+        hidden,
+        mean,
+        norms,
+        centred_rms,
+    })
+}
+
+/// Finish the embedding signals from a pass: anchor rows, Gram matrix, samples and norm statistics.
+///
+/// `anchor_ids[i]` is the token id of anchor `i` in the model's vocabulary (from
+/// [`crate::vocab::resolve_anchors`]), or `None`. `token_rows` limits the norm statistics to the rows that are
+/// real tokens (padding rows past the vocabulary are excluded); `None` uses every row.
+pub fn finish_embedding(
+    source: &dyn WeightSource,
+    pass: &EmbeddingPass,
+    anchor_ids: &[Option<u32>],
+    token_rows: Option<u64>,
+) -> Result<EmbeddingSignals> {
+    let meta = &source.tensors()[pass.index];
+    let (index, rows, hidden, mean) = (pass.index, pass.rows, pass.hidden, &pass.mean);
+    let used_rows = token_rows.map_or(rows, |t| t.clamp(1, rows));
+    let norms = &pass.norms[..used_rows as usize];
+    let centred_rms = pass.centred_rms;
+    let h = hidden as usize;
+    let mut sorted = norms.to_vec();
     sorted.sort_by(f32::total_cmp);
     let median = sorted[sorted.len() / 2].max(f32::MIN_POSITIVE) as f64;
     let log_ratio = |n: f32| ((n as f64 / median).max(1e-6)).ln();
@@ -126,7 +156,7 @@ pub fn embedding_signals(
         }
         source.read_f32(index, id as u64 * hidden, &mut row)?;
         presence[i / 64] |= 1 << (i % 64);
-        centred_rows.push(row.iter().zip(&mean).map(|(&v, m)| v as f64 - m).collect());
+        centred_rows.push(row.iter().zip(mean).map(|(&v, m)| v as f64 - m).collect());
         anchor_log_norms.push(log_ratio(norms[id as usize]) as f32);
     }
 

@@ -8,12 +8,13 @@
 //! number of layers; per-tensor counts only shorten the same canonical position sequence.
 
 pub mod embedding;
+pub mod kernels;
 pub mod tensors;
 
 use crate::error::Result;
 use crate::roles::{classify, embedding_rank, uses_conv1d, Kind};
 use crate::weights::WeightSource;
-use provsearch_index::schema::WeightSignals;
+use provsearch_index::schema::{EmbeddingSignals, TensorSamples, WeightSignals};
 use tensors::{sample_tensors, Selected, Standardise};
 
 /// Total matrix samples per fingerprint (WVC).
@@ -29,43 +30,43 @@ fn per_tensor(budget: usize, count: usize, (lo, hi): (usize, usize)) -> usize {
     (budget / count.max(1)).clamp(lo, hi)
 }
 
-/// Compute every weight signal. `anchor_ids` come from the tokenizer (empty without one); `token_rows` is the
-/// number of real token rows (tokenizer size) when known.
-pub fn weight_signals(
-    source: &dyn WeightSource,
-    anchor_ids: &[Option<u32>],
-    token_rows: Option<u64>,
-) -> Result<WeightSignals> {
+/// Which tensors feed which signal, decided from names and shapes alone.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// The token embedding (or the tied lm_head standing in for it).
+    pub embedding: Option<usize>,
+    /// Layer matrices for WVC and LEP.
+    pub matrices: Vec<Selected>,
+    /// Norm gains and other vectors for NLF.
+    pub vectors: Vec<Selected>,
+    /// Remarks for the fingerprint.
+    pub notes: Vec<String>,
+}
+
+/// Classify every tensor of the source.
+pub fn plan(source: &dyn WeightSource) -> Plan {
     let metas = source.tensors();
-    let mut notes = Vec::new();
+    let mut plan = Plan::default();
     let named: Vec<(&str, &[u64])> = metas
         .iter()
         .map(|m| (m.name.as_str(), m.shape.as_slice()))
         .collect();
     let conv1d = uses_conv1d(&named);
     if conv1d {
-        notes.push(
+        plan.notes.push(
             "linear layers stored transposed (Conv1D); sampled in logical (out, in) order"
                 .to_string(),
         );
     }
-
-    let skipped = metas.iter().filter(|m| !m.is_weight).count();
-    if skipped > 0 {
-        notes.push(format!(
-            "{skipped} integer/packed tensors carry no usable weight values and were skipped"
-        ));
-    }
-
-    let mut matrices = Vec::new();
-    let mut vectors = Vec::new();
     let mut embedding: Option<(usize, usize)> = None;
     let mut lm_head: Option<usize> = None;
+    let mut skipped = 0;
     for (index, meta) in metas.iter().enumerate() {
+        let role = classify(&meta.name, &meta.shape);
         if !meta.is_weight {
+            skipped += (role.kind != Kind::Ignored) as usize;
             continue;
         }
-        let role = classify(&meta.name, &meta.shape);
         match role.kind {
             Kind::TokenEmbedding => {
                 let rank = embedding_rank(&meta.name, &meta.shape).unwrap_or(usize::MAX);
@@ -76,25 +77,27 @@ pub fn weight_signals(
             Kind::LmHead => lm_head = Some(index),
             Kind::Matrix => {
                 let shape = &meta.shape;
-                let logical = if shape.len() == 2 && conv1d {
+                let transposed = shape.len() == 2 && conv1d;
+                let logical = if transposed {
                     [shape[1], shape[0]]
                 } else {
                     let cols = *shape.last().unwrap_or(&0);
                     [shape[..shape.len() - 1].iter().product(), cols]
                 };
                 if logical.iter().all(|&d| d > 0 && d <= u32::MAX as u64) {
-                    matrices.push(Selected {
+                    let shape = [logical[0] as u32, logical[1] as u32];
+                    plan.matrices.push(Selected {
                         index,
                         role,
-                        shape: [logical[0] as u32, logical[1] as u32],
-                        transposed: shape.len() == 2 && conv1d,
+                        shape,
+                        transposed,
                     });
                 }
             }
             Kind::Norm | Kind::Vector => {
                 let len = meta.numel();
                 if len >= 2 && len <= u32::MAX as u64 {
-                    vectors.push(Selected {
+                    plan.vectors.push(Selected {
                         index,
                         role,
                         shape: [1, len as u32],
@@ -105,39 +108,84 @@ pub fn weight_signals(
             Kind::Ignored => {}
         }
     }
-
-    let embedding_index = match (embedding, lm_head) {
+    if skipped > 0 {
+        plan.notes.push(format!(
+            "{skipped} integer/packed weight tensors carry no usable values and were skipped"
+        ));
+    }
+    plan.embedding = match (embedding, lm_head) {
         (Some((i, _)), _) => Some(i),
         (None, Some(i)) => {
-            notes.push(
+            plan.notes.push(
                 "no input embedding stored; token signals taken from lm_head (tied weights)"
                     .to_string(),
             );
             Some(i)
         }
         (None, None) => {
-            notes.push("no token embedding found: EAS and END unavailable".to_string());
+            plan.notes
+                .push("no token embedding found: EAS and END unavailable".to_string());
             None
         }
     };
-    let embedding = match embedding_index {
-        Some(i) => Some(embedding::embedding_signals(
-            source, i, anchor_ids, token_rows,
+    plan
+}
+
+/// Sample the layer matrices (WVC/LEP) and vectors (NLF) of a plan.
+pub fn layer_signals(
+    source: &dyn WeightSource,
+    plan: &Plan,
+) -> Result<(TensorSamples, TensorSamples)> {
+    let matrix_samples = per_tensor(
+        MATRIX_SAMPLE_BUDGET,
+        plan.matrices.len(),
+        MATRIX_SAMPLES_RANGE,
+    );
+    let vector_samples = per_tensor(NORM_SAMPLE_BUDGET, plan.vectors.len(), VECTOR_SAMPLES_RANGE);
+    let (matrices, norms) = rayon::join(
+        || sample_tensors(source, &plan.matrices, matrix_samples, Standardise::Rms),
+        || sample_tensors(source, &plan.vectors, vector_samples, Standardise::MeanStd),
+    );
+    Ok((matrices?, norms?))
+}
+
+/// Every weight signal, computed in one go (the fingerprint pipeline instead overlaps the steps with tokenizer
+/// parsing). `anchor_ids` come from the tokenizer (empty without one); `token_rows` is the number of real
+/// token rows when known.
+pub fn weight_signals(
+    source: &dyn WeightSource,
+    anchor_ids: &[Option<u32>],
+    token_rows: Option<u64>,
+) -> Result<WeightSignals> {
+    let plan = plan(source);
+    let (matrices, norms) = layer_signals(source, &plan)?;
+    let embedding = match plan.embedding {
+        Some(i) => Some(embedding::finish_embedding(
+            source,
+            &embedding::embedding_pass(source, i)?,
+            anchor_ids,
+            token_rows,
         )?),
         None => None,
     };
+    Ok(assemble(plan, embedding, matrices, norms))
+}
 
-    let matrix_samples = per_tensor(MATRIX_SAMPLE_BUDGET, matrices.len(), MATRIX_SAMPLES_RANGE);
-    let vector_samples = per_tensor(NORM_SAMPLE_BUDGET, vectors.len(), VECTOR_SAMPLES_RANGE);
-    let matrices = sample_tensors(source, &matrices, matrix_samples, Standardise::Rms)?;
-    let norms = sample_tensors(source, &vectors, vector_samples, Standardise::MeanStd)?;
+/// Put the parts together, with a note when no matrices were found.
+pub fn assemble(
+    plan: Plan,
+    embedding: Option<EmbeddingSignals>,
+    matrices: TensorSamples,
+    norms: TensorSamples,
+) -> WeightSignals {
+    let mut notes = plan.notes;
     if matrices.entries.is_empty() {
         notes.push("no weight matrices found: WVC and LEP unavailable".to_string());
     }
-    Ok(WeightSignals {
+    WeightSignals {
         embedding,
         matrices,
         norms,
         notes,
-    })
+    }
 }

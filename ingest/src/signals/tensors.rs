@@ -8,6 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::roles::TensorRole;
+use crate::signals::kernels::Moments;
 use crate::weights::WeightSource;
 use provsearch_index::sampling::matrix_positions;
 use provsearch_index::schema::{quantize_sample, TensorEntry, TensorSamples};
@@ -39,48 +40,28 @@ pub enum Standardise {
     MeanStd,
 }
 
-struct Moments {
-    mean: f64,
-    rms: f64,
-    std: f64,
-}
-
-fn moments(source: &dyn WeightSource, index: usize) -> Result<Moments> {
+/// Stream a tensor once: moments of all its values, NaN/Inf rejected, mapped pages released behind.
+pub fn stream_moments(source: &dyn WeightSource, index: usize) -> Result<Moments> {
     let meta = &source.tensors()[index];
     let total = meta.numel();
     let mut buf = vec![0f32; CHUNK.min(total) as usize];
-    let (mut sum, mut sum_sq) = (0f64, 0f64);
+    let mut m = Moments::default();
     let mut start = 0u64;
     while start < total {
         let n = CHUNK.min(total - start) as usize;
         source.read_f32(index, start, &mut buf[..n])?;
-        // Four independent accumulators keep the loop vectorisable.
-        let (mut s, mut q) = ([0f64; 4], [0f64; 4]);
-        let mut finite = true;
-        for lane in buf[..n].chunks(4) {
-            for (k, &v) in lane.iter().enumerate() {
-                finite &= v.is_finite();
-                s[k] += v as f64;
-                q[k] += v as f64 * v as f64;
-            }
-        }
-        if !finite {
-            let nan = buf[..n].iter().any(|v| v.is_nan());
+        source.release(index, start, n as u64);
+        m.add(&buf[..n]);
+        if m.has_non_finite {
             return Err(Error::NonFinite {
                 path: meta.file.clone(),
                 tensor: meta.name.clone(),
-                what: if nan { "NaN" } else { "infinite" },
+                what: if m.has_nan { "NaN" } else { "infinite" },
             });
         }
-        sum += s.iter().sum::<f64>();
-        sum_sq += q.iter().sum::<f64>();
         start += n as u64;
     }
-    let n = total.max(1) as f64;
-    let mean = sum / n;
-    let rms = (sum_sq / n).sqrt();
-    let std = (sum_sq / n - mean * mean).max(0.0).sqrt();
-    Ok(Moments { mean, rms, std })
+    Ok(m)
 }
 
 struct Sampled {
@@ -94,13 +75,13 @@ fn sample_one(
     count: usize,
     how: Standardise,
 ) -> Result<Option<Sampled>> {
-    let m = moments(source, t.index)?;
+    let m = stream_moments(source, t.index)?;
     let (centre, scale) = match how {
-        Standardise::Rms => (0.0, m.rms),
-        Standardise::MeanStd => (m.mean, m.std),
+        Standardise::Rms => (0.0, m.rms()),
+        Standardise::MeanStd => (m.mean(), m.std()),
     };
     // A constant tensor (all-ones gains of a fresh model, zero biases) has no pattern to compare.
-    if scale <= 1e-7 * m.rms.max(1e-30) || scale == 0.0 {
+    if scale <= 1e-7 * m.rms().max(1e-30) || scale == 0.0 {
         return Ok(None);
     }
     let [rows, cols] = t.shape;
@@ -117,7 +98,7 @@ fn sample_one(
     }
     Ok(Some(Sampled {
         values,
-        log_rms: m.rms.max(1e-30).ln() as f32,
+        log_rms: m.rms().max(1e-30).ln() as f32,
     }))
 }
 

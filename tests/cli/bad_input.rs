@@ -1,0 +1,210 @@
+//! Bad input gets a clear error naming the file and the problem, exit code 1, and never a panic.
+
+use super::util::{provsearch, synth, Run};
+use datasets::synth::Family;
+use std::path::{Path, PathBuf};
+
+fn fingerprint(path: &Path) -> Run {
+    provsearch([Path::new("fingerprint"), path])
+}
+
+/// Fails unless the run exited 1 and stderr names `file` and contains every one of `words`.
+fn assert_error(run: &Run, file: &str, words: &[&str]) {
+    assert_eq!(
+        run.code, 1,
+        "expected exit 1, got {}: {}",
+        run.code, run.stderr
+    );
+    assert!(
+        run.stderr.contains(file),
+        "error does not name {file}: {}",
+        run.stderr
+    );
+    for w in words {
+        assert!(
+            run.stderr.to_lowercase().contains(&w.to_lowercase()),
+            "error lacks {w:?}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// A valid synthetic snapshot to damage.
+fn snapshot() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    synth(&dir, Family::Llama, 1);
+    (tmp, dir)
+}
+
+/// Replace the safetensors header of `file` by `header` (data section kept as it is).
+fn rewrite_header(file: &Path, header: &serde_json::Value) {
+    let bytes = std::fs::read(file).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let data = &bytes[8 + n..];
+    let text = serde_json::to_string(header).unwrap();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(data);
+    std::fs::write(file, out).unwrap();
+}
+
+fn header(file: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(file).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    serde_json::from_slice(&bytes[8..8 + n]).unwrap()
+}
+
+#[test]
+fn truncated_safetensors() {
+    let (_tmp, dir) = snapshot();
+    let file = dir.join("model.safetensors");
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    assert_error(&fingerprint(&dir), "model.safetensors", &["corrupt"]);
+}
+
+#[test]
+fn header_length_beyond_the_file() {
+    let (_tmp, dir) = snapshot();
+    let file = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    std::fs::write(&file, bytes).unwrap();
+    assert_error(&fingerprint(&dir), "model.safetensors", &["header"]);
+}
+
+#[test]
+fn overlapping_and_out_of_range_offsets() {
+    let (_tmp, dir) = snapshot();
+    let file = dir.join("model.safetensors");
+    let mut h = header(&file);
+    let names: Vec<String> = h
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "__metadata__")
+        .cloned()
+        .collect();
+    // Make the second tensor start inside the first.
+    let first = h[&names[0]]["data_offsets"].clone();
+    let second_len = h[&names[1]]["data_offsets"][1].as_u64().unwrap()
+        - h[&names[1]]["data_offsets"][0].as_u64().unwrap();
+    let start = first[0].as_u64().unwrap() + 4;
+    h[&names[1]]["data_offsets"] = serde_json::json!([start, start + second_len]);
+    rewrite_header(&file, &h);
+    assert_error(&fingerprint(&dir), "model.safetensors", &["overlap"]);
+
+    let (_tmp2, dir2) = snapshot();
+    let file2 = dir2.join("model.safetensors");
+    let mut h = header(&file2);
+    let last = names.last().unwrap();
+    let end = h[last]["data_offsets"][1].as_u64().unwrap();
+    let len = end - h[last]["data_offsets"][0].as_u64().unwrap();
+    h[last]["data_offsets"] = serde_json::json!([end + 1024, end + 1024 + len]);
+    rewrite_header(&file2, &h);
+    assert_error(&fingerprint(&dir2), "model.safetensors", &["range"]);
+}
+
+#[test]
+fn dtype_and_shape_mismatch() {
+    let (_tmp, dir) = snapshot();
+    let file = dir.join("model.safetensors");
+    let mut h = header(&file);
+    h["model.norm.weight"]["shape"] = serde_json::json!([3]);
+    rewrite_header(&file, &h);
+    assert_error(
+        &fingerprint(&dir),
+        "model.safetensors",
+        &["model.norm.weight"],
+    );
+}
+
+#[test]
+fn malformed_config_and_tokenizer_json() {
+    let (_tmp, dir) = snapshot();
+    std::fs::write(dir.join("config.json"), "{\"hidden_size\": 64,,}").unwrap();
+    assert_error(&fingerprint(&dir), "config.json", &["json"]);
+
+    let (_tmp2, dir2) = snapshot();
+    std::fs::write(
+        dir2.join("tokenizer.json"),
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": [1, 2",
+    )
+    .unwrap();
+    assert_error(&fingerprint(&dir2), "tokenizer.json", &["json"]);
+}
+
+#[test]
+fn missing_config() {
+    let (_tmp, dir) = snapshot();
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    assert_error(&fingerprint(&dir), "config.json", &["no config.json"]);
+}
+
+#[test]
+fn nan_and_infinite_weights() {
+    for (value, word) in [(f32::NAN, "NaN"), (f32::INFINITY, "infinite")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = (tmp.path().join("a"), tmp.path().join("b"));
+        synth(&src, Family::Llama, 1);
+        super::util::derive(&src, &dst, datasets::Storage::F16, 1, |c| {
+            c.get_mut("model.layers.1.mlp.up_proj.weight").unwrap().data[77] = value;
+        });
+        assert_error(
+            &fingerprint(&dst),
+            "model.safetensors",
+            &["model.layers.1.mlp.up_proj.weight", word],
+        );
+    }
+}
+
+#[test]
+fn shard_index_pointing_outside_the_snapshot() {
+    let (_tmp, dir) = snapshot();
+    let index = serde_json::json!({"metadata": {}, "weight_map": {"model.norm.weight": "../x.safetensors"}});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.parent().unwrap().join("x.safetensors"), b"whatever").unwrap();
+    assert_error(
+        &fingerprint(&dir),
+        "model.safetensors.index.json",
+        &["refused"],
+    );
+}
+
+#[test]
+fn pickle_checkpoints_are_refused_with_the_safetensors_alternative() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("old");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), "{}").unwrap();
+    std::fs::write(dir.join("pytorch_model.bin"), b"\x80\x02}q\x00.").unwrap();
+    assert_error(
+        &fingerprint(&dir),
+        "pytorch_model.bin",
+        &["pickle", "safetensors"],
+    );
+    assert_error(
+        &fingerprint(&dir.join("pytorch_model.bin")),
+        "pytorch_model.bin",
+        &["safetensors"],
+    );
+}
+
+#[test]
+fn nothing_there() {
+    let run = fingerprint(Path::new("/nonexistent/model-dir"));
+    assert_error(&run, "/nonexistent/model-dir", &["not found"]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("config.json"), "{}").unwrap();
+    assert_error(
+        &fingerprint(tmp.path()),
+        &tmp.path().display().to_string(),
+        &["no readable weights"],
+    );
+}

@@ -1,0 +1,213 @@
+//! Verdicts on real files: copies and mechanical derivations are related, independent models are not.
+
+use super::util::{compare, derive, minilm, num, provsearch, synth};
+use datasets::derive::{add_noise, fresh_init, int8_per_channel};
+use datasets::synth::Family;
+use datasets::{Checkpoint, Storage};
+
+const FAMILIES: [Family; 3] = [Family::Llama, Family::Gpt2, Family::Bert];
+
+#[test]
+fn same_weights_in_any_dtype_sharding_or_tensor_order_are_identical_in_effect() {
+    for family in FAMILIES {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("base");
+        let ckpt = synth(&base, family, 1);
+        let variants = [
+            ("f16", Storage::F16, 1),
+            ("bf16", Storage::BF16, 1),
+            ("sharded", Storage::F32, 3),
+        ];
+        for (name, storage, shards) in variants {
+            let dst = tmp.path().join(name);
+            derive(&base, &dst, storage, shards, |_| {});
+            let c = compare(&base, &dst);
+            assert_eq!(c["related"], true, "{family:?} {name}: {c}");
+            assert!(num(&c, "identity_score") >= 0.99, "{family:?} {name}: {c}");
+        }
+        // Tensors stored in reverse order (a writer other than the safetensors serializer).
+        let reordered = tmp.path().join("reordered");
+        std::fs::create_dir_all(&reordered).unwrap();
+        for (name, bytes) in &ckpt.files {
+            std::fs::write(reordered.join(name), bytes).unwrap();
+        }
+        let order: Vec<usize> = (0..ckpt.tensors.len()).rev().collect();
+        ckpt.write_in_order(&reordered.join("model.safetensors"), Storage::F32, &order)
+            .unwrap();
+        let c = compare(&base, &reordered);
+        assert!(
+            num(&c, "identity_score") >= 0.99,
+            "{family:?} reordered: {c}"
+        );
+        assert_eq!(
+            c["identical_weights"], false,
+            "different bytes are not byte-identical"
+        );
+    }
+}
+
+#[test]
+fn independently_initialised_models_of_each_family_are_not_related() {
+    for family in FAMILIES {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        synth(&a, family, 1);
+        synth(&b, family, 2);
+        let c = compare(&a, &b);
+        assert_eq!(c["related"], false, "{family:?}: {c}");
+        assert!(num(&c, "identity_score") < 0.3, "{family:?}: {c}");
+        // Same config and tokenizer: the reference's metadata tier 1 ("Confirmed Match") fires, we do not.
+        assert_eq!(c["details"]["mfi_tier"], 1);
+        assert_eq!(c["signals"]["voa"], 1.0);
+    }
+}
+
+#[test]
+fn real_model_against_its_int8_quantized_copy_is_related() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("minilm-int8");
+    derive(&minilm(), &dst, Storage::F32, 1, int8_per_channel);
+    let c = compare(&minilm(), &dst);
+    assert_eq!(c["related"], true, "{c}");
+    assert!(num(&c, "identity_score") >= 0.95, "{c}");
+    assert!(num(&c["signals"], "wvc") > 0.99, "{c}");
+}
+
+#[test]
+fn real_model_against_a_fresh_init_with_identical_config_and_tokenizer_is_not_related() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("minilm-fresh");
+    derive(&minilm(), &dst, Storage::F32, 1, |c| fresh_init(c, 0.02, 7));
+    let c = compare(&minilm(), &dst);
+    assert_eq!(c["related"], false, "{c}");
+    assert_eq!(c["verdict"], "not related");
+    assert!(num(&c, "identity_score") < 0.2, "{c}");
+    assert!(num(&c["signals"], "wvc").abs() < 0.05, "{c}");
+    assert_eq!(c["details"]["mfi_tier"], 1, "identical config");
+    assert_eq!(c["signals"]["voa"], 1.0, "identical tokenizer");
+}
+
+#[test]
+fn noise_as_large_as_the_weights_still_leaves_the_copy_related() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("minilm-noisy");
+    derive(&minilm(), &dst, Storage::F32, 1, |c| add_noise(c, 1.0, 3));
+    let c = compare(&minilm(), &dst);
+    assert_eq!(c["related"], true, "{c}");
+    let wvc = num(&c["signals"], "wvc");
+    assert!(
+        (0.6..0.8).contains(&wvc),
+        "noise = signal gives r ≈ 0.71, got {wvc}"
+    );
+}
+
+#[test]
+fn models_with_different_tokenizers_compare_over_shared_anchors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (llama, bert) = (tmp.path().join("llama"), tmp.path().join("bert"));
+    synth(&llama, Family::Llama, 1);
+    synth(&bert, Family::Bert, 1);
+    let c = compare(&llama, &bert);
+    assert!(
+        c["details"]["eas"]["support"].as_u64().unwrap() >= 100,
+        "anchors shared: {c}"
+    );
+    assert!(c["signals"]["eas"].is_number());
+    assert_eq!(c["related"], false, "{c}");
+    // And the real WordPiece model against a synthetic byte-level one.
+    let gpt2 = tmp.path().join("gpt2");
+    synth(&gpt2, Family::Gpt2, 5);
+    let c = compare(&minilm(), &gpt2);
+    assert!(
+        c["details"]["eas"]["support"].as_u64().unwrap() >= 16,
+        "{c}"
+    );
+    assert_eq!(c["related"], false, "{c}");
+}
+
+#[test]
+fn compare_json_has_the_documented_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    synth(&a, Family::Llama, 1);
+    let c = compare(&a, &a);
+    assert!(c["identity_score"].is_number());
+    assert_eq!(c["related"], true);
+    assert_eq!(c["verdict"], "identical", "same files: byte-identical");
+    for key in ["eas", "end", "nlf", "lep", "wvc", "mfi", "tfv", "voa"] {
+        assert!(
+            c["signals"][key].is_number() || c["signals"][key].is_null(),
+            "signals.{key}: {c}"
+        );
+    }
+    for side in ["a", "b"] {
+        assert!(c[side]["id"].is_string() && c[side]["format"] == "safetensors");
+        assert!(c[side]["parameter_count"].as_u64().unwrap() > 0);
+    }
+    // The human table names the verdict.
+    let run = provsearch([std::path::Path::new("compare"), &a, &a]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.contains("IDENTICAL"), "{}", run.stdout);
+}
+
+#[test]
+fn embedding_stored_only_as_lm_head_still_fingerprints_and_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    synth(&base, Family::Llama, 3);
+    let head_only = tmp.path().join("head-only");
+    derive(&base, &head_only, Storage::F32, 1, |c: &mut Checkpoint| {
+        let emb = c.get("model.embed_tokens.weight").unwrap().data.clone();
+        c.tensors.retain(|t| t.name != "model.embed_tokens.weight");
+        c.get_mut("lm_head.weight").unwrap().data = emb;
+    });
+    let run = provsearch([std::path::Path::new("fingerprint"), &head_only]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("lm_head"), "{}", run.stdout);
+    let c = compare(&base, &head_only);
+    assert_eq!(c["related"], true, "{c}");
+    assert!(num(&c["signals"], "eas") > 0.99, "{c}");
+}
+
+#[test]
+fn fingerprints_stay_within_64_kib_for_deep_models_and_round_trip_through_files() {
+    use datasets::synth::{build, Spec};
+    let tmp = tempfile::tempdir().unwrap();
+    let deep = tmp.path().join("deep");
+    let spec = Spec {
+        family: Family::Llama,
+        layers: 160,
+        hidden: 32,
+        intermediate: 64,
+        heads: 2,
+        vocab: 600,
+        seed: 1,
+    };
+    build(&spec).write(&deep, Storage::F16, 4).unwrap();
+    let saved = tmp.path().join("deep.rkyv");
+    let run = provsearch([
+        std::path::Path::new("fingerprint"),
+        &deep,
+        std::path::Path::new("-o"),
+        &saved,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let size = std::fs::metadata(&saved).unwrap().len();
+    assert!(
+        size <= 64 * 1024,
+        "fingerprint of a 160-layer model is {size} bytes"
+    );
+    // A saved fingerprint compares like the model itself.
+    let json = tmp.path().join("deep.json");
+    let run = provsearch([
+        std::path::Path::new("fingerprint"),
+        &deep,
+        std::path::Path::new("-o"),
+        &json,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let c = compare(&saved, &json);
+    assert_eq!(c["verdict"], "identical", "{c}");
+    let c = compare(&saved, &deep);
+    assert_eq!(c["related"], true, "{c}");
+}

@@ -1,0 +1,98 @@
+//! Hub ids resolved in a Hugging Face cache layout built on disk (the Hub itself is never contacted).
+
+use super::util::{provsearch, provsearch_env, synth};
+use datasets::synth::Family;
+use std::path::{Path, PathBuf};
+
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// Build `models--acme--tiny` with blobs named by their SHA-256, a snapshot of symlinks, and refs/main.
+fn cache() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    synth(&src, Family::Llama, 4);
+    let repo = tmp.path().join("hub/models--acme--tiny");
+    let snapshot = repo.join("snapshots").join(COMMIT);
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), COMMIT).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let sha = provsearch_ingest::digest::file_sha256(&path).unwrap();
+        std::fs::copy(&path, repo.join("blobs").join(&sha)).unwrap();
+        std::os::unix::fs::symlink(
+            format!("../../blobs/{sha}"),
+            snapshot.join(path.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    (tmp, repo.parent().unwrap().to_path_buf())
+}
+
+fn fingerprint_json(args: &[&str], env: &[(&str, &Path)]) -> serde_json::Value {
+    let mut all = vec!["fingerprint", "--json"];
+    all.extend_from_slice(args);
+    let run = provsearch_env(all, env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+#[test]
+fn hub_id_resolves_through_refs_and_blobs() {
+    let (_tmp, hub) = cache();
+    let hub_arg = hub.display().to_string();
+    let f = fingerprint_json(&["acme/tiny", "--hf-cache", &hub_arg], &[]);
+    assert_eq!(f["source"]["id"], "acme/tiny");
+    assert_eq!(f["source"]["revision"], COMMIT);
+    // SHA-256 comes from the blob names, BLAKE3 from the bytes.
+    let file = &f["source"]["files"][0];
+    let blob = std::fs::read_link(
+        hub.join("models--acme--tiny/snapshots")
+            .join(COMMIT)
+            .join("model.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(
+        file["sha256"].as_str().unwrap(),
+        blob.file_name().unwrap().to_str().unwrap()
+    );
+    assert_eq!(file["blake3"].as_str().unwrap().len(), 64);
+
+    // $HF_HUB_CACHE and $HF_HOME/hub are honoured; an explicit revision works.
+    let f = fingerprint_json(&["acme/tiny"], &[("HF_HUB_CACHE", &hub)]);
+    assert_eq!(f["source"]["id"], "acme/tiny");
+    let home = hub.parent().unwrap().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::symlink(&hub, home.join("hub")).unwrap();
+    let spec = format!("acme/tiny@{COMMIT}");
+    let f = fingerprint_json(&[&spec], &[("HF_HOME", &home)]);
+    assert_eq!(f["source"]["revision"], COMMIT);
+}
+
+#[test]
+fn missing_models_and_revisions_are_clear_errors() {
+    let (_tmp, hub) = cache();
+    let hub_arg = hub.display().to_string();
+    let run = provsearch(["fingerprint", "acme/absent", "--hf-cache", &hub_arg]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("acme/absent") && run.stderr.contains("not in the Hugging Face cache"),
+        "{}",
+        run.stderr
+    );
+    let run = provsearch(["fingerprint", "acme/tiny@v9", "--hf-cache", &hub_arg]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("no revision `v9`"), "{}", run.stderr);
+}
+
+#[test]
+fn snapshot_directories_inside_the_cache_keep_their_hub_id() {
+    let (_tmp, hub) = cache();
+    let snapshot = hub.join("models--acme--tiny/snapshots").join(COMMIT);
+    let f = fingerprint_json(&[snapshot.to_str().unwrap()], &[]);
+    assert_eq!(f["source"]["id"], "acme/tiny");
+    let repo = hub.join("models--acme--tiny");
+    let f = fingerprint_json(&[repo.to_str().unwrap()], &[]);
+    assert_eq!(f["source"]["revision"], COMMIT);
+}
