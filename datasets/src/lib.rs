@@ -5,6 +5,7 @@
 //! - [`synth`]: synthetic models in the Llama, GPT-2 and BERT layouts with real config.json and tokenizer.json.
 //! - [`derive`]: mechanical derivations (dtype, quantisation, noise, LoRA, pruning, merges) and fresh
 //!   re-initialisations.
+//! - [`quantize`]: quantized copies in the layouts of GPTQ, AWQ, bitsandbytes and FP8 checkpoints.
 //! - [`fingerprints`]: synthetic fingerprints with planted families, for the index's scale benchmark.
 //! - [`rng`]: the deterministic random source behind all of them.
 #![warn(missing_docs)]
@@ -12,6 +13,7 @@
 pub mod checkpoint;
 pub mod derive;
 pub mod fingerprints;
+pub mod quantize;
 pub mod rng;
 pub mod synth;
 

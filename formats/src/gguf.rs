@@ -294,6 +294,53 @@ impl GgufFile {
         self.view().read_f32(tensor, start, out)
     }
 
+    /// Tell the kernel that the mapped pages holding logical elements `start .. start + count` of a tensor are
+    /// no longer needed by this process (streaming readers call it behind them, so that the resident set stays
+    /// at one chunk per thread; the data stays in the page cache). For a rotary-permuted Q/K tensor the stored
+    /// rows of a logical range are scattered inside each head, so only the heads the range covers entirely are
+    /// released.
+    pub fn release(&self, tensor: &GgufTensor, start: u64, count: u64) {
+        let numel = tensor.numel();
+        let end = start.saturating_add(count).min(numel);
+        let (mut first, mut last) = (start, end);
+        if let Some(heads) = tensor.unpermute_heads.filter(|&h| h > 0) {
+            // Elements per head: rows/heads rows of `row_len` (or single elements for a 1-D bias).
+            let per_head = numel / u64::from(heads);
+            if per_head == 0 {
+                return;
+            }
+            first = start.div_ceil(per_head) * per_head;
+            last = end / per_head * per_head;
+        }
+        if last <= first {
+            return;
+        }
+        // Whole quantization blocks inside the range, then whole pages inside those bytes.
+        let ty = tensor.ggml_type;
+        let (bs, ts) = (ty.block_size() as u64, ty.type_size() as u64);
+        let begin = tensor
+            .offset
+            .saturating_add(first.div_ceil(bs).saturating_mul(ts));
+        let stop = tensor
+            .offset
+            .saturating_add((last / bs).saturating_mul(ts))
+            .min(tensor.offset.saturating_add(tensor.len))
+            .min(self.mmap.len() as u64);
+        const PAGE: u64 = 4096;
+        let (page_first, page_last) = (begin.div_ceil(PAGE) * PAGE, stop / PAGE * PAGE);
+        if page_last > page_first {
+            // SAFETY: the map is private and read-only: DONTNEED only drops our page-table entries, and a later
+            // access faults the unchanged file contents back in. No reference into the range is held here.
+            let _ = unsafe {
+                self.mmap.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    page_first as usize,
+                    (page_last - page_first) as usize,
+                )
+            };
+        }
+    }
+
     fn view(&self) -> FileView<'_> {
         FileView {
             path: &self.path,

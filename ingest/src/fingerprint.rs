@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::locate::{locate, ModelLocation};
 use crate::signals;
 use crate::vocab::{resolve_anchors, tokenizer_signals, vocab_hash};
-use crate::weights::{SafetensorsSource, WeightSource};
+use crate::weights::gguf::GgufSource;
+use crate::weights::{quantized, WeightSource};
 use provsearch_formats::card::{parse_model_card, ModelCard};
 use provsearch_formats::config::ModelConfig;
 use provsearch_formats::tokenizer::{load_vocabulary, Vocabulary};
@@ -66,14 +67,41 @@ fn read_text(path: &Path) -> Result<Option<String>> {
     }
 }
 
-fn open_weights(location: &ModelLocation) -> Result<Box<dyn WeightSource>> {
-    match location.format {
-        SourceFormat::Safetensors => Ok(Box::new(SafetensorsSource::open(&location.weight_files)?)),
-        SourceFormat::Gguf => Err(FormatError::Unsupported {
-            path: location.weight_files.first().cloned().unwrap_or_default(),
-            detail: "GGUF reading is not available in this build yet".into(),
+/// The opened weights: safetensors (plain or quantized) or a GGUF file, which also carries config and
+/// vocabulary in its metadata.
+enum Weights {
+    Safetensors(Box<dyn WeightSource>),
+    Gguf(GgufSource),
+}
+
+impl Weights {
+    fn source(&self) -> &dyn WeightSource {
+        match self {
+            Weights::Safetensors(s) => s.as_ref(),
+            Weights::Gguf(g) => g,
         }
-        .into()),
+    }
+
+    fn gguf(&self) -> Option<&GgufSource> {
+        match self {
+            Weights::Gguf(g) => Some(g),
+            Weights::Safetensors(_) => None,
+        }
+    }
+}
+
+fn open_weights(location: &ModelLocation) -> Result<Weights> {
+    match location.format {
+        SourceFormat::Safetensors => Ok(Weights::Safetensors(quantized::open(
+            &location.weight_files,
+            &location.root,
+        )?)),
+        SourceFormat::Gguf => {
+            let path = location.weight_files.first().ok_or_else(|| {
+                Error::no_weights(&location.root, "no .gguf file in the directory")
+            })?;
+            Ok(Weights::Gguf(GgufSource::open(path)?))
+        }
     }
 }
 
@@ -98,15 +126,25 @@ pub fn fingerprint_location(
     let card = read_text(&location.root.join("README.md"))?
         .map(|t| parse_model_card(&t))
         .unwrap_or_default();
-    let source = open_weights(&location)?;
-    let plan = signals::plan(source.as_ref());
+    let weights = open_weights(&location)?;
+    let source = weights.source();
+    // A GGUF file carries its config in its metadata; a config.json beside it wins.
+    let config = config.or_else(|| weights.gguf().map(|g| g.file().config()));
+    let plan = signals::plan(source);
     let files = source.files();
 
     // Three independent jobs: the tokenizer (parse, features, anchors), the weight pass (embedding statistics
     // and layer samples), and the file digests. Rayon spreads them over the cores.
     let (tokenizer, (weights, digests)) = rayon::join(
         || -> Result<_> {
-            let vocabulary = load_vocabulary(&location.root)?;
+            // Tokenizer files beside a GGUF file win over its `tokenizer.ggml.*` metadata.
+            let vocabulary = match load_vocabulary(&location.root)? {
+                Some(v) => Some(v),
+                None => match weights.gguf() {
+                    Some(g) => g.file().vocabulary()?,
+                    None => None,
+                },
+            };
             let anchors = vocabulary.as_ref().map(resolve_anchors).unwrap_or_default();
             let features = vocabulary.as_ref().map(tokenizer_signals);
             Ok((vocabulary, anchors, features))
@@ -115,10 +153,10 @@ pub fn fingerprint_location(
             rayon::join(
                 || -> Result<_> {
                     let pass = match plan.embedding {
-                        Some(i) => Some(signals::embedding::embedding_pass(source.as_ref(), i)?),
+                        Some(i) => Some(signals::embedding::embedding_pass(source, i)?),
                         None => None,
                     };
-                    Ok((pass, signals::layer_signals(source.as_ref(), &plan)?))
+                    Ok((pass, signals::layer_signals(source, &plan)?))
                 },
                 || file_digests(&files, &location.root, options),
             )
@@ -131,14 +169,12 @@ pub fn fingerprint_location(
         .and_then(|v| v.tokens.iter().map(|(_, id)| *id as u64 + 1).max());
     let embedding = match &pass {
         Some(pass) => Some(signals::embedding::finish_embedding(
-            source.as_ref(),
-            pass,
-            &anchors,
-            token_rows,
+            source, pass, &anchors, token_rows,
         )?),
         None => None,
     };
-    let weights = signals::assemble(plan, embedding, matrices, norms);
+    let mut weight_signals = signals::assemble(plan, embedding, matrices, norms);
+    weight_signals.notes.extend(source.notes());
 
     let content_digest = if options.skip_digests {
         String::new()
@@ -171,7 +207,7 @@ pub fn fingerprint_location(
         },
         metadata,
         tokenizer,
-        weights,
+        weights: weight_signals,
     };
     fingerprint.fit_budget(MAX_FINGERPRINT_BYTES);
     Ok(Extracted {

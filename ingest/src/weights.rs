@@ -1,5 +1,12 @@
 //! One view over a checkpoint's tensors, whatever the file format: names, logical shapes, and decoding of any
 //! element range to `f32`. Signals are computed against [`WeightSource`] only.
+//!
+//! Sources: [`SafetensorsSource`] (float safetensors files or shards), [`quantized::QuantizedSource`] (GPTQ,
+//! AWQ, bitsandbytes and FP8 safetensors checkpoints, dequantized on the fly), [`gguf::GgufSource`]
+//! (llama.cpp files).
+
+pub mod gguf;
+pub mod quantized;
 
 use crate::error::{Error, Result};
 use provsearch_formats::dtype::Dtype;
@@ -44,6 +51,10 @@ pub trait WeightSource: Sync {
     /// Quantisation scheme of the stored weights, if any.
     fn quantization(&self) -> Option<String> {
         None
+    }
+    /// Remarks about how the weights were read (dequantisation, unsupported schemes), for the fingerprint.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
@@ -95,6 +106,12 @@ impl SafetensorsSource {
     /// The stored dtype of tensor `index`.
     pub fn dtype(&self, index: usize) -> Option<Dtype> {
         self.locations.get(index).map(|(_, info)| info.dtype)
+    }
+
+    /// The file and header entry of tensor `index` (for readers of packed layouts).
+    pub fn raw(&self, index: usize) -> Option<(&SafetensorsFile, &TensorInfo)> {
+        let (file_index, info) = self.locations.get(index)?;
+        Some((self.files.get(*file_index)?, info))
     }
 }
 

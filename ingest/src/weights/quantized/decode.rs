@@ -1,0 +1,260 @@
+//! Dequantizers for the packed layouts of GPTQ, AWQ, bitsandbytes and FP8 safetensors checkpoints: each one
+//! validates its parts once, then decodes any range of the logical weight straight from the mapped bytes.
+//!
+//! Layouts (logical weight `W` is `[out, in]`, as in the float checkpoint the quantization was made from):
+//!
+//! - **GPTQ** (AutoGPTQ / optimum, `checkpoint_format` `gptq` = v1): `qweight` int32 `[in·bits/32, out]` holds
+//!   the codes of each output column as a little-endian bit stream down the rows (value `k` at bit `bits·k`; for
+//!   2/4/8 bits a value never straddles two words, for 3 bits 32 values fill 3 words); `qzeros` int32
+//!   `[groups, out·bits/32]` packs zero points the same way along each row; `scales` `[groups, out]`; `g_idx`
+//!   int32 `[in]` gives each input's group (act-order checkpoints shuffle it; without it the group is
+//!   `k / group_size`). `W[n][k] = scales[g][n] · (q[k][n] − (z[g][n] + 1))`: v1 stores every zero point minus
+//!   one (AutoGPTQ's `pack` does `zeros -= 1`, its kernels add it back); `gptq_v2` (GPTQModel) stores them as
+//!   they are.
+//! - **AWQ** (AutoAWQ GEMM): `qweight` int32 `[in, out/8]`, eight 4-bit codes per word packed along the output
+//!   columns in the order `[0, 2, 4, 6, 1, 3, 5, 7]` (nibble `i` holds column `order[i]`), `qzeros`
+//!   `[in/group, out/8]` packed alike, `scales` `[in/group, out]`. `W[n][k] = (q − z) · s`.
+//! - **bitsandbytes LLM.int8** : `weight` int8 `[out, in]` and `SCB` `[out]`: `W = q · SCB[n] / 127`.
+//! - **bitsandbytes 4-bit** (NF4/FP4): `weight` uint8, two codes per byte (high nibble first) over the flattened
+//!   weight; `weight.absmax` per block of `blocksize`; `weight.quant_map` the 16 code values; the
+//!   `weight.quant_state.bitsandbytes__nf4` (or `__fp4`) uint8 tensor is a JSON object with `shape`,
+//!   `blocksize`, `dtype`. Nested (double) quantization stores `absmax` as uint8 codes of `nested_quant_map`
+//!   with `nested_absmax` per `nested_blocksize`, plus `nested_offset`.
+//!   `W[i] = quant_map[code_i] · absmax[i / blocksize]`.
+//! - **FP8** (DeepSeek-V3, Qwen3-FP8): `weight` F8_E4M3 `[out, in]` times `weight_scale_inv` per block
+//!   (`[⌈out/128⌉, ⌈in/128⌉]` for 128×128 blocks), or times `weight_scale` (one value, or one per row).
+
+mod scaled;
+mod words;
+
+use crate::weights::{SafetensorsSource, WeightSource};
+use provsearch_formats::dtype::{decode_to_f32, Dtype};
+pub use scaled::{Bnb4, Bnb4Parts, Bnb8, Fp8, Fp8Scale, Nested};
+pub use words::{Awq, Gptq};
+
+/// A packed tensor of the checkpoint: its index in the wrapped source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part(pub usize);
+
+/// Why a layout cannot be read (becomes "unsupported: ..." in the fingerprint).
+pub type Unsupported = String;
+
+/// One dequantizable weight.
+#[derive(Debug, Clone)]
+pub enum Decoder {
+    /// GPTQ.
+    Gptq(Gptq),
+    /// AWQ GEMM.
+    Awq(Awq),
+    /// bitsandbytes LLM.int8.
+    Bnb8(Bnb8),
+    /// bitsandbytes NF4/FP4.
+    Bnb4(Bnb4),
+    /// FP8 with scales.
+    Fp8(Fp8),
+}
+pub(crate) fn raw(src: &SafetensorsSource, part: Part) -> Result<&[u8], String> {
+    src.raw(part.0)
+        .map(|(file, info)| file.bytes(info))
+        .ok_or_else(|| format!("tensor index {} out of range", part.0))
+}
+
+pub(crate) fn shape_of(src: &SafetensorsSource, part: Part) -> Vec<u64> {
+    src.tensors()
+        .get(part.0)
+        .map(|m| m.shape.clone())
+        .unwrap_or_default()
+}
+
+pub(crate) fn dtype_of(src: &SafetensorsSource, part: Part) -> Option<Dtype> {
+    src.dtype(part.0)
+}
+
+pub(crate) fn name_of(src: &SafetensorsSource, part: Part) -> &str {
+    src.tensors().get(part.0).map_or("?", |m| m.name.as_str())
+}
+
+/// A float part (scales, maxima) of a given number of elements.
+pub(crate) fn float_part(
+    src: &SafetensorsSource,
+    part: Part,
+    numel: u64,
+) -> Result<(Part, Dtype), Unsupported> {
+    let dtype = dtype_of(src, part).filter(|d| d.is_float());
+    let shape = shape_of(src, part);
+    match dtype {
+        Some(d) if shape.iter().product::<u64>() == numel => Ok((part, d)),
+        _ => Err(format!(
+            "`{}` is {:?} {shape:?}, expected {numel} float values",
+            name_of(src, part),
+            dtype_of(src, part)
+        )),
+    }
+}
+
+/// Whether a part is a 32-bit integer tensor of the given 2-D shape.
+pub(crate) fn int32_part(
+    src: &SafetensorsSource,
+    part: Part,
+    shape: [u64; 2],
+) -> Result<Part, Unsupported> {
+    let ok = matches!(dtype_of(src, part), Some(Dtype::I32 | Dtype::U32))
+        && shape_of(src, part) == shape;
+    if ok {
+        Ok(part)
+    } else {
+        Err(format!(
+            "`{}` is {:?} {:?}, expected int32 {shape:?}",
+            name_of(src, part),
+            dtype_of(src, part),
+            shape_of(src, part)
+        ))
+    }
+}
+
+#[inline]
+pub(crate) fn word(b: &[u8], i: u64) -> Option<u32> {
+    let i = usize::try_from(i).ok()?.checked_mul(4)?;
+    let s = b.get(i..i.checked_add(4)?)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+#[inline]
+pub(crate) fn float(b: &[u8], dtype: Dtype, i: u64) -> Option<f32> {
+    let size = dtype.size();
+    let at = usize::try_from(i).ok()?.checked_mul(size)?;
+    let s = b.get(at..at.checked_add(size)?)?;
+    let mut v = [0f32; 1];
+    decode_to_f32(dtype, s, &mut v);
+    Some(v[0])
+}
+
+/// `bits`-wide value number `index` of a bit stream laid over words `stride` apart starting at word `base`.
+#[inline]
+pub(crate) fn packed(b: &[u8], base: u64, stride: u64, index: u64, bits: u32) -> Option<u32> {
+    let bit = index * u64::from(bits);
+    let (w, shift) = (bit / 32, (bit % 32) as u32);
+    let lo = word(b, base + w * stride)? >> shift;
+    let v = if shift + bits > 32 {
+        lo | (word(b, base + (w + 1) * stride)? << (32 - shift))
+    } else {
+        lo
+    };
+    Some(v & ((1u32 << bits) - 1))
+}
+
+/// Call `f(row, first_col, segment)` for each row-piece of the flat range `start .. start + out.len()`.
+pub(crate) fn for_rows(
+    cols: u64,
+    start: u64,
+    out: &mut [f32],
+    mut f: impl FnMut(u64, u64, &mut [f32]) -> Option<()>,
+) -> Option<()> {
+    let (mut pos, mut done) = (start, 0usize);
+    while done < out.len() {
+        let (r, c) = (pos / cols, pos % cols);
+        let take = ((cols - c) as usize).min(out.len() - done);
+        f(r, c, &mut out[done..done + take])?;
+        done += take;
+        pos += take as u64;
+    }
+    Some(())
+}
+
+impl Decoder {
+    /// Logical shape of the weight.
+    pub fn shape(&self) -> Vec<u64> {
+        match self {
+            Decoder::Gptq(g) => vec![g.out, g.input],
+            Decoder::Awq(a) => vec![a.out, a.input],
+            Decoder::Bnb8(b) => vec![b.out, b.input],
+            Decoder::Bnb4(b) => b.shape.clone(),
+            Decoder::Fp8(f) => f.shape.clone(),
+        }
+    }
+
+    /// Scheme name for `Source.quantization` and the tensor's dtype (`"gptq-4bit"`, `"bnb-nf4"`, ...).
+    pub fn label(&self) -> String {
+        match self {
+            Decoder::Gptq(g) => format!("gptq-{}bit", g.bits),
+            Decoder::Awq(_) => "awq-4bit".into(),
+            Decoder::Bnb8(_) => "bnb-int8".into(),
+            Decoder::Bnb4(b) => if b.fp4 { "bnb-fp4" } else { "bnb-nf4" }.into(),
+            Decoder::Fp8(f) if f.weight.1 == Dtype::F8E5M2 => "fp8-e5m2".into(),
+            Decoder::Fp8(_) => "fp8-e4m3".into(),
+        }
+    }
+
+    /// Layout details for the fingerprint's note.
+    pub fn detail(&self) -> String {
+        match self {
+            Decoder::Gptq(g) => g.detail(),
+            Decoder::Awq(a) => format!("group {}", a.group_size),
+            Decoder::Bnb8(_) => "row scales SCB/127".into(),
+            Decoder::Bnb4(b) => format!(
+                "blocksize {}{}",
+                b.blocksize,
+                if b.nested.is_some() {
+                    ", nested absmax"
+                } else {
+                    ""
+                }
+            ),
+            Decoder::Fp8(f) => match f.scale {
+                Fp8Scale::None => "unscaled".into(),
+                Fp8Scale::Tensor(_) => "per-tensor scale".into(),
+                Fp8Scale::Row(..) => "per-row scales".into(),
+                Fp8Scale::Block(_, _, [r, c]) => format!("{r}x{c} block scales"),
+            },
+        }
+    }
+
+    /// The part holding the packed values (its file names the tensor in errors).
+    pub fn main_part(&self) -> Part {
+        match self {
+            Decoder::Gptq(g) => g.qweight,
+            Decoder::Awq(a) => a.qweight,
+            Decoder::Bnb8(b) => b.weight,
+            Decoder::Bnb4(b) => b.weight,
+            Decoder::Fp8(f) => f.weight.0,
+        }
+    }
+
+    /// Decode logical elements `start .. start + out.len()` (row-major); the caller checks the range. `None`
+    /// when a stored value is out of place (cannot happen after validation, short of a file changed under us).
+    pub fn decode(&self, src: &SafetensorsSource, start: u64, out: &mut [f32]) -> Option<()> {
+        match self {
+            Decoder::Gptq(g) => for_rows(g.input, start, out, |n, k, seg| {
+                g.decode_row(src, n, k, seg)
+            }),
+            Decoder::Awq(a) => for_rows(a.input, start, out, |n, k, seg| {
+                a.decode_row(src, n, k, seg)
+            }),
+            Decoder::Bnb8(b) => {
+                let w = raw(src, b.weight).ok()?;
+                let s = raw(src, b.scb.0).ok()?;
+                let from = usize::try_from(start).ok()?;
+                decode_to_f32(Dtype::I8, w.get(from..from.checked_add(out.len())?)?, out);
+                for_rows(b.input, start, out, |n, _, seg| {
+                    let f = float(s, b.scb.1, n)? / 127.0;
+                    seg.iter_mut().for_each(|v| *v *= f);
+                    Some(())
+                })
+            }
+            Decoder::Bnb4(b) => b.decode(src, start, out),
+            Decoder::Fp8(f) => f.decode(src, start, out),
+        }
+    }
+
+    /// Release the mapped pages of the packed values behind a streaming reader, where the logical order
+    /// follows the stored order (bitsandbytes, FP8); GPTQ and AWQ store a logical row across the whole
+    /// tensor and keep their pages.
+    pub fn release(&self, src: &SafetensorsSource, start: u64, count: u64) {
+        match self {
+            Decoder::Bnb8(b) => src.release(b.weight.0, start, count),
+            Decoder::Fp8(f) => src.release(f.weight.0 .0, start, count),
+            Decoder::Bnb4(b) => src.release(b.weight.0, start.div_ceil(2), count / 2),
+            Decoder::Gptq(_) | Decoder::Awq(_) => {}
+        }
+    }
+}

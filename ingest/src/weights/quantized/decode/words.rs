@@ -1,0 +1,252 @@
+//! GPTQ and AWQ: 2/3/4/8-bit codes packed into int32 words, with per-group scales and zero points.
+
+use super::{
+    dtype_of, float, float_part, int32_part, packed, raw, shape_of, word, Part, Unsupported,
+};
+use crate::weights::quantized::config::QuantConfig;
+use crate::weights::{SafetensorsSource, WeightSource};
+use provsearch_formats::dtype::Dtype;
+
+/// Position of AWQ's column `j` (within 8) inside its word: the inverse of the packing order.
+const AWQ_NIBBLE: [u32; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
+
+/// GPTQ parts and parameters.
+#[derive(Debug, Clone)]
+pub struct Gptq {
+    pub(super) qweight: Part,
+    pub(super) qzeros: Part,
+    pub(super) scales: (Part, Dtype),
+    /// Each input's group (read from `g_idx`, or `k / group_size`).
+    pub(super) groups_of: Vec<u32>,
+    pub(super) bits: u32,
+    pub(super) out: u64,
+    pub(super) input: u64,
+    pub(super) zero_offset: u32,
+    pub(super) act_order: bool,
+    pub(super) group_size: u64,
+}
+
+/// AWQ parts and parameters.
+#[derive(Debug, Clone)]
+pub struct Awq {
+    pub(super) qweight: Part,
+    pub(super) qzeros: Part,
+    pub(super) scales: (Part, Dtype),
+    pub(super) out: u64,
+    pub(super) input: u64,
+    pub(super) group_size: u64,
+}
+
+impl Gptq {
+    /// Validate GPTQ parts against the declared (or inferred) parameters.
+    pub fn new(
+        src: &SafetensorsSource,
+        [qweight, qzeros, scales]: [Part; 3],
+        g_idx: Option<Part>,
+        cfg: &QuantConfig,
+    ) -> Result<Gptq, Unsupported> {
+        let zero_offset = match cfg.checkpoint_format.as_deref() {
+            None | Some("gptq") => 1,
+            Some("gptq_v2") => 0,
+            Some(other) => return Err(format!("checkpoint_format `{other}`")),
+        };
+        let qs = shape_of(src, qweight);
+        let ss = shape_of(src, scales);
+        let zs = shape_of(src, qzeros);
+        let (&[rows, out], &[groups, s_out], &[_, z_cols]) =
+            (qs.as_slice(), ss.as_slice(), zs.as_slice())
+        else {
+            return Err("qweight, qzeros and scales are not all 2-D".into());
+        };
+        if s_out != out || out == 0 || groups == 0 {
+            return Err(format!("scales {ss:?} do not match qweight {qs:?}"));
+        }
+        // Bits from the config, else from how many words hold a row of zero points.
+        let bits = match cfg.bits {
+            Some(b) => b,
+            None if (z_cols * 32) % out == 0 => (z_cols * 32 / out) as u32,
+            None => return Err(format!("cannot infer bits from qzeros {zs:?}")),
+        };
+        if !matches!(bits, 2 | 3 | 4 | 8) {
+            return Err(format!("{bits}-bit packing"));
+        }
+        let b = u64::from(bits);
+        if (out * b) % 32 != 0 {
+            return Err(format!("{out} outputs do not fill whole {bits}-bit words"));
+        }
+        let qweight = int32_part(src, qweight, [rows, out])?;
+        let qzeros = int32_part(src, qzeros, [groups, out * b / 32])?;
+        let scales = float_part(src, scales, groups * out)?;
+        let input = rows * 32 / b;
+        let group_size = match cfg.group_size {
+            Some(g) if g > 0 => g as u64,
+            Some(_) => input,
+            None => input.div_ceil(groups),
+        };
+        let groups_of: Vec<u32> = match g_idx {
+            Some(part) => read_g_idx(src, part, input, groups)?,
+            None if cfg.desc_act == Some(true) => {
+                return Err("act-order (desc_act) without g_idx".into())
+            }
+            None => {
+                if (input - 1) / group_size >= groups {
+                    return Err(format!(
+                        "{input} inputs in groups of {group_size} need more than {groups} scale rows"
+                    ));
+                }
+                (0..input).map(|k| (k / group_size) as u32).collect()
+            }
+        };
+        let act_order = groups_of.windows(2).any(|w| w[1] < w[0]);
+        Ok(Gptq {
+            qweight,
+            qzeros,
+            scales,
+            groups_of,
+            bits,
+            out,
+            input,
+            zero_offset,
+            act_order,
+            group_size,
+        })
+    }
+
+    pub(super) fn detail(&self) -> String {
+        format!(
+            "group {}{}, {}",
+            self.group_size,
+            if self.act_order {
+                ", act-order g_idx"
+            } else {
+                ""
+            },
+            if self.zero_offset == 1 {
+                "v1 zeros stored minus one"
+            } else {
+                "v2 zeros"
+            }
+        )
+    }
+
+    pub(super) fn decode_row(
+        &self,
+        src: &SafetensorsSource,
+        n: u64,
+        k0: u64,
+        out: &mut [f32],
+    ) -> Option<()> {
+        let (qw, qz) = (raw(src, self.qweight).ok()?, raw(src, self.qzeros).ok()?);
+        let sc = raw(src, self.scales.0).ok()?;
+        let z_cols = self.out * u64::from(self.bits) / 32;
+        let (mut last, mut zero, mut scale) = (u32::MAX, 0f32, 0f32);
+        for (k, o) in (k0..).zip(out.iter_mut()) {
+            let g = *self.groups_of.get(k as usize)?;
+            if g != last {
+                let z = packed(qz, u64::from(g) * z_cols, 1, n, self.bits)?;
+                zero = (z + self.zero_offset) as f32;
+                scale = float(sc, self.scales.1, u64::from(g) * self.out + n)?;
+                last = g;
+            }
+            let q = packed(qw, n, self.out, k, self.bits)?;
+            *o = scale * (q as f32 - zero);
+        }
+        Some(())
+    }
+}
+
+fn read_g_idx(
+    src: &SafetensorsSource,
+    part: Part,
+    input: u64,
+    groups: u64,
+) -> Result<Vec<u32>, Unsupported> {
+    let dtype = dtype_of(src, part);
+    if !matches!(dtype, Some(Dtype::I32 | Dtype::I64)) || shape_of(src, part) != [input] {
+        return Err(format!(
+            "g_idx is {dtype:?} {:?}, expected int32 [{input}]",
+            shape_of(src, part)
+        ));
+    }
+    let mut values = vec![0f32; input as usize];
+    src.read_f32(part.0, 0, &mut values)
+        .map_err(|e| e.to_string())?;
+    values
+        .iter()
+        .map(|&g| {
+            if g >= 0.0 && (g as u64) < groups {
+                Ok(g as u32)
+            } else {
+                Err(format!("g_idx holds group {g}, outside 0..{groups}"))
+            }
+        })
+        .collect()
+}
+
+impl Awq {
+    /// Validate AWQ GEMM parts.
+    pub fn new(
+        src: &SafetensorsSource,
+        [qweight, qzeros, scales]: [Part; 3],
+        cfg: &QuantConfig,
+    ) -> Result<Awq, Unsupported> {
+        match cfg.version.as_deref() {
+            None | Some("gemm" | "exllama" | "ipex") => {}
+            Some(v) => return Err(format!("AWQ `{v}` packing")),
+        }
+        if let Some(b) = cfg.bits.filter(|&b| b != 4) {
+            return Err(format!("{b}-bit AWQ"));
+        }
+        let qs = shape_of(src, qweight);
+        let ss = shape_of(src, scales);
+        let (&[input, words], &[groups, out]) = (qs.as_slice(), ss.as_slice()) else {
+            return Err("qweight and scales are not both 2-D".into());
+        };
+        if words * 8 != out || groups == 0 || input == 0 {
+            return Err(format!("scales {ss:?} do not match qweight {qs:?}"));
+        }
+        let group_size = match cfg.group_size {
+            Some(g) if g > 0 => g as u64,
+            Some(_) => input,
+            None => input.div_ceil(groups),
+        };
+        if (input - 1) / group_size >= groups {
+            return Err(format!(
+                "{input} inputs in groups of {group_size} need more than {groups} scale rows"
+            ));
+        }
+        Ok(Awq {
+            qweight: int32_part(src, qweight, [input, words])?,
+            qzeros: int32_part(src, qzeros, [groups, words])?,
+            scales: float_part(src, scales, groups * out)?,
+            out,
+            input,
+            group_size,
+        })
+    }
+
+    pub(super) fn decode_row(
+        &self,
+        src: &SafetensorsSource,
+        n: u64,
+        k0: u64,
+        out: &mut [f32],
+    ) -> Option<()> {
+        let (qw, qz) = (raw(src, self.qweight).ok()?, raw(src, self.qzeros).ok()?);
+        let sc = raw(src, self.scales.0).ok()?;
+        let words = self.out / 8;
+        let shift = 4 * AWQ_NIBBLE[(n % 8) as usize];
+        let (mut last, mut zero, mut scale) = (u64::MAX, 0f32, 0f32);
+        for (k, o) in (k0..).zip(out.iter_mut()) {
+            let g = k / self.group_size;
+            if g != last {
+                zero = ((word(qz, g * words + n / 8)? >> shift) & 15) as f32;
+                scale = float(sc, self.scales.1, g * self.out + n)?;
+                last = g;
+            }
+            let q = (word(qw, k * words + n / 8)? >> shift) & 15;
+            *o = (q as f32 - zero) * scale;
+        }
+        Some(())
+    }
+}

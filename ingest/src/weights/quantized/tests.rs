@@ -1,0 +1,338 @@
+//! Tests of the quantized-safetensors reader: hand-packed words with known values, round trips through the
+//! layouts written by `datasets::quantize`, and the fallback for unsupported variants.
+
+use super::*;
+use crate::signals::weight_signals;
+use datasets::quantize::{write_quantized, Scheme};
+use datasets::synth::{build, Family, Spec};
+use safetensors::tensor::{Dtype as StDtype, TensorView};
+use std::sync::Mutex;
+
+type Raw = (&'static str, StDtype, Vec<usize>, Vec<u8>);
+
+fn write(dir: &Path, tensors: &[Raw], config: &str) -> Box<dyn WeightSource> {
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.to_string(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    let path = dir.join("model.safetensors");
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    std::fs::write(dir.join("config.json"), config).unwrap();
+    open(&[path], dir).unwrap()
+}
+
+fn words(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+fn halfs(v: &[f32]) -> Vec<u8> {
+    v.iter()
+        .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+        .collect()
+}
+
+fn read_all(src: &dyn WeightSource, name: &str) -> Vec<f32> {
+    let i = src.tensors().iter().position(|t| t.name == name).unwrap();
+    let mut v = vec![0f32; src.tensors()[i].numel() as usize];
+    src.read_f32(i, 0, &mut v).unwrap();
+    v
+}
+
+#[test]
+fn gptq_v1_adds_one_to_stored_zero_points() {
+    // 8 inputs × 8 outputs, 4-bit, one group: every column holds codes 0..7 down the inputs, every stored
+    // zero point is 3 (so 4), every scale 0.5: W[n][k] = 0.5 · (k − 4).
+    let tmp = tempfile::tempdir().unwrap();
+    let src = write(
+        tmp.path(),
+        &[
+            (
+                "l.qweight",
+                StDtype::I32,
+                vec![1, 8],
+                words(&[0x7654_3210; 8]),
+            ),
+            ("l.qzeros", StDtype::I32, vec![1, 1], words(&[0x3333_3333])),
+            ("l.scales", StDtype::F16, vec![1, 8], halfs(&[0.5; 8])),
+            ("l.bias", StDtype::F16, vec![8], halfs(&[0.25; 8])),
+        ],
+        r#"{"quantization_config":{"quant_method":"gptq","bits":4,"group_size":-1}}"#,
+    );
+    let names: Vec<&str> = src.tensors().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["l.bias", "l.weight"]);
+    assert_eq!(src.tensors()[1].shape, [8, 8]);
+    assert_eq!(src.quantization().as_deref(), Some("gptq-4bit"));
+    let w = read_all(src.as_ref(), "l.weight");
+    for n in 0..8 {
+        let row: Vec<f32> = (0..8).map(|k| 0.5 * (k as f32 - 4.0)).collect();
+        assert_eq!(&w[n * 8..n * 8 + 8], row.as_slice());
+    }
+    // A range in the middle of a row, and one past the end.
+    let mut two = [0f32; 2];
+    src.read_f32(1, 13, &mut two).unwrap();
+    assert_eq!(two, [0.5 * (5.0 - 4.0), 0.5 * (6.0 - 4.0)]);
+    assert!(src.read_f32(1, 63, &mut two).is_err());
+}
+
+#[test]
+fn awq_columns_follow_the_reverse_order() {
+    // One input × 8 outputs, the word 0x76543210 (nibble i = i), zero 0, scale 1: column j reads nibble
+    // [0, 4, 1, 5, 2, 6, 3, 7][j].
+    let tmp = tempfile::tempdir().unwrap();
+    let src = write(
+        tmp.path(),
+        &[
+            ("l.qweight", StDtype::I32, vec![1, 1], words(&[0x7654_3210])),
+            ("l.qzeros", StDtype::I32, vec![1, 1], words(&[0])),
+            ("l.scales", StDtype::F16, vec![1, 8], halfs(&[1.0; 8])),
+        ],
+        r#"{"quantization_config":{"quant_method":"awq","bits":4,"group_size":128,"version":"gemm"}}"#,
+    );
+    assert_eq!(src.quantization().as_deref(), Some("awq-4bit"));
+    assert_eq!(
+        read_all(src.as_ref(), "l.weight"),
+        [0.0, 4.0, 1.0, 5.0, 2.0, 6.0, 3.0, 7.0]
+    );
+}
+
+#[test]
+fn bnb4_reads_the_high_nibble_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let map: Vec<f32> = (0..16).map(|i| i as f32).collect();
+    let state =
+        br#"{"quant_type": "nf4", "blocksize": 2, "dtype": "float16", "shape": [2, 2]}"#.to_vec();
+    let src = write(
+        tmp.path(),
+        &[
+            ("l.weight", StDtype::U8, vec![2, 1], vec![0xF1, 0x23]),
+            (
+                "l.weight.absmax",
+                StDtype::F32,
+                vec![2],
+                [1f32, 10.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            (
+                "l.weight.quant_map",
+                StDtype::F32,
+                vec![16],
+                map.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            (
+                "l.weight.quant_state.bitsandbytes__nf4",
+                StDtype::U8,
+                vec![state.len()],
+                state.clone(),
+            ),
+        ],
+        r#"{}"#,
+    );
+    assert_eq!(src.quantization().as_deref(), Some("bnb-nf4"));
+    assert_eq!(read_all(src.as_ref(), "l.weight"), [15.0, 1.0, 20.0, 30.0]);
+}
+
+/// Every layer matrix of the quantized copy reads back as the source matrix, within `tolerance` × its RMS.
+fn round_trip(scheme: Scheme, label: &str, tolerance: f64) {
+    let ckpt = build(&Spec::small(Family::Llama, 3));
+    let tmp = tempfile::tempdir().unwrap();
+    write_quantized(&ckpt, tmp.path(), scheme).unwrap();
+    let src = open(&[tmp.path().join("model.safetensors")], tmp.path()).unwrap();
+    assert_eq!(src.quantization().as_deref(), Some(label), "{scheme:?}");
+    let names: Vec<&str> = src.tensors().iter().map(|t| t.name.as_str()).collect();
+    let want: Vec<&str> = ckpt.tensors.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names, want,
+        "{scheme:?}: the logical tensors are the source's"
+    );
+    for t in &ckpt.tensors {
+        let meta = src.tensors().iter().find(|m| m.name == t.name).unwrap();
+        assert!(meta.is_weight);
+        assert_eq!(
+            meta.shape,
+            t.shape.iter().map(|&d| d as u64).collect::<Vec<_>>()
+        );
+        let got = read_all(src.as_ref(), &t.name);
+        let rms =
+            (t.data.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / t.data.len() as f64).sqrt();
+        let err = (t
+            .data
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum::<f64>()
+            / t.data.len() as f64)
+            .sqrt();
+        let bound = if datasets::quantize::is_quantized_layer(t) {
+            tolerance
+        } else {
+            4e-3 // F16 or BF16 storage
+        };
+        assert!(
+            err <= bound * rms,
+            "{scheme:?} {}: error {err} vs rms {rms}",
+            t.name
+        );
+    }
+    assert!(
+        src.notes().iter().any(|n| n.contains(label)),
+        "{:?}",
+        src.notes()
+    );
+}
+
+#[test]
+fn gptq_round_trips_at_every_width_with_and_without_act_order() {
+    for (bits, tol) in [(2, 0.6), (3, 0.25), (4, 0.12), (8, 0.01)] {
+        for act_order in [false, true] {
+            let scheme = Scheme::Gptq {
+                bits,
+                group: 32,
+                act_order,
+                g_idx: true,
+            };
+            round_trip(scheme, &format!("gptq-{bits}bit"), tol);
+        }
+    }
+}
+
+#[test]
+fn awq_bnb_and_fp8_round_trip() {
+    round_trip(Scheme::Awq { group: 32 }, "awq-4bit", 0.12);
+    round_trip(Scheme::Bnb8, "bnb-int8", 0.02);
+    round_trip(
+        Scheme::Bnb4 {
+            fp4: false,
+            blocksize: 64,
+            nested: false,
+        },
+        "bnb-nf4",
+        0.15,
+    );
+    round_trip(
+        Scheme::Bnb4 {
+            fp4: false,
+            blocksize: 64,
+            nested: true,
+        },
+        "bnb-nf4",
+        0.15,
+    );
+    round_trip(
+        Scheme::Bnb4 {
+            fp4: true,
+            blocksize: 64,
+            nested: true,
+        },
+        "bnb-fp4",
+        0.2,
+    );
+    round_trip(Scheme::Fp8Block { block: 32 }, "fp8-e4m3", 0.05);
+    round_trip(Scheme::Fp8Tensor, "fp8-e4m3", 0.08);
+}
+
+/// A source that records which tensors were read.
+struct Recording<'a> {
+    inner: &'a dyn WeightSource,
+    read: Mutex<HashSet<usize>>,
+}
+
+impl WeightSource for Recording<'_> {
+    fn tensors(&self) -> &[TensorMeta] {
+        self.inner.tensors()
+    }
+    fn read_f32(&self, index: usize, start: u64, out: &mut [f32]) -> Result<()> {
+        self.read.lock().unwrap().insert(index);
+        self.inner.read_f32(index, start, out)
+    }
+    fn files(&self) -> Vec<PathBuf> {
+        self.inner.files()
+    }
+}
+
+#[test]
+fn unsupported_variants_fall_back_to_full_precision_tensors() {
+    let ckpt = build(&Spec::small(Family::Llama, 3));
+    // Act-order without g_idx (the group of each input is unknowable), and AWQ's GEMV packing.
+    let cases: [(Scheme, Option<&str>, &str); 2] = [
+        (
+            Scheme::Gptq {
+                bits: 4,
+                group: 32,
+                act_order: true,
+                g_idx: false,
+            },
+            None,
+            "gptq-4bit (unsupported: act-order (desc_act) without g_idx)",
+        ),
+        (
+            Scheme::Awq { group: 32 },
+            Some("gemv"),
+            "awq-4bit (unsupported: AWQ `gemv` packing)",
+        ),
+    ];
+    for (scheme, version, label) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        write_quantized(&ckpt, tmp.path(), scheme).unwrap();
+        if let Some(v) = version {
+            let path = tmp.path().join("config.json");
+            let mut config: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            config["quantization_config"]["version"] = v.into();
+            std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+        }
+        let src = open(&[tmp.path().join("model.safetensors")], tmp.path()).unwrap();
+        assert_eq!(src.quantization().as_deref(), Some(label));
+        assert!(
+            src.notes().iter().any(|n| n.contains("not dequantized")),
+            "{:?}",
+            src.notes()
+        );
+        // Packed parts stay listed, and none of them (codes or float scales) is a weight.
+        for m in src.tensors() {
+            let packed = [".qweight", ".qzeros", ".scales", ".g_idx"]
+                .iter()
+                .any(|s| m.name.ends_with(s));
+            assert_eq!(m.is_weight, !packed, "{}", m.name);
+        }
+        assert!(src
+            .tensors()
+            .iter()
+            .any(|m| m.name.ends_with("q_proj.qweight") && m.dtype == "I32"));
+
+        let recording = Recording {
+            inner: src.as_ref(),
+            read: Mutex::new(HashSet::new()),
+        };
+        let signals = weight_signals(&recording, &[], None).unwrap();
+        let read = recording.read.into_inner().unwrap();
+        for &i in &read {
+            assert!(
+                src.tensors()[i].is_weight,
+                "read non-weight {}",
+                src.tensors()[i].name
+            );
+        }
+        // The full-precision tensors were still fingerprinted: embedding, lm_head and norms.
+        assert!(signals.embedding.is_some());
+        assert!(!signals.norms.entries.is_empty());
+        assert_eq!(
+            signals
+                .matrices
+                .entries
+                .iter()
+                .filter(|e| e.layer != provsearch_index::schema::NO_LAYER)
+                .count(),
+            0,
+            "no layer matrix can come from packed data"
+        );
+    }
+}
+
+#[test]
+fn float_checkpoints_are_not_wrapped() {
+    let ckpt = build(&Spec::small(Family::Llama, 3));
+    let tmp = tempfile::tempdir().unwrap();
+    ckpt.write(tmp.path(), datasets::Storage::F16, 1).unwrap();
+    let src = open(&[tmp.path().join("model.safetensors")], tmp.path()).unwrap();
+    assert_eq!(src.quantization(), None);
+    assert!(src.notes().is_empty());
+}
