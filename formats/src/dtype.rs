@@ -133,17 +133,28 @@ pub fn decode_to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
         Dtype::F32 => each!(4, |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
         Dtype::F16 => each!(2, |c: &[u8]| f16::from_le_bytes([c[0], c[1]]).to_f32()),
         Dtype::BF16 => each!(2, |c: &[u8]| bf16::from_le_bytes([c[0], c[1]]).to_f32()),
-        Dtype::F64 => each!(8, |c: &[u8]| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32),
+        Dtype::F64 => each!(
+            8,
+            |c: &[u8]| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32
+        ),
         Dtype::Bool | Dtype::U8 => each!(1, |c: &[u8]| c[0] as f32),
         Dtype::I8 => each!(1, |c: &[u8]| c[0] as i8 as f32),
         Dtype::F8E4M3 => each!(1, |c: &[u8]| f8_e4m3_to_f32(c[0])),
         Dtype::F8E5M2 => each!(1, |c: &[u8]| f8_e5m2_to_f32(c[0])),
         Dtype::I16 => each!(2, |c: &[u8]| i16::from_le_bytes([c[0], c[1]]) as f32),
         Dtype::U16 => each!(2, |c: &[u8]| u16::from_le_bytes([c[0], c[1]]) as f32),
-        Dtype::I32 => each!(4, |c: &[u8]| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32),
-        Dtype::U32 => each!(4, |c: &[u8]| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32),
-        Dtype::I64 => each!(8, |c: &[u8]| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32),
-        Dtype::U64 => each!(8, |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32),
+        Dtype::I32 => each!(4, |c: &[u8]| i32::from_le_bytes([c[0], c[1], c[2], c[3]])
+            as f32),
+        Dtype::U32 => each!(4, |c: &[u8]| u32::from_le_bytes([c[0], c[1], c[2], c[3]])
+            as f32),
+        Dtype::I64 => each!(
+            8,
+            |c: &[u8]| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32
+        ),
+        Dtype::U64 => each!(
+            8,
+            |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32
+        ),
     }
 }
 
@@ -154,10 +165,16 @@ mod tests {
     #[test]
     fn decodes_halfs_and_fp8() {
         let mut out = [0f32; 2];
-        let bytes: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
+        let bytes: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+            .collect();
         decode_to_f32(Dtype::F16, &bytes, &mut out);
         assert_eq!(out, [1.5, -2.0]);
-        let bytes: Vec<u8> = [0.375f32, -3.0].iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect();
+        let bytes: Vec<u8> = [0.375f32, -3.0]
+            .iter()
+            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+            .collect();
         decode_to_f32(Dtype::BF16, &bytes, &mut out);
         assert_eq!(out, [0.375, -3.0]);
         // E4M3: 0x38 = 1.0, 0xC0 = -2.0; E5M2: 0x3C = 1.0.

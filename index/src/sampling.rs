@@ -1,4 +1,4 @@
-//! Canonical sample positions: which entries of a tensor a fingerprint stores.
+//! Canonical sample positions: which entries of a tensor a fingerprint stores, and which rows define its RMS.
 //!
 //! The positions depend only on the tensor's logical shape, never on the model, its size or its dtype, so two
 //! tensors of the same shape are always sampled at the same entries and their samples can be correlated
@@ -60,32 +60,53 @@ impl Permutation {
     }
 }
 
-/// The first `n` canonical positions `(row, col)` of a `rows × cols` matrix (row-major logical layout).
-///
-/// Returns `min(n, rows * cols)` distinct positions.
-pub fn matrix_positions(rows: u32, cols: u32, n: usize) -> Vec<(u32, u32)> {
-    let total = rows as u64 * cols as u64;
-    if total == 0 {
-        return Vec::new();
-    }
-    let seed = splitmix64(
-        POSITION_SEED ^ (rows as u64).wrapping_mul(0x1_0000_0001) ^ ((cols as u64) << 17),
-    );
-    let perm = Permutation::new(total, seed);
-    let count = (n as u64).min(total);
-    (0..count)
-        .map(|i| {
-            let flat = perm.apply(i);
-            ((flat / cols as u64) as u32, (flat % cols as u64) as u32)
-        })
+/// Columns sampled per row of a matrix: samples come in runs along canonical rows, so a fingerprint touches
+/// a handful of rows (a few pages) of each tensor instead of pages all over it.
+pub const SAMPLES_PER_ROW: u32 = 32;
+
+/// Canonical rows whose full values define a matrix's RMS (LEP and sample standardisation).
+pub const RMS_ROWS: u32 = 8;
+
+fn shape_seed(rows: u32, cols: u32, salt: u64) -> u64 {
+    splitmix64(
+        POSITION_SEED ^ salt ^ (rows as u64).wrapping_mul(0x1_0000_0001) ^ ((cols as u64) << 17),
+    )
+}
+
+/// The canonical order of the rows of a `rows × cols` matrix: the first `n` of them.
+pub fn canonical_rows(rows: u32, cols: u32, n: usize) -> Vec<u32> {
+    let perm = Permutation::new(rows as u64, shape_seed(rows, cols, 0x726f_7773));
+    (0..(n as u64).min(rows as u64))
+        .map(|i| perm.apply(i) as u32)
         .collect()
 }
 
-/// The first `n` canonical positions in a vector of length `len`.
+/// The first `n` canonical positions `(row, col)` of a `rows × cols` matrix (logical row-major layout).
+///
+/// Positions form a grid: sample `k` is column `k % m` of canonical row `k / m`, with `m = min(cols,`
+/// [`SAMPLES_PER_ROW`]`)` canonical columns. Returns `min(n, rows · m)` distinct positions.
+pub fn matrix_positions(rows: u32, cols: u32, n: usize) -> Vec<(u32, u32)> {
+    if rows == 0 || cols == 0 {
+        return Vec::new();
+    }
+    let m = cols.min(SAMPLES_PER_ROW) as usize;
+    let count = n.min(rows as usize * m);
+    let row_order = canonical_rows(rows, cols, count.div_ceil(m));
+    let col_perm = Permutation::new(cols as u64, shape_seed(rows, cols, 0x636f_6c73));
+    let col_order: Vec<u32> = (0..m as u64).map(|i| col_perm.apply(i) as u32).collect();
+    (0..count)
+        .map(|k| (row_order[k / m], col_order[k % m]))
+        .collect()
+}
+
+/// The first `n` canonical positions in a vector of length `len` (a pseudo-random permutation's prefix).
 pub fn vector_positions(len: u32, n: usize) -> Vec<u32> {
-    matrix_positions(1, len, n)
-        .into_iter()
-        .map(|(_, c)| c)
+    if len == 0 {
+        return Vec::new();
+    }
+    let perm = Permutation::new(len as u64, shape_seed(1, len, 0x7665_6374));
+    (0..(n as u64).min(len as u64))
+        .map(|i| perm.apply(i) as u32)
         .collect()
 }
 
@@ -96,13 +117,23 @@ mod tests {
 
     #[test]
     fn positions_are_distinct_and_in_range() {
-        for &(r, c) in &[(1u32, 1u32), (1, 7), (3, 5), (384, 1536), (1000, 3)] {
+        for &(r, c) in &[
+            (1u32, 1u32),
+            (1, 7),
+            (3, 5),
+            (384, 1536),
+            (1000, 3),
+            (2, 384),
+        ] {
             let p = matrix_positions(r, c, 10_000);
-            assert_eq!(p.len() as u64, (r as u64 * c as u64).min(10_000));
+            let m = c.min(SAMPLES_PER_ROW) as usize;
+            assert_eq!(p.len(), (r as usize * m).min(10_000));
             let set: HashSet<_> = p.iter().collect();
             assert_eq!(set.len(), p.len(), "duplicates for {r}x{c}");
             assert!(p.iter().all(|&(i, j)| i < r && j < c));
         }
+        let v = vector_positions(100, 1000);
+        assert_eq!(v.iter().collect::<HashSet<_>>().len(), 100);
     }
 
     #[test]
@@ -110,6 +141,18 @@ mod tests {
         let long = matrix_positions(4096, 11008, 512);
         let short = matrix_positions(4096, 11008, 100);
         assert_eq!(&long[..100], &short[..]);
+        assert_eq!(
+            &vector_positions(4096, 64)[..10],
+            &vector_positions(4096, 10)[..]
+        );
+        assert_eq!(
+            &canonical_rows(4096, 64, 8)[..],
+            &matrix_positions(4096, 64, 256)
+                .iter()
+                .step_by(32)
+                .map(|p| p.0)
+                .collect::<Vec<_>>()[..]
+        );
     }
 
     #[test]
@@ -118,13 +161,11 @@ mod tests {
     }
 
     #[test]
-    fn positions_spread_over_rows() {
-        let p = matrix_positions(4096, 4096, 256);
+    fn samples_touch_few_rows() {
+        let p = matrix_positions(4096, 4096, 512);
         let rows: HashSet<_> = p.iter().map(|&(r, _)| r).collect();
-        assert!(
-            rows.len() > 240,
-            "positions cluster: {} distinct rows",
-            rows.len()
-        );
+        assert_eq!(rows.len(), 16);
+        let cols: HashSet<_> = p.iter().map(|&(_, c)| c).collect();
+        assert_eq!(cols.len(), 32);
     }
 }

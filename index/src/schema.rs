@@ -78,9 +78,9 @@ pub struct Source {
     pub quantization: Option<String>,
     /// Weight files, sorted by name, with size and digests (at most 64 listed; `content_digest` covers all).
     pub files: Vec<FileDigest>,
-    /// BLAKE3 (hex) over the weight files' BLAKE3 digests in name order: equal means byte-identical weights.
-    /// Empty when digests were skipped. BLAKE3 rather than SHA-256 because it hashes at memory speed on all
-    /// cores, so identity detection never dominates fingerprinting time.
+    /// Digest over the weight files' digests in name order: `sha256:<hex>` when every file's SHA-256 was known
+    /// for free (HF cache snapshot), else `blake3:<hex>`. Equal means byte-identical weights. Empty when digests
+    /// were skipped.
     pub content_digest: String,
     /// Total size of the weight files in bytes.
     pub total_bytes: u64,

@@ -1,7 +1,7 @@
-//! Digests of weight files. BLAKE3 identifies content (it hashes at memory speed on every core, so identity
-//! detection never dominates fingerprinting). SHA-256 is what the Hugging Face Hub publishes for LFS files:
+//! Digests of weight files, for byte-identity. SHA-256 is what the Hugging Face Hub publishes for LFS files:
 //! files in an HF cache snapshot are symlinks to blobs named by their SHA-256, so it is read from the link for
-//! free; elsewhere it is computed only on request.
+//! free. Elsewhere content is identified by BLAKE3, which hashes on every core several times faster than
+//! SHA-256 (SHA-256 is computed too only on request).
 
 use crate::error::Result;
 use provsearch_formats::Error as FormatError;
@@ -44,18 +44,44 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// BLAKE3 (lower-case hex) of a file's bytes, memory-mapped and hashed on all cores.
+/// BLAKE3 (lower-case hex) of a file's bytes, read through a 16 MiB buffer and hashed on all cores (a
+/// memory map would keep the whole file resident).
 pub fn file_blake3(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| FormatError::io(path, e))?;
     let mut hasher = blake3::Hasher::new();
-    hasher
-        .update_mmap_rayon(path)
-        .map_err(|e| FormatError::io(path, e))?;
+    let mut buf = vec![0u8; 16 << 20];
+    loop {
+        let n = read_full(&mut file, &mut buf).map_err(|e| FormatError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update_rayon(&buf[..n]);
+    }
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Fill `buf` as far as the file allows; returns the bytes read (0 at the end).
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 hex of a string.
+pub fn sha256_hex(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
 }
 
 /// BLAKE3 hex of a string (combines per-file digests into one content digest).

@@ -1,7 +1,7 @@
 //! Checkpoint → [`Fingerprint`]: reads config, model card and tokenizer, opens the weights, computes the weight
 //! signals and the file digests (in parallel), and assembles the record.
 
-use crate::digest::{blake3_hex, cached_sha256, file_blake3, file_sha256};
+use crate::digest::{blake3_hex, cached_sha256, file_blake3, file_sha256, sha256_hex};
 use crate::error::{Error, Result};
 use crate::locate::{locate, ModelLocation};
 use crate::signals;
@@ -162,8 +162,11 @@ pub fn fingerprint_location(
             )
         },
     );
-    let ((vocabulary, anchors, tokenizer), (pass, (matrices, norms)), mut digests) =
-        (tokenizer?, weights?, digests?);
+    let (
+        (vocabulary, anchors, tokenizer),
+        (pass, (matrices, norms)),
+        (mut digests, content_digest),
+    ) = (tokenizer?, weights?, digests?);
     let token_rows = vocabulary
         .as_ref()
         .and_then(|v| v.tokens.iter().map(|(_, id)| *id as u64 + 1).max());
@@ -176,12 +179,6 @@ pub fn fingerprint_location(
     let mut weight_signals = signals::assemble(plan, embedding, matrices, norms);
     weight_signals.notes.extend(source.notes());
 
-    let content_digest = if options.skip_digests {
-        String::new()
-    } else {
-        let listed: Vec<&str> = digests.iter().map(|d| d.blake3.as_str()).collect();
-        blake3_hex(&listed.join("\n"))
-    };
     let total_bytes = digests.iter().map(|d| d.bytes).sum();
     digests.truncate(MAX_LISTED_FILES);
 
@@ -217,27 +214,34 @@ pub fn fingerprint_location(
     })
 }
 
-/// Size and digests of every weight file (BLAKE3 unless skipped; SHA-256 when free or asked for).
+/// Size and digests of every weight file, and the content digest over them.
+///
+/// Policy: when every file's SHA-256 is known for free (an HF cache snapshot), the content digest is
+/// `sha256:<SHA-256 of the file SHA-256s>` and nothing is read; otherwise it is `blake3:<BLAKE3 of the file
+/// BLAKE3s>`. Two fingerprints are byte-identical when their content digests are equal (same scheme).
 fn file_digests(
     files: &[PathBuf],
     root: &Path,
     options: &FingerprintOptions,
-) -> Result<Vec<FileDigest>> {
-    files
+) -> Result<(Vec<FileDigest>, String)> {
+    let cached: Vec<Option<String>> = files.iter().map(|p| cached_sha256(p)).collect();
+    let all_cached = !files.is_empty() && cached.iter().all(Option::is_some);
+    let digests = files
         .iter()
-        .map(|path| {
+        .zip(cached)
+        .map(|(path, cached)| {
             let bytes = std::fs::metadata(path)
                 .map_err(|e| FormatError::io(path, e))?
                 .len();
-            let blake3 = if options.skip_digests {
+            let blake3 = if options.skip_digests || all_cached {
                 String::new()
             } else {
                 file_blake3(path)?
             };
-            let sha256 = match (options.sha256, cached_sha256(path)) {
-                (_, Some(known)) => known,
-                (true, None) => file_sha256(path)?,
-                (false, None) => String::new(),
+            let sha256 = match (cached, options.sha256) {
+                (Some(known), _) => known,
+                (None, true) => file_sha256(path)?,
+                (None, false) => String::new(),
             };
             Ok(FileDigest {
                 name: relative_name(path, root),
@@ -246,7 +250,17 @@ fn file_digests(
                 sha256,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let content = if options.skip_digests {
+        String::new()
+    } else if all_cached {
+        let list: Vec<&str> = digests.iter().map(|d| d.sha256.as_str()).collect();
+        format!("sha256:{}", sha256_hex(&list.join("\n")))
+    } else {
+        let list: Vec<&str> = digests.iter().map(|d| d.blake3.as_str()).collect();
+        format!("blake3:{}", blake3_hex(&list.join("\n")))
+    };
+    Ok((digests, content))
 }
 
 fn relative_name(path: &Path, root: &Path) -> String {

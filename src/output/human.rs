@@ -16,6 +16,14 @@ fn params(n: u64) -> String {
     }
 }
 
+/// Storage format and quantization scheme: `Safetensors`, `Gguf Q4_1`, `Safetensors gptq-4bit`.
+fn storage(f: &Fingerprint) -> String {
+    match &f.source.quantization {
+        Some(q) => format!("{:?} {q}", f.source.format),
+        None => format!("{:?}", f.source.format),
+    }
+}
+
 /// Summary of one fingerprint.
 pub fn fingerprint(f: &Fingerprint, bytes: usize) -> String {
     let mut out = String::new();
@@ -33,13 +41,8 @@ pub fn fingerprint(f: &Fingerprint, bytes: usize) -> String {
     );
     let _ = writeln!(
         out,
-        "format       {:?}{}  ({} tensors, {} params, {})",
-        f.source.format,
-        f.source
-            .quantization
-            .as_ref()
-            .map(|q| format!(" {q}"))
-            .unwrap_or_default(),
+        "format       {}  ({} tensors, {} params, {})",
+        storage(f),
         f.source.tensor_count,
         params(f.source.parameter_count),
         f.source.dtypes.join("/")
@@ -92,7 +95,7 @@ pub fn fingerprint(f: &Fingerprint, bytes: usize) -> String {
         );
     }
     if !f.source.content_digest.is_empty() {
-        let _ = writeln!(out, "content      blake3 {}", f.source.content_digest);
+        let _ = writeln!(out, "content      {}", f.source.content_digest);
     }
     let _ = writeln!(out, "fingerprint  {bytes} bytes");
     for note in &w.notes {
@@ -118,17 +121,17 @@ pub fn comparison(a: &Fingerprint, b: &Fingerprint, c: &Comparison) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "A  {}  ({:?}, {} params, {})",
+        "A  {}  ({}, {} params, {})",
         a.source.id,
-        a.source.format,
+        storage(a),
         params(a.source.parameter_count),
         a.metadata.model_type
     );
     let _ = writeln!(
         out,
-        "B  {}  ({:?}, {} params, {})",
+        "B  {}  ({}, {} params, {})",
         b.source.id,
-        b.source.format,
+        storage(b),
         params(b.source.parameter_count),
         b.metadata.model_type
     );

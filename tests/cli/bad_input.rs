@@ -147,20 +147,37 @@ fn missing_config() {
     assert_error(&fingerprint(&dir), "config.json", &["no config.json"]);
 }
 
+/// Every value the fingerprint reads is checked: the whole embedding, every norm vector, and the canonical
+/// rows of each matrix (an overflowed tensor is NaN/Inf throughout, so its rows show it).
 #[test]
 fn nan_and_infinite_weights() {
-    for (value, word) in [(f32::NAN, "NaN"), (f32::INFINITY, "infinite")] {
+    let cases: [(&str, Option<usize>, f32, &str); 3] = [
+        ("model.layers.1.mlp.up_proj.weight", None, f32::NAN, "NaN"),
+        (
+            "model.layers.2.self_attn.k_proj.weight",
+            None,
+            f32::NEG_INFINITY,
+            "infinite",
+        ),
+        (
+            "model.embed_tokens.weight",
+            Some(12_345),
+            f32::INFINITY,
+            "infinite",
+        ),
+    ];
+    for (tensor, position, value, word) in cases {
         let tmp = tempfile::tempdir().unwrap();
         let (src, dst) = (tmp.path().join("a"), tmp.path().join("b"));
         synth(&src, Family::Llama, 1);
         super::util::derive(&src, &dst, datasets::Storage::F16, 1, |c| {
-            c.get_mut("model.layers.1.mlp.up_proj.weight").unwrap().data[77] = value;
+            let data = &mut c.get_mut(tensor).unwrap().data;
+            match position {
+                Some(i) => data[i] = value,
+                None => data.iter_mut().for_each(|v| *v = value),
+            }
         });
-        assert_error(
-            &fingerprint(&dst),
-            "model.safetensors",
-            &["model.layers.1.mlp.up_proj.weight", word],
-        );
+        assert_error(&fingerprint(&dst), "model.safetensors", &[tensor, word]);
     }
 }
 

@@ -1,22 +1,23 @@
 //! Fixed-position samples of layer tensors: matrices for WVC (and their energies for LEP), norm gains and biases
 //! for NLF.
 //!
-//! Each tensor is streamed once in chunks to get its mean and root-mean-square (and to reject NaN/Inf), then
-//! its canonical sample positions are read individually. Matrices are divided by their RMS, which makes the
-//! samples independent of dtype and of any uniform rescaling; vectors (norm gains, biases) are also centred,
-//! because every norm gain sits near 1.0 and that shared baseline carries no information.
+//! A matrix is read only at its canonical rows ([`canonical_rows`]): the first [`RMS_ROWS`] define its RMS
+//! (LEP energy and the standardisation scale), and the sample grid lies on them, so a fingerprint touches a few
+//! pages per tensor whatever the model size. Samples are divided by the RMS, which makes them independent of
+//! dtype and of any uniform rescaling. Vectors (norm gains, biases) are small and read whole; they are also
+//! centred, because every norm gain sits near 1.0 and that shared baseline carries no information. Every value
+//! read is checked for NaN/Inf.
 
 use crate::error::{Error, Result};
 use crate::roles::TensorRole;
 use crate::signals::kernels::Moments;
 use crate::weights::WeightSource;
-use provsearch_index::sampling::matrix_positions;
+use provsearch_index::sampling::{
+    canonical_rows, matrix_positions, vector_positions, RMS_ROWS, SAMPLES_PER_ROW,
+};
 use provsearch_index::schema::{quantize_sample, TensorEntry, TensorSamples};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
-
-/// Elements per streamed chunk (4 MiB of `f32`).
-const CHUNK: u64 = 1 << 20;
 
 /// A tensor selected for sampling.
 #[derive(Debug, Clone)]
@@ -40,33 +41,106 @@ pub enum Standardise {
     MeanStd,
 }
 
-/// Stream a tensor once: moments of all its values, NaN/Inf rejected, mapped pages released behind.
-pub fn stream_moments(source: &dyn WeightSource, index: usize) -> Result<Moments> {
-    let meta = &source.tensors()[index];
-    let total = meta.numel();
-    let mut buf = vec![0f32; CHUNK.min(total) as usize];
-    let mut m = Moments::default();
-    let mut start = 0u64;
-    while start < total {
-        let n = CHUNK.min(total - start) as usize;
-        source.read_f32(index, start, &mut buf[..n])?;
-        source.release(index, start, n as u64);
-        m.add(&buf[..n]);
-        if m.has_non_finite {
-            return Err(Error::NonFinite {
-                path: meta.file.clone(),
-                tensor: meta.name.clone(),
-                what: if m.has_nan { "NaN" } else { "infinite" },
-            });
-        }
-        start += n as u64;
-    }
-    Ok(m)
-}
-
 struct Sampled {
     values: Vec<i8>,
     log_rms: f32,
+}
+
+fn non_finite(source: &dyn WeightSource, index: usize, m: &Moments) -> Error {
+    let meta = &source.tensors()[index];
+    Error::NonFinite {
+        path: meta.file.clone(),
+        tensor: meta.name.clone(),
+        what: if m.has_nan { "NaN" } else { "infinite" },
+    }
+}
+
+/// Read logical row `r` of a `rows × cols` matrix (strided element reads when stored transposed).
+fn read_row(source: &dyn WeightSource, t: &Selected, r: u32, out: &mut [f32]) -> Result<()> {
+    let [rows, cols] = t.shape;
+    if t.transposed {
+        for (c, v) in out.iter_mut().enumerate().take(cols as usize) {
+            source.read_f32(
+                t.index,
+                c as u64 * rows as u64 + r as u64,
+                std::slice::from_mut(v),
+            )?;
+        }
+        Ok(())
+    } else {
+        source.read_f32(t.index, r as u64 * cols as u64, &mut out[..cols as usize])
+    }
+}
+
+/// Matrices: read the canonical rows the samples need (at least the [`RMS_ROWS`] that define the RMS), so only a
+/// few pages of each tensor are touched.
+fn sample_matrix(source: &dyn WeightSource, t: &Selected, count: usize) -> Result<Option<Sampled>> {
+    let [rows, cols] = t.shape;
+    let positions = matrix_positions(rows, cols, count);
+    let per_row = cols.min(SAMPLES_PER_ROW) as usize;
+    let needed = positions
+        .len()
+        .div_ceil(per_row)
+        .max(RMS_ROWS.min(rows) as usize);
+    let row_ids = canonical_rows(rows, cols, needed);
+    let mut values = vec![0f32; row_ids.len() * cols as usize];
+    let mut rms_moments = Moments::default();
+    for (i, (&r, buf)) in row_ids
+        .iter()
+        .zip(values.chunks_exact_mut(cols as usize))
+        .enumerate()
+    {
+        read_row(source, t, r, buf)?;
+        let m = Moments::of(buf);
+        if m.has_non_finite {
+            return Err(non_finite(source, t.index, &m));
+        }
+        if i < RMS_ROWS as usize {
+            rms_moments.add(buf);
+        }
+    }
+    // The kernel maps whole page-cache folios around each sparse read; drop them so the resident set stays
+    // at the tensors in flight.
+    source.release(t.index, 0, source.tensors()[t.index].numel());
+    let rms = rms_moments.rms();
+    if rms <= 0.0 {
+        return Ok(None);
+    }
+    let samples = positions
+        .iter()
+        .enumerate()
+        .map(|(k, &(_, c))| {
+            quantize_sample(values[(k / per_row) * cols as usize + c as usize] as f64 / rms)
+        })
+        .collect();
+    Ok(Some(Sampled {
+        values: samples,
+        log_rms: rms.ln() as f32,
+    }))
+}
+
+/// Vectors (norm gains, biases): small, read whole, centred and scaled by their standard deviation.
+fn sample_vector(source: &dyn WeightSource, t: &Selected, count: usize) -> Result<Option<Sampled>> {
+    let len = t.shape[1];
+    let mut values = vec![0f32; len as usize];
+    source.read_f32(t.index, 0, &mut values)?;
+    let m = Moments::of(&values);
+    if m.has_non_finite {
+        return Err(non_finite(source, t.index, &m));
+    }
+    let (mean, std) = (m.mean(), m.std());
+    // A constant vector (all-ones gains of a fresh model, zero biases) has no pattern to compare.
+    if std <= 1e-7 * m.rms().max(1e-30) {
+        return Ok(None);
+    }
+    let samples = vector_positions(len, count)
+        .into_iter()
+        .map(|p| quantize_sample((values[p as usize] as f64 - mean) / std))
+        .collect();
+    Ok(Some(Sampled {
+        values: samples,
+        log_rms: m.rms().max(1e-30).ln() as f32,
+    }))
 }
 
 fn sample_one(
@@ -75,31 +149,10 @@ fn sample_one(
     count: usize,
     how: Standardise,
 ) -> Result<Option<Sampled>> {
-    let m = stream_moments(source, t.index)?;
-    let (centre, scale) = match how {
-        Standardise::Rms => (0.0, m.rms()),
-        Standardise::MeanStd => (m.mean(), m.std()),
-    };
-    // A constant tensor (all-ones gains of a fresh model, zero biases) has no pattern to compare.
-    if scale <= 1e-7 * m.rms().max(1e-30) || scale == 0.0 {
-        return Ok(None);
+    match how {
+        Standardise::Rms => sample_matrix(source, t, count),
+        Standardise::MeanStd => sample_vector(source, t, count),
     }
-    let [rows, cols] = t.shape;
-    let mut one = [0f32; 1];
-    let mut values = Vec::with_capacity(count);
-    for (r, c) in matrix_positions(rows, cols, count) {
-        let flat = if t.transposed {
-            c as u64 * rows as u64 + r as u64
-        } else {
-            r as u64 * cols as u64 + c as u64
-        };
-        source.read_f32(t.index, flat, &mut one)?;
-        values.push(quantize_sample((one[0] as f64 - centre) / scale));
-    }
-    Ok(Some(Sampled {
-        values,
-        log_rms: m.rms().max(1e-30).ln() as f32,
-    }))
 }
 
 /// Sample every selected tensor with `per_tensor` samples each, in parallel, into one [`TensorSamples`].

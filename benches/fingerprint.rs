@@ -1,0 +1,247 @@
+//! Fingerprinting speed and memory, measured against a plain sequential read of the same files in the same
+//! run (this machine is noisy: ratios, not absolute times, are what to compare).
+//!
+//! `cargo bench --bench fingerprint [-- --big-gb 2.2] [-- --skip-big]` prints one JSON line per model:
+//! - `read_seconds`: best of 3 sequential `read()`s of the weight files (page cache warm);
+//! - `fingerprint_seconds`: best of 3 fingerprints in a fresh child process (timed inside the child, so process
+//!   start-up is excluded), and `ratio` = fingerprint / read. This includes the BLAKE3 content digest that a
+//!   local directory needs; `signals_only_seconds`/`signals_only_ratio` are the same without it, which is
+//!   also the cost for a Hugging Face cache snapshot (its SHA-256s come free with the blob names);
+//! - `peak_rss_bytes` (the child's VmHWM), `embedding_bytes` (the stored embedding matrix) and
+//!   `peak_rss_minus_embedding_bytes`;
+//! and a last line timing `provsearch compare` on the real all-MiniLM-L6-v2 against its int8 copy (whole command,
+//! best of 3), for comparison with the reference tool's 6.6–9.4 s per pair.
+//!
+//! The big model is a synthetic TinyLlama-shaped checkpoint (22 layers, hidden 2048, F16, ≈ 2.2 GB) that the
+//! benchmark writes itself, streaming, into `target/bench-data/`.
+
+use datasets::rng::Rng;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn weight_files(model: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(model)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| {
+        p.extension()
+            .is_some_and(|e| e == "safetensors" || e == "gguf")
+    });
+    files.sort();
+    files
+}
+
+fn read_all(files: &[PathBuf]) -> f64 {
+    let mut buf = vec![0u8; 8 << 20];
+    let start = Instant::now();
+    for f in files {
+        let mut file = std::fs::File::open(f).expect("open weights");
+        while file.read(&mut buf).expect("read") > 0 {}
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// Child mode: fingerprint once and report the time and the peak RSS.
+fn child(model: &str, skip_digests: bool) {
+    let options = provsearch_ingest::FingerprintOptions { skip_digests, ..Default::default() };
+    let start = Instant::now();
+    let extracted = provsearch_ingest::fingerprint(model, &options).expect("fingerprint");
+    let seconds = start.elapsed().as_secs_f64();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let emb = extracted
+        .fingerprint
+        .weights
+        .embedding
+        .as_ref()
+        .map_or(0, |e| e.rows as u64 * e.hidden as u64);
+    let bytes_per = extracted.fingerprint.source.total_bytes as f64
+        / extracted.fingerprint.source.parameter_count.max(1) as f64;
+    println!(
+        "{seconds} {} {}",
+        hwm_kb * 1024,
+        (emb as f64 * bytes_per) as u64
+    );
+}
+
+/// Best of 3 child runs: (seconds, peak RSS, embedding bytes).
+fn run_children(model: &Path, skip_digests: bool) -> Option<(f64, u64, u64)> {
+    let exe = std::env::current_exe().expect("own path");
+    let (mut best, mut rss, mut emb) = (f64::MAX, 0u64, 0u64);
+    for _ in 0..3 {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--child").arg(model);
+        if skip_digests {
+            cmd.arg("--no-digest");
+        }
+        let out = cmd.output().expect("run child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let parts: Vec<&str> = text.split_whitespace().collect();
+        let [s, r, e] = parts.as_slice() else {
+            eprintln!("child failed: {}", String::from_utf8_lossy(&out.stderr));
+            return None;
+        };
+        best = best.min(s.parse().unwrap_or(f64::MAX));
+        rss = rss.max(r.parse().unwrap_or(0));
+        emb = e.parse().unwrap_or(0);
+    }
+    Some((best, rss, emb))
+}
+
+fn measure(name: &str, model: &Path) {
+    let files = weight_files(model);
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
+    read_all(&files); // warm the page cache
+    let read = (0..3).map(|_| read_all(&files)).fold(f64::MAX, f64::min);
+    let Some((best, rss, emb)) = run_children(model, false) else { return };
+    let Some((signals_only, _, _)) = run_children(model, true) else { return };
+    println!(
+        "{{\"model\":\"{name}\",\"bytes\":{bytes},\"read_seconds\":{read:.4},\"read_gb_per_s\":{:.2},\"fingerprint_seconds\":{best:.4},\"fingerprint_gb_per_s\":{:.2},\"ratio\":{:.2},\"signals_only_seconds\":{signals_only:.4},\"signals_only_ratio\":{:.2},\"peak_rss_bytes\":{rss},\"embedding_bytes\":{emb},\"peak_rss_minus_embedding_bytes\":{}}}",
+        bytes as f64 / read / 1e9,
+        bytes as f64 / best / 1e9,
+        best / read,
+        signals_only / read,
+        rss.saturating_sub(emb),
+    );
+}
+
+/// Write a TinyLlama-shaped F16 checkpoint of about `gb` gigabytes, streaming (never the whole model in RAM).
+fn write_big(dir: &Path, gb: f64) -> std::io::Result<()> {
+    let (hidden, inter, vocab) = (2048usize, 5632usize, 32000usize);
+    let per_layer = 4 * hidden * hidden + 3 * hidden * inter;
+    let layers =
+        (((gb * 1e9 / 2.0) - 2.0 * (vocab * hidden) as f64) / per_layer as f64).max(1.0) as usize;
+    let mut tensors: Vec<(String, Vec<usize>)> =
+        vec![("model.embed_tokens.weight".into(), vec![vocab, hidden])];
+    for l in 0..layers {
+        let p = format!("model.layers.{l}");
+        for m in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+            tensors.push((format!("{p}.self_attn.{m}.weight"), vec![hidden, hidden]));
+        }
+        tensors.push((format!("{p}.mlp.gate_proj.weight"), vec![inter, hidden]));
+        tensors.push((format!("{p}.mlp.up_proj.weight"), vec![inter, hidden]));
+        tensors.push((format!("{p}.mlp.down_proj.weight"), vec![hidden, inter]));
+        tensors.push((format!("{p}.input_layernorm.weight"), vec![hidden]));
+        tensors.push((format!("{p}.post_attention_layernorm.weight"), vec![hidden]));
+    }
+    tensors.push(("model.norm.weight".into(), vec![hidden]));
+    tensors.push(("lm_head.weight".into(), vec![vocab, hidden]));
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
+    let mut offset = 0usize;
+    for (name, shape) in &tensors {
+        let n: usize = shape.iter().product::<usize>() * 2;
+        header.insert(name.clone(), serde_json::json!({"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + n]}));
+        offset += n;
+    }
+    let mut text = serde_json::to_string(&header).unwrap_or_default();
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut out = std::io::BufWriter::with_capacity(
+        8 << 20,
+        std::fs::File::create(dir.join("model.safetensors.partial"))?,
+    );
+    out.write_all(&(text.len() as u64).to_le_bytes())?;
+    out.write_all(text.as_bytes())?;
+    let mut rng = Rng::new(42);
+    for (name, shape) in &tensors {
+        let n: usize = shape.iter().product();
+        let norm = name.contains("norm");
+        let mut chunk = Vec::with_capacity(1 << 16);
+        for i in 0..n {
+            let v = if norm {
+                1.0 + 0.1 * rng.normal()
+            } else {
+                0.02 * rng.normal()
+            };
+            chunk.extend_from_slice(&half::f16::from_f64(v).to_le_bytes());
+            if chunk.len() >= 1 << 16 || i + 1 == n {
+                out.write_all(&chunk)?;
+                chunk.clear();
+            }
+        }
+    }
+    out.flush()?;
+    drop(out);
+    std::fs::rename(
+        dir.join("model.safetensors.partial"),
+        dir.join("model.safetensors"),
+    )?;
+    let config = serde_json::json!({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
+        "intermediate_size": inter, "num_hidden_layers": layers, "num_attention_heads": 32, "num_key_value_heads": 32,
+        "vocab_size": vocab, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "hidden_act": "silu"});
+    std::fs::write(dir.join("config.json"), config.to_string())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        child(&args[i + 1], args.iter().any(|a| a == "--no-digest"));
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let models = std::env::var_os("PROVSEARCH_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".cache/test-models"));
+    let minilm = models.join("minilm");
+    if minilm.join("model.safetensors").exists() {
+        measure("all-MiniLM-L6-v2 (F32, 90 MB)", &minilm);
+    } else {
+        eprintln!("skipping the real model: run scripts/fetch-test-models.sh");
+    }
+    if !args.iter().any(|a| a == "--skip-big") {
+        let gb: f64 = args
+            .iter()
+            .position(|a| a == "--big-gb")
+            .and_then(|i| args.get(i + 1)?.parse().ok())
+            .unwrap_or(2.2);
+        let dir = root.join(format!("target/bench-data/tinyllama-{gb}gb"));
+        if !dir.join("model.safetensors").exists() {
+            eprintln!(
+                "writing the synthetic {gb} GB checkpoint to {}",
+                dir.display()
+            );
+            write_big(&dir, gb).expect("write synthetic checkpoint");
+        }
+        measure(&format!("synthetic TinyLlama-shaped (F16, {gb} GB)"), &dir);
+    }
+    // The whole `compare` command on a real pair, for comparison with the reference tool (6.6–9.4 s per pair).
+    if minilm.join("model.safetensors").exists() {
+        let copy = root.join("target/bench-data/minilm-int8");
+        if !copy.join("model.safetensors").exists() {
+            let mut c = datasets::Checkpoint::read(&minilm).expect("read minilm");
+            datasets::derive::int8_per_channel(&mut c);
+            c.write(&copy, datasets::Storage::F32, 1)
+                .expect("write copy");
+        }
+        let exe = env!("CARGO_BIN_EXE_provsearch");
+        let best = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                let ok = Command::new(exe)
+                    .arg("compare")
+                    .arg(&minilm)
+                    .arg(&copy)
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if ok {
+                    t.elapsed().as_secs_f64()
+                } else {
+                    f64::MAX
+                }
+            })
+            .fold(f64::MAX, f64::min);
+        println!("{{\"command\":\"provsearch compare all-MiniLM-L6-v2 int8-copy\",\"best_of_3_seconds\":{best:.3},\"reference_seconds\":6.6,\"speedup\":{:.1}}}", 6.6 / best);
+    }
+}
