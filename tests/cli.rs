@@ -6,5 +6,6 @@ mod cli {
     pub mod bad_input;
     pub mod compare;
     pub mod hub_cache;
+    pub mod quantized;
     pub mod util;
 }

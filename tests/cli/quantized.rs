@@ -1,0 +1,8 @@
+//! Quantized derivatives fingerprint like their parents: the real SmolLM2-135M-Instruct Q4_1 GGUF, GGUF files
+//! written here from safetensors checkpoints in several ggml quant types, safetensors checkpoints in the GPTQ,
+//! AWQ, bitsandbytes and FP8 layouts, and damaged GGUF files that must fail cleanly.
+
+mod bad_gguf;
+mod gguf;
+mod real_gguf;
+mod safetensors;

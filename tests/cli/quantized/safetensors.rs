@@ -1,0 +1,182 @@
+//! Quantized safetensors checkpoints in the layouts of GPTQ, AWQ, bitsandbytes and FP8 (written by
+//! `datasets::quantize`): dequantized, each is related to its float source and not to an independent model;
+//! an unsupported variant is fingerprinted from its full-precision tensors only, and says so.
+
+use crate::cli::util::{compare, num, provsearch};
+use datasets::quantize::{write_quantized, Scheme};
+use datasets::synth::{build, Family, Spec};
+use datasets::Storage;
+use serde_json::Value;
+use std::path::Path;
+
+fn spec(seed: u64) -> Spec {
+    Spec {
+        family: Family::Llama,
+        layers: 4,
+        hidden: 128,
+        intermediate: 256,
+        heads: 4,
+        vocab: 1024,
+        seed,
+    }
+}
+
+const SCHEMES: [(Scheme, &str); 8] = [
+    (
+        Scheme::Gptq {
+            bits: 4,
+            group: 128,
+            act_order: false,
+            g_idx: true,
+        },
+        "gptq-4bit",
+    ),
+    (
+        Scheme::Gptq {
+            bits: 4,
+            group: 32,
+            act_order: true,
+            g_idx: true,
+        },
+        "gptq-4bit",
+    ),
+    (
+        Scheme::Gptq {
+            bits: 3,
+            group: 64,
+            act_order: false,
+            g_idx: true,
+        },
+        "gptq-3bit",
+    ),
+    (Scheme::Awq { group: 128 }, "awq-4bit"),
+    (Scheme::Bnb8, "bnb-int8"),
+    (
+        Scheme::Bnb4 {
+            fp4: false,
+            blocksize: 64,
+            nested: true,
+        },
+        "bnb-nf4",
+    ),
+    (
+        Scheme::Bnb4 {
+            fp4: true,
+            blocksize: 64,
+            nested: false,
+        },
+        "bnb-fp4",
+    ),
+    (Scheme::Fp8Block { block: 128 }, "fp8-e4m3"),
+];
+
+#[test]
+fn quantized_safetensors_are_related_to_their_source_and_not_to_an_independent_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, other) = (tmp.path().join("source"), tmp.path().join("other"));
+    let ckpt = build(&spec(5));
+    ckpt.write(&source, Storage::F16, 1).unwrap();
+    build(&spec(6)).write(&other, Storage::F16, 1).unwrap();
+    let mut schemes = SCHEMES.to_vec();
+    schemes.push((Scheme::Fp8Tensor, "fp8-e4m3"));
+    for (i, (scheme, label)) in schemes.into_iter().enumerate() {
+        let dir = tmp.path().join(format!("q{i}"));
+        write_quantized(&ckpt, &dir, scheme).unwrap();
+        let c = compare(&dir, &source);
+        assert_eq!(c["related"], true, "{scheme:?}: {c}");
+        assert!(num(&c, "identity_score") >= 0.95, "{scheme:?}: {c}");
+        assert!(num(&c["signals"], "wvc") > 0.9, "{scheme:?}: {c}");
+        assert_eq!(c["a"]["quantization"], label, "{scheme:?}: {c}");
+        assert_eq!(c["a"]["format"], "safetensors");
+
+        let c = compare(&dir, &other);
+        assert_eq!(c["related"], false, "{scheme:?} vs independent: {c}");
+        assert!(
+            num(&c, "identity_score") < 0.3,
+            "{scheme:?} vs independent: {c}"
+        );
+    }
+}
+
+#[test]
+fn fingerprint_and_compare_show_the_scheme() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, dir) = (tmp.path().join("source"), tmp.path().join("gptq"));
+    let ckpt = build(&spec(5));
+    ckpt.write(&source, Storage::F16, 1).unwrap();
+    write_quantized(&ckpt, &dir, SCHEMES[0].0).unwrap();
+    let run = provsearch([Path::new("fingerprint"), &dir]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("format       Safetensors gptq-4bit"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("dequantized 28 gptq-4bit tensors"),
+        "{}",
+        run.stdout
+    );
+    let run = provsearch([Path::new("compare"), &dir, &source]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("(Safetensors gptq-4bit,"),
+        "{}",
+        run.stdout
+    );
+
+    // The fingerprint lists the logical weights, not the packed parts.
+    let run = provsearch([Path::new("fingerprint"), &dir, Path::new("--json")]);
+    let f: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(f["source"]["tensor_count"], ckpt.tensors.len());
+    assert_eq!(
+        f["source"]["dtypes"],
+        serde_json::json!(["F16", "gptq-4bit"])
+    );
+    let params: usize = ckpt.tensors.iter().map(|t| t.data.len()).sum();
+    assert_eq!(f["source"]["parameter_count"], params);
+}
+
+#[test]
+fn unsupported_variant_is_fingerprinted_from_full_precision_tensors_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, dir) = (
+        tmp.path().join("source"),
+        tmp.path().join("act-order-no-g_idx"),
+    );
+    let ckpt = build(&spec(5));
+    ckpt.write(&source, Storage::F16, 1).unwrap();
+    // Act-order GPTQ without g_idx: the group of each input cannot be known.
+    let scheme = Scheme::Gptq {
+        bits: 4,
+        group: 32,
+        act_order: true,
+        g_idx: false,
+    };
+    write_quantized(&ckpt, &dir, scheme).unwrap();
+    let run = provsearch([Path::new("fingerprint"), &dir, Path::new("--json")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let f: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        f["source"]["quantization"],
+        "gptq-4bit (unsupported: act-order (desc_act) without g_idx)"
+    );
+    let notes = f["weights"]["notes"].to_string();
+    assert!(
+        notes.contains("28 gptq-4bit tensors not dequantized"),
+        "{notes}"
+    );
+    // No layer matrix was sampled (packed codes and their scales are not weights); norms and the embedding were.
+    assert_eq!(f["weights"]["matrices"]["entries"], serde_json::json!([]));
+    assert!(!f["weights"]["norms"]["entries"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(f["weights"]["embedding"].is_object());
+    // Compared with its source, the evidence comes from the shared full-precision tensors (embedding, norms):
+    // no layer energy profile exists on the quantized side.
+    let c = compare(&dir, &source);
+    assert_eq!(c["details"]["lep"]["support"], 0, "{c}");
+    assert_eq!(c["related"], true, "{c}");
+    assert_eq!(c["a"]["quantization"], f["source"]["quantization"]);
+}
