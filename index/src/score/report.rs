@@ -119,7 +119,11 @@ pub fn tfv(a: &TokenizerSignals, b: &TokenizerSignals) -> f64 {
             (0, _) | (_, 0) => 0.0,
             (x, y) => ratio(x as f64, y as f64),
         };
+    // Two tokenizers without merges (WordPiece, Unigram) are "not comparable" on the merge components (0.5),
+    // unless their vocabularies are identical, where nothing differs.
+    let same_vocab = !a.vocab_hash.is_empty() && a.vocab_hash == b.vocab_hash;
     let merges_eq = |x: &str, y: &str| match (x.is_empty(), y.is_empty()) {
+        (true, true) if same_vocab => 1.0,
         (true, true) => 0.5,
         (false, false) => eq(x == y),
         _ => 0.0,
