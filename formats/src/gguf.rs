@@ -560,15 +560,25 @@ impl<'a> Cursor<'a> {
 
     /// A length or count, checked so that `count × min_size` bytes can still follow.
     fn count(&mut self, min_size: usize, what: &str) -> Result<usize> {
+        self.count_of(min_size, || what.to_string())
+    }
+
+    /// [`Cursor::count`] with the label built only for an error (strings are read by the hundred thousand).
+    fn count_of(&mut self, min_size: usize, what: impl Fn() -> String) -> Result<usize> {
         let at = self.pos;
-        let n = self.u64(what)?;
+        let n = if self.remaining() >= 8 {
+            self.u64("")?
+        } else {
+            self.u64(&what())?
+        };
         let need = usize::try_from(n)
             .ok()
             .and_then(|n| n.checked_mul(min_size));
         match need {
             Some(need) if need <= self.remaining() => Ok(n as usize),
             _ => Err(self.corrupt(format!(
-                "{what} {n} at byte {at} needs at least {} bytes but only {} remain",
+                "{} {n} at byte {at} needs at least {} bytes but only {} remain",
+                what(),
                 (n as u128) * min_size as u128,
                 self.remaining()
             ))),
@@ -576,7 +586,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn bytes_string(&mut self, what: &str) -> Result<&'a [u8]> {
-        let n = self.count(1, &format!("{what} length"))?;
+        let n = self.count_of(1, || format!("{what} length"))?;
         self.take(n, what)
     }
 

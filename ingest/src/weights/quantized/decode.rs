@@ -246,10 +246,37 @@ impl Decoder {
         }
     }
 
-    /// Release the mapped pages of the packed values behind a streaming reader, where the logical order
-    /// follows the stored order (bitsandbytes, FP8); GPTQ and AWQ store a logical row across the whole
-    /// tensor and keep their pages.
+    /// Every stored part the weight is decoded from.
+    pub fn parts(&self) -> Vec<Part> {
+        match self {
+            Decoder::Gptq(g) => vec![g.qweight, g.qzeros, g.scales.0],
+            Decoder::Awq(a) => vec![a.qweight, a.qzeros, a.scales.0],
+            Decoder::Bnb8(b) => vec![b.weight, b.scb.0],
+            Decoder::Bnb4(b) => {
+                let mut v = vec![b.weight, b.absmax.0];
+                v.extend(b.nested.as_ref().map(|n| n.absmax.0));
+                v
+            }
+            Decoder::Fp8(f) => match f.scale {
+                Fp8Scale::Row(p, _) | Fp8Scale::Block(p, _, _) => vec![f.weight.0, p],
+                Fp8Scale::None | Fp8Scale::Tensor(_) => vec![f.weight.0],
+            },
+        }
+    }
+
+    /// Release the mapped pages behind a reader of logical elements `start .. start + count`. Where the
+    /// logical order follows the stored order (bitsandbytes, FP8) the matching bytes are released; GPTQ and AWQ
+    /// spread every logical row over the whole packed tensor, so their pages go only when the whole weight is
+    /// released (as the samplers do once a matrix is done).
     pub fn release(&self, src: &SafetensorsSource, start: u64, count: u64) {
+        let numel: u64 = self.shape().iter().product();
+        if start == 0 && count >= numel {
+            for p in self.parts() {
+                let n = src.tensors().get(p.0).map_or(0, |m| m.numel());
+                src.release(p.0, 0, n);
+            }
+            return;
+        }
         match self {
             Decoder::Bnb8(b) => src.release(b.weight.0, start, count),
             Decoder::Fp8(f) => src.release(f.weight.0 .0, start, count),

@@ -199,16 +199,17 @@ impl Bnb4 {
             Some(n) => raw(src, n.absmax.0).ok()?,
             None => &[],
         };
-        let (mut last, mut scale) = (u64::MAX, 0f32);
-        for (i, o) in (start..).zip(out.iter_mut()) {
-            let block = i / self.blocksize;
-            if block != last {
-                scale = self.absmax(am, nested, block)?;
-                last = block;
+        let (mut i, mut done) = (start, 0usize);
+        // One absmax per block; two codes per byte, high nibble first.
+        while done < out.len() {
+            let take = ((self.blocksize - i % self.blocksize) as usize).min(out.len() - done);
+            let scale = self.absmax(am, nested, i / self.blocksize)?;
+            for (j, o) in (i..).zip(&mut out[done..done + take]) {
+                let byte = *w.get(usize::try_from(j / 2).ok()?)?;
+                let code = if j % 2 == 0 { byte >> 4 } else { byte & 15 };
+                *o = self.quant_map[code as usize] * scale;
             }
-            let byte = *w.get(usize::try_from(i / 2).ok()?)?;
-            let code = if i % 2 == 0 { byte >> 4 } else { byte & 15 };
-            *o = self.quant_map[code as usize] * scale;
+            (i, done) = (i + take as u64, done + take);
         }
         Some(())
     }
@@ -278,20 +279,22 @@ impl Fp8 {
     ) -> Option<()> {
         let w = raw(src, self.weight.0).ok()?;
         let from = usize::try_from(start).ok()?;
-        decode_to_f32(
-            self.weight.1,
-            w.get(from..from.checked_add(out.len())?)?,
-            out,
-        );
+        let bytes = w.get(from..from.checked_add(out.len())?)?;
+        let table = fp8_table(self.weight.1);
         match &self.scale {
-            Fp8Scale::None => {}
-            Fp8Scale::Tensor(s) => out.iter_mut().for_each(|v| *v *= s),
+            Fp8Scale::None => decode_with(table, bytes, out, 1.0),
+            Fp8Scale::Tensor(s) => decode_with(table, bytes, out, *s),
             Fp8Scale::Row(part, dtype) => {
                 let s = raw(src, *part).ok()?;
                 let cols = self.shape.iter().skip(1).product::<u64>().max(1);
-                for_rows(cols, start, out, |r, _, seg| {
-                    let f = float(s, *dtype, r)?;
-                    seg.iter_mut().for_each(|v| *v *= f);
+                for_rows(cols, start, out, |r, c0, seg| {
+                    let at = (r * cols + c0 - start) as usize;
+                    decode_with(
+                        table,
+                        bytes.get(at..at + seg.len())?,
+                        seg,
+                        float(s, *dtype, r)?,
+                    );
                     Some(())
                 })?;
             }
@@ -301,13 +304,46 @@ impl Fp8 {
                 let s_cols = cols.div_ceil(*bc);
                 for_rows(cols, start, out, |r, c0, seg| {
                     let base = (r / br) * s_cols;
-                    for (c, v) in (c0..).zip(seg.iter_mut()) {
-                        *v *= float(s, *dtype, base + c / bc)?;
+                    let mut at = (r * cols + c0 - start) as usize;
+                    let (mut c, mut done) = (c0, 0usize);
+                    // One scale per run of columns inside a block.
+                    while done < seg.len() {
+                        let take = ((bc - c % bc) as usize).min(seg.len() - done);
+                        let scale = float(s, *dtype, base + c / bc)?;
+                        decode_with(
+                            table,
+                            bytes.get(at..at + take)?,
+                            &mut seg[done..done + take],
+                            scale,
+                        );
+                        (c, done, at) = (c + take as u64, done + take, at + take);
                     }
                     Some(())
                 })?;
             }
         }
         Some(())
+    }
+}
+
+/// Every FP8 byte's value, for E4M3 (finite-only `float8_e4m3fn`) and E5M2.
+fn fp8_table(dtype: Dtype) -> &'static [f32; 256] {
+    static E4M3: std::sync::OnceLock<[f32; 256]> = std::sync::OnceLock::new();
+    static E5M2: std::sync::OnceLock<[f32; 256]> = std::sync::OnceLock::new();
+    let cell = if dtype == Dtype::F8E5M2 { &E5M2 } else { &E4M3 };
+    cell.get_or_init(|| {
+        let mut t = [0f32; 256];
+        for (b, v) in t.iter_mut().enumerate() {
+            decode_to_f32(dtype, &[b as u8], std::slice::from_mut(v));
+        }
+        t
+    })
+}
+
+/// `out[i] = table[bytes[i]] · scale`.
+#[inline]
+fn decode_with(table: &[f32; 256], bytes: &[u8], out: &mut [f32], scale: f32) {
+    for (o, &b) in out.iter_mut().zip(bytes) {
+        *o = table[b as usize] * scale;
     }
 }

@@ -139,17 +139,41 @@ impl Gptq {
         let (qw, qz) = (raw(src, self.qweight).ok()?, raw(src, self.qzeros).ok()?);
         let sc = raw(src, self.scales.0).ok()?;
         let z_cols = self.out * u64::from(self.bits) / 32;
-        let (mut last, mut zero, mut scale) = (u32::MAX, 0f32, 0f32);
-        for (k, o) in (k0..).zip(out.iter_mut()) {
-            let g = *self.groups_of.get(k as usize)?;
-            if g != last {
-                let z = packed(qz, u64::from(g) * z_cols, 1, n, self.bits)?;
-                zero = (z + self.zero_offset) as f32;
-                scale = float(sc, self.scales.1, u64::from(g) * self.out + n)?;
-                last = g;
+        let groups_of = self
+            .groups_of
+            .get(k0 as usize..(k0 as usize).checked_add(out.len())?)?;
+        // Scale and zero point of column n in every group this range touches.
+        let first = *groups_of.iter().min()?;
+        let last = *groups_of.iter().max()?;
+        let mut table = Vec::with_capacity((last - first + 1) as usize);
+        for g in first..=last {
+            let z = packed(qz, u64::from(g) * z_cols, 1, n, self.bits)?;
+            let s = float(sc, self.scales.1, u64::from(g) * self.out + n)?;
+            table.push((s, (z + self.zero_offset) as f32));
+        }
+        let mask = (1u32 << self.bits) - 1;
+        if 32 % self.bits != 0 {
+            // 3-bit values straddle words: one value at a time.
+            for ((k, o), &g) in (k0..).zip(out.iter_mut()).zip(groups_of) {
+                let q = packed(qw, n, self.out, k, self.bits)?;
+                let (s, z) = *table.get((g - first) as usize)?;
+                *o = s * (q as f32 - z);
             }
-            let q = packed(qw, n, self.out, k, self.bits)?;
-            *o = scale * (q as f32 - zero);
+            return Some(());
+        }
+        // 2/4/8 bits: each word of column n holds 32/bits consecutive inputs.
+        let per = u64::from(32 / self.bits);
+        let (mut k, mut done) = (k0, 0usize);
+        while done < out.len() {
+            let word = word(qw, (k / per) * self.out + n)?;
+            let mut shift = ((k % per) as u32) * self.bits;
+            while shift < 32 && done < out.len() {
+                let (s, z) = *table.get((groups_of[done] - first) as usize)?;
+                out[done] = s * (((word >> shift) & mask) as f32 - z);
+                shift += self.bits;
+                done += 1;
+                k += 1;
+            }
         }
         Some(())
     }
