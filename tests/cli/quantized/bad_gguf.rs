@@ -67,7 +67,11 @@ fn truncated_gguf() {
     assert_error(&fingerprint(&path), "model.gguf", &["corrupt", "truncated"]);
     // Cut in the metadata: the counts promise more than the file holds.
     std::fs::write(&path, &bytes[..200]).unwrap();
-    assert_error(&fingerprint(&path), "model.gguf", &["tensor count", "remain"]);
+    assert_error(
+        &fingerprint(&path),
+        "model.gguf",
+        &["tensor count", "remain"],
+    );
     // Cut before the header is complete.
     std::fs::write(&path, &bytes[..10]).unwrap();
     assert_error(&fingerprint(&path), "model.gguf", &["too short"]);

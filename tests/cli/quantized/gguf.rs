@@ -145,6 +145,10 @@ fn gguf_quantizations_are_related_to_their_safetensors_source_and_not_to_an_inde
         let file = tmp.path().join(format!("gguf-{ty}")).join("model.gguf");
         write_gguf(&ckpt, &file, ty);
         let c = compare(&file, &source);
+        eprintln!(
+            "{ty}: identity {} wvc {}",
+            c["identity_score"], c["signals"]["wvc"]
+        );
         assert_eq!(c["related"], true, "{ty}: {c}");
         assert!(num(&c, "identity_score") >= 0.95, "{ty}: {c}");
         assert!(num(&c["signals"], "wvc") > 0.9, "{ty}: {c}");
@@ -158,6 +162,7 @@ fn gguf_quantizations_are_related_to_their_safetensors_source_and_not_to_an_inde
         assert_eq!(c["b"]["quantization"], Value::Null);
 
         let c = compare(&file, &other);
+        eprintln!("{ty} vs independent: identity {}", c["identity_score"]);
         assert_eq!(c["related"], false, "{ty} vs independent: {c}");
         assert!(num(&c, "identity_score") < 0.3, "{ty} vs independent: {c}");
     }

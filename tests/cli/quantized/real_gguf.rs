@@ -68,6 +68,7 @@ fn real_gguf_fingerprint_is_stable_and_carries_its_tokenizer() {
 #[test]
 fn real_gguf_is_not_related_to_minilm() {
     let c = compare(&smollm2(), &minilm());
+    eprintln!("MiniLM: identity {}", c["identity_score"]);
     assert_eq!(c["related"], false, "{c}");
     assert_eq!(c["a"]["quantization"], "Q4_1");
     assert_eq!(c["b"]["quantization"], Value::Null);
@@ -102,6 +103,7 @@ fn real_gguf_is_not_related_to_a_fresh_model_with_the_same_config_and_tokenizer(
     let twin = tmp.path().join("fresh.gguf");
     fresh_twin(&smollm2(), &twin);
     let c = compare(&smollm2(), &twin);
+    eprintln!("fresh twin: identity {}", c["identity_score"]);
     assert_eq!(c["related"], false, "{c}");
     assert!(num(&c, "identity_score") < 0.3, "{c}");
     // Same config and the very same vocabulary: only the weights tell them apart.

@@ -43,7 +43,7 @@ const SCHEMES: [(Scheme, &str); 8] = [
     (
         Scheme::Gptq {
             bits: 3,
-            group: 64,
+            group: 32,
             act_order: false,
             g_idx: true,
         },
@@ -83,6 +83,10 @@ fn quantized_safetensors_are_related_to_their_source_and_not_to_an_independent_m
         let dir = tmp.path().join(format!("q{i}"));
         write_quantized(&ckpt, &dir, scheme).unwrap();
         let c = compare(&dir, &source);
+        eprintln!(
+            "{label}: identity {} wvc {}",
+            c["identity_score"], c["signals"]["wvc"]
+        );
         assert_eq!(c["related"], true, "{scheme:?}: {c}");
         assert!(num(&c, "identity_score") >= 0.95, "{scheme:?}: {c}");
         assert!(num(&c["signals"], "wvc") > 0.9, "{scheme:?}: {c}");
@@ -90,6 +94,7 @@ fn quantized_safetensors_are_related_to_their_source_and_not_to_an_independent_m
         assert_eq!(c["a"]["format"], "safetensors");
 
         let c = compare(&dir, &other);
+        eprintln!("{label} vs independent: identity {}", c["identity_score"]);
         assert_eq!(c["related"], false, "{scheme:?} vs independent: {c}");
         assert!(
             num(&c, "identity_score") < 0.3,
