@@ -59,4 +59,151 @@ pub enum Command {
         #[command(flatten)]
         model_args: ModelArgs,
     },
+    /// Fingerprint models and add them to an index (resumable; a new revision replaces the old one).
+    Ingest(IngestArgs),
+    /// Search an index.
+    #[command(subcommand)]
+    Query(QueryCommand),
+    /// Keep an index open (HNSW graphs loaded) and answer queries on a loopback port; `query` uses it.
+    Serve {
+        #[command(flatten)]
+        index: IndexArg,
+        /// Address to listen on (loopback only by default; port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+        listen: String,
+    },
+    /// Maintain an index.
+    #[command(subcommand)]
+    Index(IndexCommand),
+}
+
+/// The index directory option.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IndexArg {
+    /// Index directory (default: $PROVSEARCH_INDEX, else the platform data directory).
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
+}
+
+/// `provsearch ingest` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    /// Model directories, .safetensors files, or directories to walk for models (HF cache layout included).
+    #[arg(required_unless_present = "hf_cache_walk")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub index: IndexArg,
+    /// Also ingest every snapshot of a Hugging Face cache (default cache when DIR is omitted).
+    #[arg(long = "hf-cache", value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    pub hf_cache_walk: Option<PathBuf>,
+    /// Models fingerprinted in parallel.
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Only ingest the models of shard I of N (by a hash of the model id), for parallel workers.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Model id to record (only with a single model).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Commit after every N models.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub commit_every: usize,
+    /// Print a JSON Lines report (one line per model, then a summary line).
+    #[arg(long)]
+    pub json: bool,
+    /// Skip SHA-256 digests of the weight files (faster; byte-identity and resumption of unversioned
+    /// directories are then weaker).
+    #[arg(long)]
+    pub no_digest: bool,
+}
+
+/// `provsearch query` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QueryCommand {
+    /// Rank the indexed models by how likely they share weight lineage with MODEL.
+    Model {
+        /// A model id in the index, a model directory or file, or a Hub id in the local cache.
+        model: String,
+        #[command(flatten)]
+        index: IndexArg,
+        /// Results to show.
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        /// Approximate candidates rescored exactly.
+        #[arg(long, default_value_t = 100)]
+        candidates: usize,
+        /// Only consider models matching this metadata query (tantivy syntax, e.g. `model_type:llama`).
+        #[arg(long, value_name = "QUERY")]
+        filter: Option<String>,
+        /// Rescore every model in the index (slow; the ground truth).
+        #[arg(long)]
+        exact: bool,
+        /// Print one JSON document.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV.
+        #[arg(long)]
+        csv: bool,
+        /// Do not use a running `provsearch serve`.
+        #[arg(long)]
+        no_server: bool,
+        #[command(flatten)]
+        model_args: ModelArgs,
+    },
+    /// Search the indexed metadata (model id, organisation, type, tags, license, base model, ...).
+    Text {
+        /// tantivy query, e.g. `llama license:apache-2.0` or `base_model:meta-llama/Llama-2-7b-hf`.
+        query: String,
+        #[command(flatten)]
+        index: IndexArg,
+        /// Results to show.
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        /// Print one JSON document.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV.
+        #[arg(long)]
+        csv: bool,
+    },
+}
+
+/// `provsearch index` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Counts, sizes and configuration.
+    Stats {
+        #[command(flatten)]
+        index: IndexArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every file's checksum and every record's structure; names the first damaged file.
+    Verify {
+        #[command(flatten)]
+        index: IndexArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge all segments into one, dropping deleted records, and rebuild the graph.
+    Compact {
+        #[command(flatten)]
+        index: IndexArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join indexes built separately (e.g. by `ingest --shard I/N` workers) into OUT.
+    Merge {
+        /// Output index (created if missing).
+        out: PathBuf,
+        /// Input indexes.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

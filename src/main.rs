@@ -26,6 +26,10 @@ fn run(cli: Cli) -> Result<()> {
             json,
             model_args,
         } => commands::compare::run(&a, &b, json, &model_args),
+        Command::Ingest(args) => commands::ingest::run(&args),
+        Command::Query(q) => commands::query::run(q),
+        Command::Serve { index, listen } => commands::serve::run(&index, &listen),
+        Command::Index(c) => commands::index::run(c),
     }
 }
 

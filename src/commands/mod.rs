@@ -2,4 +2,8 @@
 
 pub mod compare;
 pub mod fingerprint;
+pub mod index;
+pub mod ingest;
 pub mod models;
+pub mod query;
+pub mod serve;

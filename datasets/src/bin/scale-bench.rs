@@ -1,0 +1,258 @@
+//! `scale-bench`: build an index of N synthetic fingerprints (planted families) and measure it.
+//!
+//! ```text
+//! cargo run --release -p datasets --bin scale-bench -- --count N [--dir DIR] [--keep] [--queries Q]
+//!     [--recall-queries R] [--top-k K] [--candidates C] [--ef E] [--seed S] [--batch B]
+//! ```
+//! Prints one JSON line: count, build_seconds, fingerprints_per_second, relative_recall (of the fingerprints
+//! that the exhaustive mode calls related to the query within its top-k, the fraction the approximate path
+//! returns), recall_at_10, p50_ms / p99_ms (warm, single-threaded queries through the HNSW graphs),
+//! cold_query_ms (a new process opens the index from disk and answers one query without graphs),
+//! disk_bytes_per_fingerprint and ram_bytes_per_fingerprint (resident memory of the loaded graphs).
+//! `--cold-query DIR ID` is the child process of the cold measurement.
+
+use anyhow::{bail, Context, Result};
+use datasets::fingerprints::Corpus;
+use provsearch_index::search::{query, QueryOptions};
+use provsearch_index::writer::{IndexWriter, WriterOptions};
+use provsearch_index::IndexReader;
+use rayon::prelude::*;
+use serde_json::json;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+struct Args {
+    count: usize,
+    dir: Option<PathBuf>,
+    keep: bool,
+    queries: usize,
+    recall_queries: Option<usize>,
+    top_k: usize,
+    candidates: usize,
+    ef: usize,
+    seed: u64,
+    batch: usize,
+}
+
+fn parse() -> Result<Args> {
+    let mut a = Args {
+        count: 10_000,
+        dir: None,
+        keep: false,
+        queries: 200,
+        recall_queries: None,
+        top_k: 10,
+        candidates: 100,
+        ef: 192,
+        seed: 42,
+        batch: 2048,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--count" => a.count = value()?.replace('_', "").parse()?,
+            "--dir" => a.dir = Some(PathBuf::from(value()?)),
+            "--keep" => a.keep = true,
+            "--queries" => a.queries = value()?.parse()?,
+            "--recall-queries" => a.recall_queries = Some(value()?.parse()?),
+            "--top-k" => a.top_k = value()?.parse()?,
+            "--candidates" => a.candidates = value()?.parse()?,
+            "--ef" => a.ef = value()?.parse()?,
+            "--seed" => a.seed = value()?.parse()?,
+            "--batch" => a.batch = value()?.parse()?,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(a)
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            total += if path.is_dir() {
+                dir_bytes(&path)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            };
+        }
+    }
+    total
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Child process: open the index cold and answer one query (as `provsearch query model ID --no-server`).
+fn cold_query(dir: &Path, id: &str) -> Result<()> {
+    let reader = IndexReader::open(dir)?;
+    let r = reader.find_id(id)?;
+    let first = r.first().context("query id not in the index")?;
+    let f = reader.segments()[first.segment].fingerprint(first.doc)?;
+    let opts = QueryOptions {
+        exclude_id: Some(id.to_string()),
+        ..QueryOptions::default()
+    };
+    let result = query(&reader, &f, &opts)?;
+    println!("{}", result.hits.len());
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--cold-query") {
+        let (dir, id) = (argv.get(2).context("dir")?, argv.get(3).context("id")?);
+        return cold_query(Path::new(dir), id);
+    }
+    let args = parse()?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("scale-bench-{}", args.count)));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    let corpus = Corpus::new(args.count, args.seed);
+
+    // Build.
+    let t0 = Instant::now();
+    let mut writer = IndexWriter::open(&dir, WriterOptions::default())?;
+    let mut start = 0;
+    while start < corpus.len() {
+        let end = (start + args.batch).min(corpus.len());
+        let batch: Vec<_> = (start..end)
+            .into_par_iter()
+            .map(|i| corpus.fingerprint(i))
+            .collect();
+        writer.add_batch(&batch)?;
+        start = end;
+    }
+    writer.commit()?;
+    drop(writer);
+    let build_seconds = t0.elapsed().as_secs_f64();
+    let disk = dir_bytes(&dir);
+
+    // Warm process state: graphs loaded.
+    let reader = IndexReader::open(&dir)?;
+    let rss0 = rss_bytes();
+    let t1 = Instant::now();
+    reader.load_graphs()?;
+    let graph_load_seconds = t1.elapsed().as_secs_f64();
+    let ram = rss_bytes().saturating_sub(rss0);
+
+    // Query set: every k-th model, so roots and derivatives both appear.
+    let step = (corpus.len() / args.queries.max(1)).max(1);
+    let qs: Vec<usize> = (0..corpus.len()).step_by(step).take(args.queries).collect();
+    let options = |i: usize, exact: bool| QueryOptions {
+        top_k: args.top_k,
+        candidates: args.candidates,
+        ef_search: args.ef,
+        exact,
+        exclude_id: Some(corpus.id(i)),
+        ..QueryOptions::default()
+    };
+    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let mut times = Vec::with_capacity(qs.len());
+    let mut approx = Vec::with_capacity(qs.len());
+    for &i in &qs {
+        let f = corpus.fingerprint(i);
+        let t = Instant::now();
+        let r = single.install(|| query(&reader, &f, &options(i, false)))?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        approx.push(r);
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+
+    // Ground truth on a subset (exhaustive rescoring is O(N) compares per query).
+    let recall_queries = args
+        .recall_queries
+        .unwrap_or(if args.count <= 20_000 {
+            50
+        } else if args.count <= 200_000 {
+            20
+        } else {
+            6
+        })
+        .min(qs.len());
+    let (mut rel_found, mut rel_total, mut top_found, mut top_total) =
+        (0usize, 0usize, 0usize, 0usize);
+    let mut missed = Vec::new();
+    for (n, &i) in qs.iter().enumerate().take(recall_queries) {
+        let f = corpus.fingerprint(i);
+        let exact = query(&reader, &f, &options(i, true))?;
+        let got: HashSet<&str> = approx[n].hits.iter().map(|h| h.model_id.as_str()).collect();
+        for h in &exact.hits {
+            if h.comparison.related == Some(true) {
+                rel_total += 1;
+                if got.contains(h.model_id.as_str()) {
+                    rel_found += 1;
+                } else {
+                    missed.push(json!({"query": corpus.id(i), "missed": h.model_id, "identity": h.comparison.identity_score, "composite": h.composite_similarity}));
+                }
+            }
+        }
+        for h in exact.hits.iter().take(10) {
+            top_total += 1;
+            top_found += got.contains(h.model_id.as_str()) as usize;
+        }
+    }
+
+    // Cold one-shot query in a new process.
+    let exe = std::env::current_exe()?;
+    let qid = corpus.id(qs.get(1).copied().unwrap_or(0));
+    let t2 = Instant::now();
+    let status = std::process::Command::new(&exe)
+        .args(["--cold-query", &dir.display().to_string(), &qid])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    let cold_ms = t2.elapsed().as_secs_f64() * 1e3;
+    if !status.success() {
+        bail!("cold query process failed");
+    }
+
+    let line = json!({
+        "count": corpus.len(),
+        "build_seconds": (build_seconds * 100.0).round() / 100.0,
+        "fingerprints_per_second": (corpus.len() as f64 / build_seconds).round(),
+        "relative_recall": if rel_total > 0 { rel_found as f64 / rel_total as f64 } else { f64::NAN },
+        "related_in_truth": rel_total,
+        "recall_at_10": if top_total > 0 { top_found as f64 / top_total as f64 } else { f64::NAN },
+        "recall_queries": recall_queries,
+        "p50_ms": (percentile(&sorted, 0.5) * 100.0).round() / 100.0,
+        "p99_ms": (percentile(&sorted, 0.99) * 100.0).round() / 100.0,
+        "queries": qs.len(),
+        "cold_query_ms": cold_ms.round(),
+        "graph_load_seconds": (graph_load_seconds * 100.0).round() / 100.0,
+        "disk_bytes_per_fingerprint": disk / corpus.len().max(1) as u64,
+        "ram_bytes_per_fingerprint": ram / corpus.len().max(1) as u64,
+        "top_k": args.top_k, "candidates": args.candidates, "ef_search": args.ef,
+        "dimension": reader.manifest().composite.dimension,
+        "missed_examples": missed.iter().take(5).collect::<Vec<_>>(),
+    });
+    println!("{line}");
+    if !args.keep {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    Ok(())
+}
