@@ -10,7 +10,10 @@
 //!   `(sim − baseline) / (1 − baseline)`.
 //!
 //! The identity score is the NaN-aware weighted mean of the evidence scores; the verdict is "related" when it
-//! reaches the threshold. Metadata (MFI) and tokenizer signals (TFV, VOA) are reported, never decisive.
+//! reaches the threshold. Lineage needs positional weight evidence: when no tensors of matching role and shape
+//! exist (different widths), the score is scaled below the threshold, because embedding geometry and layer
+//! profiles are shared by independent models trained on the same data. Metadata (MFI) and tokenizer signals
+//! (TFV, VOA) are reported, never decisive.
 
 pub mod anchors;
 pub mod positional;
@@ -19,6 +22,9 @@ pub mod report;
 use crate::schema::{Fingerprint, FINGERPRINT_VERSION};
 use positional::{align_layers, anchor_row_pool, layer_energy_similarity, pooled, Pool};
 use serde::{Deserialize, Serialize};
+
+/// Without positional evidence the identity score is at most this fraction of the threshold.
+pub const STRUCTURAL_ONLY_SCALE: f64 = 0.9;
 
 /// Signal names in the order of [`ScoreConfig::weights`].
 pub const SIGNALS: [&str; 5] = ["eas", "end", "nlf", "lep", "wvc"];
@@ -42,7 +48,9 @@ impl Default for ScoreConfig {
             // Reference weights (EAS .36, WVC .21, END .19, LEP .16, NLF .08) moved towards the positional
             // signals, which here have an exact null and carry most of the evidence.
             weights: [0.25, 0.12, 0.15, 0.08, 0.40],
-            baselines: [0.6, 0.6, 0.9],
+            // Measured on the trained zoo: independent reproductions reach EAS 0.58–0.94, END 0.82–0.97 and
+            // LEP 0.41–0.83, so only the excess above these counts.
+            baselines: [0.8, 0.9, 0.9],
             z_saturation: 12.0,
             threshold: 0.5,
         }
@@ -196,7 +204,13 @@ pub fn compare_with(
             den += w;
         }
     }
-    let identity_score = (den > 1e-12).then(|| num / den);
+    // Token-keyed and profile signals (EAS, END, LEP) are high for independent models trained on the same data
+    // with the same tokenizer (an independent reproduction in the trained zoo reaches EAS 0.94 and END 0.97,
+    // above a true distillation), so they never establish lineage alone: without positional weight evidence
+    // (no tensors of matching role and shape) the score is scaled below the threshold.
+    let positional = signals.wvc.evidence.is_some() || signals.nlf.evidence.is_some();
+    let scale = if positional { 1.0 } else { STRUCTURAL_ONLY_SCALE * config.threshold };
+    let identity_score = (den > 1e-12).then(|| scale * num / den);
     let identical_weights =
         !a.source.content_digest.is_empty() && a.source.content_digest == b.source.content_digest;
 
@@ -250,6 +264,13 @@ fn explain(s: &Signals, identical: bool, a: &Fingerprint, b: &Fingerprint, out: 
             "embedding geometry over {} shared anchors: r={r:.3}",
             s.eas.support
         ));
+    }
+    if s.wvc.evidence.is_none() && s.nlf.evidence.is_none() {
+        out.push(
+            "lineage needs weight evidence: embeddings and layer profiles alone cannot tell a derivative from an \
+             independent model trained on the same data, so this pair is at most 'not related'"
+                .into(),
+        );
     }
     match (&a.tokenizer, &b.tokenizer) {
         (Some(ta), Some(tb)) if !ta.vocab_hash.is_empty() && ta.vocab_hash == tb.vocab_hash => out

@@ -161,3 +161,27 @@ fn byte_identical_files_are_identity() {
     assert!(c.identical_weights);
     assert_eq!(c.verdict, "identical");
 }
+
+#[test]
+fn embedding_similarity_alone_never_makes_a_pair_related() {
+    use crate::schema::EmbeddingSignals;
+    // Two models of different widths with near-identical anchor geometry and norms: no weights to align.
+    let mut a = fingerprint(&latent(4, 64, 1), 0.05);
+    let mut b = fingerprint(&latent(4, 64, 2), 0.05);
+    b.weights.matrices.shapes = vec![[96, 96]];
+    let k = 40usize;
+    let emb = |hidden: u32| EmbeddingSignals {
+        anchor_set_version: crate::anchors::ANCHOR_SET_VERSION,
+        hidden,
+        presence: vec![(1u64 << k) - 1, 0, 0, 0],
+        gram: (0..k * (k - 1) / 2).map(|i| (((i * 37) % 200) as i32 - 100) as i8).collect(),
+        anchor_log_norms: (0..k).map(|i| (i as f32 * 0.37).sin()).collect(),
+        ..Default::default()
+    };
+    a.weights.embedding = Some(emb(64));
+    b.weights.embedding = Some(emb(96));
+    let c = compare(&a, &b);
+    assert!(c.signals.eas.similarity.unwrap() > 0.999 && c.signals.wvc.similarity.is_none(), "{c:?}");
+    assert_eq!(c.related, Some(false), "{c:?}");
+    assert!(c.identity_score.unwrap() < ScoreConfig::default().threshold);
+}
