@@ -9,7 +9,8 @@
 //!   also the cost for a Hugging Face cache snapshot (its SHA-256s come free with the blob names);
 //! - `peak_rss_bytes` (the child's VmHWM), `embedding_bytes` (the stored embedding matrix) and
 //!   `peak_rss_minus_embedding_bytes`;
-//! and a last line timing `provsearch compare` on the real all-MiniLM-L6-v2 against its int8 copy (whole command,
+//!
+//! A last line times `provsearch compare` on the real all-MiniLM-L6-v2 against its int8 copy (whole command,
 //! best of 3), for comparison with the reference tool's 6.6–9.4 s per pair.
 //!
 //! The big model is a synthetic TinyLlama-shaped checkpoint (22 layers, hidden 2048, F16, ≈ 2.2 GB) that the
@@ -45,7 +46,10 @@ fn read_all(files: &[PathBuf]) -> f64 {
 
 /// Child mode: fingerprint once and report the time and the peak RSS.
 fn child(model: &str, skip_digests: bool) {
-    let options = provsearch_ingest::FingerprintOptions { skip_digests, ..Default::default() };
+    let options = provsearch_ingest::FingerprintOptions {
+        skip_digests,
+        ..Default::default()
+    };
     let start = Instant::now();
     let extracted = provsearch_ingest::fingerprint(model, &options).expect("fingerprint");
     let seconds = start.elapsed().as_secs_f64();
@@ -102,8 +106,12 @@ fn measure(name: &str, model: &Path) {
         .sum();
     read_all(&files); // warm the page cache
     let read = (0..3).map(|_| read_all(&files)).fold(f64::MAX, f64::min);
-    let Some((best, rss, emb)) = run_children(model, false) else { return };
-    let Some((signals_only, _, _)) = run_children(model, true) else { return };
+    let Some((best, rss, emb)) = run_children(model, false) else {
+        return;
+    };
+    let Some((signals_only, _, _)) = run_children(model, true) else {
+        return;
+    };
     println!(
         "{{\"model\":\"{name}\",\"bytes\":{bytes},\"read_seconds\":{read:.4},\"read_gb_per_s\":{:.2},\"fingerprint_seconds\":{best:.4},\"fingerprint_gb_per_s\":{:.2},\"ratio\":{:.2},\"signals_only_seconds\":{signals_only:.4},\"signals_only_ratio\":{:.2},\"peak_rss_bytes\":{rss},\"embedding_bytes\":{emb},\"peak_rss_minus_embedding_bytes\":{}}}",
         bytes as f64 / read / 1e9,
