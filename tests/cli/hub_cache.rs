@@ -58,11 +58,23 @@ fn hub_id_resolves_through_refs_and_blobs() {
         blob.file_name().unwrap().to_str().unwrap()
     );
     assert_eq!(file["blake3"], "", "no file was read to hash it");
-    assert!(f["source"]["content_digest"].as_str().unwrap().starts_with("sha256:"));
+    assert!(f["source"]["content_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
     // The same files outside a cache are identified by BLAKE3.
     let local = fingerprint_json(&[hub.parent().unwrap().join("src").to_str().unwrap()], &[]);
-    assert!(local["source"]["content_digest"].as_str().unwrap().starts_with("blake3:"));
-    assert_eq!(local["source"]["files"][0]["blake3"].as_str().unwrap().len(), 64);
+    assert!(local["source"]["content_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("blake3:"));
+    assert_eq!(
+        local["source"]["files"][0]["blake3"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
 
     // $HF_HUB_CACHE and $HF_HOME/hub are honoured; an explicit revision works.
     let f = fingerprint_json(&["acme/tiny"], &[("HF_HUB_CACHE", &hub)]);

@@ -209,7 +209,11 @@ pub fn compare_with(
     // above a true distillation), so they never establish lineage alone: without positional weight evidence
     // (no tensors of matching role and shape) the score is scaled below the threshold.
     let positional = signals.wvc.evidence.is_some() || signals.nlf.evidence.is_some();
-    let scale = if positional { 1.0 } else { STRUCTURAL_ONLY_SCALE * config.threshold };
+    let scale = if positional {
+        1.0
+    } else {
+        STRUCTURAL_ONLY_SCALE * config.threshold
+    };
     let identity_score = (den > 1e-12).then(|| scale * num / den);
     let identical_weights =
         !a.source.content_digest.is_empty() && a.source.content_digest == b.source.content_digest;

@@ -174,14 +174,19 @@ fn embedding_similarity_alone_never_makes_a_pair_related() {
         anchor_set_version: crate::anchors::ANCHOR_SET_VERSION,
         hidden,
         presence: vec![(1u64 << k) - 1, 0, 0, 0],
-        gram: (0..k * (k - 1) / 2).map(|i| (((i * 37) % 200) as i32 - 100) as i8).collect(),
+        gram: (0..k * (k - 1) / 2)
+            .map(|i| (((i * 37) % 200) as i32 - 100) as i8)
+            .collect(),
         anchor_log_norms: (0..k).map(|i| (i as f32 * 0.37).sin()).collect(),
         ..Default::default()
     };
     a.weights.embedding = Some(emb(64));
     b.weights.embedding = Some(emb(96));
     let c = compare(&a, &b);
-    assert!(c.signals.eas.similarity.unwrap() > 0.999 && c.signals.wvc.similarity.is_none(), "{c:?}");
+    assert!(
+        c.signals.eas.similarity.unwrap() > 0.999 && c.signals.wvc.similarity.is_none(),
+        "{c:?}"
+    );
     assert_eq!(c.related, Some(false), "{c:?}");
     assert!(c.identity_score.unwrap() < ScoreConfig::default().threshold);
 }
