@@ -8,7 +8,8 @@
 //! of memory, and [`WeightSource::release`] drops the mapped pages behind the reader.
 //!
 //! Every float or quantized type the reader decodes is a weight; the few ggml types without a dequantizer (the
-//! IQ1/IQ2/IQ3 grids, TQ1_0) and integer tensors are listed but never read.
+//! IQ1/IQ2/IQ3 grids, TQ1_0), integer tensors and the rope buffers the converter computes from the config
+//! (`rope_freqs`, `rope_factors_*`) are listed but never read.
 
 use crate::error::{Error, Result};
 use crate::weights::{TensorMeta, WeightSource};
@@ -39,6 +40,15 @@ pub fn is_weight_type(ty: GgmlType) -> bool {
     ty.can_dequantize() && !matches!(ty, I8 | I16 | I32 | I64)
 }
 
+/// Whether a tensor is a buffer the converter computes from the config rather than a trained weight:
+/// `rope_freqs` (Llama 3 rope scaling), `rope_factors_long`/`_short` (Phi-3 LongRoPE). Every model with the
+/// same config has the same values, so they would be false evidence of lineage.
+pub fn is_config_buffer(llama_cpp_name: &str) -> bool {
+    llama_cpp_name
+        .split('.')
+        .any(|part| part.starts_with("rope_freqs") || part.starts_with("rope_factors"))
+}
+
 impl GgufSource {
     /// Open, map and validate a GGUF file.
     pub fn open(path: &Path) -> Result<GgufSource> {
@@ -62,7 +72,7 @@ impl GgufSource {
                     name,
                     shape: t.shape.clone(),
                     dtype: t.ggml_type.name().to_string(),
-                    is_weight: is_weight_type(t.ggml_type),
+                    is_weight: is_weight_type(t.ggml_type) && !is_config_buffer(&t.name),
                     file: path.to_path_buf(),
                 },
                 index,
@@ -185,6 +195,8 @@ mod tests {
         )
         .unwrap();
         w.add_raw_tensor("rope_cache", GgmlType::I32, &[4], vec![0; 16]);
+        w.add_tensor("rope_freqs.weight", GgmlType::F32, &[8], &[1.0; 8])
+            .unwrap();
         let path = dir.join("m.gguf");
         w.write(&path).unwrap();
         path
@@ -203,6 +215,7 @@ mod tests {
                 "model.layers.0.self_attn.q_proj.weight",
                 "model.layers.0.self_attn.v_proj.weight",
                 "rope_cache",
+                "rope_freqs.weight",
             ]
         );
         let q = &src.tensors()[2];
@@ -215,6 +228,7 @@ mod tests {
             !src.tensors()[4].is_weight,
             "integer tensors are not weights"
         );
+        assert!(!src.tensors()[5].is_weight, "rope buffers are not weights");
         assert_eq!(src.quantization().as_deref(), Some("Q4_1"));
 
         // The permutation is undone: row 1 of the HF tensor is what was written as row 1 before permuting.
