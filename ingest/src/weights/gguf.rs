@@ -146,6 +146,18 @@ impl WeightSource for GgufSource {
             .filter(|ty| !matches!(ty, F32 | F16 | BF16 | F64))
             .map(|ty| ty.name().to_string())
     }
+
+    /// A file that is one part of a `gguf-split` model holds only some of the tensors: say so.
+    fn notes(&self) -> Vec<String> {
+        let get = |k: &str| self.file.metadata(k).and_then(|v| v.as_u64());
+        match (get("split.no"), get("split.count")) {
+            (Some(no), Some(count)) if count > 1 => vec![format!(
+                "GGUF split part {} of {count}: only this part's tensors were fingerprinted",
+                no + 1
+            )],
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -264,5 +276,15 @@ mod tests {
         let src = GgufSource::open(&path).unwrap();
         assert_eq!(src.quantization(), None);
         assert_eq!(src.dominant_type(), Some(GgmlType::F16));
+        assert!(src.notes().is_empty());
+
+        // One part of a gguf-split model.
+        w.add_u32("split.no", 0).add_u32("split.count", 3);
+        w.write(&path).unwrap();
+        let src = GgufSource::open(&path).unwrap();
+        assert_eq!(
+            src.notes(),
+            ["GGUF split part 1 of 3: only this part's tensors were fingerprinted"]
+        );
     }
 }
