@@ -6,6 +6,8 @@
 //! - [`derive`]: mechanical derivations (dtype, quantisation, noise, LoRA, pruning, merges) and fresh
 //!   re-initialisations.
 //! - [`quantize`]: quantized copies in the layouts of GPTQ, AWQ, bitsandbytes and FP8 checkpoints.
+//! - [`vocab_edit`]: vocabulary pruning and extension that keep embeddings, tokenizer.json and config in step.
+//! - [`zoo`]: the lineage zoo (mechanical derivations of the trained zoo and MiniLM) and its labelled pairs.
 //! - [`fingerprints`]: synthetic fingerprints with planted families, for the index's scale benchmark.
 //! - [`rng`]: the deterministic random source behind all of them.
 #![warn(missing_docs)]
@@ -16,5 +18,7 @@ pub mod fingerprints;
 pub mod quantize;
 pub mod rng;
 pub mod synth;
+pub mod vocab_edit;
+pub mod zoo;
 
 pub use checkpoint::{Checkpoint, Storage, Tensor};
