@@ -6,6 +6,7 @@
 //! - [`anchors::ANCHORS`] and [`sampling`]: the fixed definitions that make any two fingerprints comparable
 //!   (token-string anchors, shape-only sample positions).
 //! - [`score`]: per-signal similarities, the identity score and the verdict.
+//! - [`eval`]: labelled pairs, evaluation metrics and calibration of the score configuration.
 //! - [`composite`]: the fixed-dimension `i8` vector whose inner product tracks the identity score.
 //! - Segment ([`segment`]): an immutable directory of rkyv records, composite vectors, an HNSW graph ([`hnsw`])
 //!   and a tantivy metadata index ([`meta_index`]).
@@ -23,6 +24,7 @@
 pub mod anchors;
 pub mod composite;
 pub mod error;
+pub mod eval;
 pub mod footer;
 pub mod hnsw;
 pub mod manifest;
