@@ -61,6 +61,7 @@ const EMBEDDING_NAMES: &[&str] = &[
 
 /// Last name components that mark an input token embedding.
 const EMBEDDING_PARTS: &[&str] = &[
+    "token_embd",
     "embed_tokens",
     "wte",
     "word_embeddings",
@@ -164,6 +165,7 @@ fn canonical_role(parts: &[&str], is_matrix: bool) -> Option<&'static str> {
             "input_layernorm"
             | "ln_1"
             | "attention_norm"
+            | "attn_norm"
             | "norm_1"
             | "ln_attn"
             | "self_attn_layer_norm"
@@ -197,6 +199,15 @@ fn canonical_role(parts: &[&str], is_matrix: bool) -> Option<&'static str> {
         "o_proj" | "out_proj" | "o" | "out_lin" | "dense" | "c_proj" | "wo" if in_attn => {
             attn("attn_o", "xattn_o")
         }
+        // llama.cpp names (GGUF of architectures without a Hugging Face name map).
+        "attn_q" => "attn_q",
+        "attn_k" => "attn_k",
+        "attn_v" => "attn_v",
+        "attn_qkv" => "attn_qkv",
+        "attn_output" => "attn_o",
+        "ffn_gate" => "mlp_gate",
+        "ffn_up" => "mlp_up",
+        "ffn_down" => "mlp_down",
         "gate_proj" | "w1" | "wi_0" => "mlp_gate",
         "up_proj" | "w3" | "wi_1" | "c_fc" | "fc1" | "fc_in" | "dense_h_to_4h" | "lin1" | "wi" => {
             "mlp_up"
@@ -293,14 +304,22 @@ pub fn classify(name: &str, shape: &[u64]) -> TensorRole {
                     "norm_final".to_string()
                 }
             }
-            _ => suffix_of(after),
+            // Outside the layers, the last two name parts identify a tensor whatever the model prefix
+            // (`bert.embeddings.position_embeddings` ~ `distilbert.embeddings.position_embeddings`).
+            _ => suffix_of(&after[after.len().saturating_sub(2)..]),
         }
     } else {
+        // Mixture-of-experts: the expert index joins the role, so expert 3 pairs with expert 3.
+        let expert = expert_index(name);
         // Biases of projections share their matrix's role (`attn_q_bias`).
-        match canonical_role(after, is_matrix || is_bias) {
+        let base = match canonical_role(after, is_matrix || is_bias) {
             Some(r) if is_bias => format!("{r}_bias"),
             Some(r) => r.to_string(),
             None => suffix_of(after),
+        };
+        match expert {
+            Some(e) => format!("{base}.expert{e}"),
+            None => base,
         }
     };
     TensorRole {
@@ -309,6 +328,15 @@ pub fn classify(name: &str, shape: &[u64]) -> TensorRole {
         layer,
         role,
     }
+}
+
+/// The expert index of a mixture-of-experts tensor (`layers.3.mlp.experts.17.w1` → 17), if any.
+pub fn expert_index(name: &str) -> Option<u32> {
+    let lower = name.to_ascii_lowercase();
+    let parts: Vec<&str> = lower.split('.').collect();
+    parts
+        .windows(2)
+        .find_map(|w| (w[0] == "experts").then(|| w[1].parse().ok()).flatten())
 }
 
 /// Whether a model stores its linear layers transposed (GPT-2's Conv1D: `(in, out)`), detected from the fused
@@ -355,6 +383,29 @@ mod tests {
             role("model.layers.1.self_attn.q_proj.bias", &[64]),
             (Kind::Vector, Stack::Main, 1, "attn_q_bias".into())
         );
+    }
+
+    #[test]
+    fn llama_cpp_names() {
+        assert_eq!(role("token_embd.weight", &[100, 8]).0, Kind::TokenEmbedding);
+        assert_eq!(role("blk.3.attn_output.weight", &[8, 8]).3, "attn_o");
+        assert_eq!(role("blk.3.ffn_down.weight", &[8, 32]).3, "mlp_down");
+        assert_eq!(role("blk.3.attn_norm.weight", &[8]).3, "norm_attn");
+        assert_eq!(role("blk.3.ffn_norm.weight", &[8]).3, "norm_mlp");
+    }
+
+    #[test]
+    fn experts_and_prefixes() {
+        let a = role("model.layers.2.mlp.experts.3.gate_proj.weight", &[8, 4]);
+        assert_eq!((a.2, a.3.as_str()), (2, "mlp_gate.expert3"));
+        assert_eq!(
+            expert_index("model.layers.2.mlp.experts.3.gate_proj.weight"),
+            Some(3)
+        );
+        assert_eq!(expert_index("model.layers.2.mlp.gate_proj.weight"), None);
+        let bert = role("bert.embeddings.position_embeddings.weight", &[16, 8]).3;
+        let distil = role("distilbert.embeddings.position_embeddings.weight", &[16, 8]).3;
+        assert_eq!(bert, distil);
     }
 
     #[test]

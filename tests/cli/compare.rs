@@ -211,3 +211,82 @@ fn fingerprints_stay_within_64_kib_for_deep_models_and_round_trip_through_files(
     let c = compare(&saved, &deep);
     assert_eq!(c["related"], true, "{c}");
 }
+
+/// DistilBERT is initialised from every other layer of BERT and stored under other names
+/// (`distilbert.transformer.layer.N.attention.q_lin` for `encoder.layer.2N.attention.self.query`), without the
+/// `encoder` stack: the student must still align with its teacher, and an unrelated BERT must not.
+#[test]
+fn distilbert_style_student_aligns_with_its_bert_teacher_across_naming() {
+    use datasets::synth::{build, Spec};
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = Spec {
+        family: Family::Bert,
+        layers: 6,
+        hidden: 64,
+        intermediate: 128,
+        heads: 4,
+        vocab: 1024,
+        seed: 11,
+    };
+    let teacher = build(&spec);
+    let teacher_dir = tmp.path().join("bert");
+    teacher.write(&teacher_dir, Storage::F32, 1).unwrap();
+
+    let rename = |name: &str| -> Option<String> {
+        let map = [
+            ("attention.self.query", "attention.q_lin"),
+            ("attention.self.key", "attention.k_lin"),
+            ("attention.self.value", "attention.v_lin"),
+            ("attention.output.dense", "attention.out_lin"),
+            ("attention.output.LayerNorm", "sa_layer_norm"),
+            ("intermediate.dense", "ffn.lin1"),
+            ("output.dense", "ffn.lin2"),
+            ("output.LayerNorm", "output_layer_norm"),
+        ];
+        if let Some(rest) = name.strip_prefix("encoder.layer.") {
+            let (layer, tail) = rest.split_once('.')?;
+            let layer: usize = layer.parse().ok()?;
+            if layer % 2 == 1 {
+                return None;
+            }
+            let (module, param) = tail.rsplit_once('.')?;
+            let (_, new) = map.iter().find(|(old, _)| *old == module)?;
+            return Some(format!(
+                "distilbert.transformer.layer.{}.{new}.{param}",
+                layer / 2
+            ));
+        }
+        (!name.contains("token_type") && !name.contains("position_ids"))
+            .then(|| format!("distilbert.{name}"))
+    };
+    let mut student = datasets::Checkpoint {
+        files: teacher.files.clone(),
+        ..Default::default()
+    };
+    for t in &teacher.tensors {
+        if let Some(name) = rename(&t.name) {
+            student
+                .tensors
+                .push(datasets::Tensor::new(name, t.shape.clone(), t.data.clone()));
+        }
+    }
+    datasets::derive::add_noise(&mut student, 0.7, 5); // distillation training moves the weights
+    let config = serde_json::json!({"architectures": ["DistilBertModel"], "model_type": "distilbert", "dim": 64,
+        "n_layers": 3, "n_heads": 4, "hidden_dim": 128, "vocab_size": 1024, "max_position_embeddings": 128});
+    student
+        .files
+        .insert("config.json".into(), config.to_string().into_bytes());
+    let student_dir = tmp.path().join("distil");
+    student.write(&student_dir, Storage::F32, 1).unwrap();
+
+    let c = compare(&student_dir, &teacher_dir);
+    assert_eq!(c["related"], true, "{c}");
+    assert!(
+        c["layer_alignment"].is_string(),
+        "3 vs 6 layers are aligned by search: {c}"
+    );
+    let unrelated = tmp.path().join("bert-other");
+    synth(&unrelated, Family::Bert, 12);
+    let c = compare(&student_dir, &unrelated);
+    assert_eq!(c["related"], false, "{c}");
+}

@@ -12,9 +12,9 @@ pub mod kernels;
 pub mod tensors;
 
 use crate::error::Result;
-use crate::roles::{classify, embedding_rank, uses_conv1d, Kind};
+use crate::roles::{classify, embedding_rank, expert_index, uses_conv1d, Kind};
 use crate::weights::WeightSource;
-use provsearch_index::schema::{EmbeddingSignals, TensorSamples, WeightSignals};
+use provsearch_index::schema::{EmbeddingSignals, Stack, TensorSamples, WeightSignals, NO_LAYER};
 use tensors::{sample_tensors, Selected, Standardise};
 
 /// Total matrix samples per fingerprint (WVC).
@@ -61,8 +61,15 @@ pub fn plan(source: &dyn WeightSource) -> Plan {
     let mut embedding: Option<(usize, usize)> = None;
     let mut lm_head: Option<usize> = None;
     let mut skipped = 0;
+    let mut skipped_experts = 0;
     for (index, meta) in metas.iter().enumerate() {
         let role = classify(&meta.name, &meta.shape);
+        // Mixture-of-experts models: experts 0..SAMPLED_EXPERTS stand for the rest (a fixed subset, so the
+        // definition does not depend on the expert count, and the fingerprint stays within its budget).
+        if expert_index(&meta.name).is_some_and(|e| e >= SAMPLED_EXPERTS) {
+            skipped_experts += 1;
+            continue;
+        }
         if !meta.is_weight {
             skipped += (role.kind != Kind::Ignored) as usize;
             continue;
@@ -108,6 +115,12 @@ pub fn plan(source: &dyn WeightSource) -> Plan {
             Kind::Ignored => {}
         }
     }
+    if skipped_experts > 0 {
+        plan.notes.push(format!(
+            "mixture of experts: experts 0..{SAMPLED_EXPERTS} sampled, {skipped_experts} tensors of other experts skipped"
+        ));
+    }
+    single_text_stack(&mut plan);
     if skipped > 0 {
         plan.notes.push(format!(
             "{skipped} integer/packed weight tensors carry no usable values and were skipped"
@@ -129,6 +142,32 @@ pub fn plan(source: &dyn WeightSource) -> Plan {
         }
     };
     plan
+}
+
+/// Experts per layer whose tensors are sampled in a mixture-of-experts model.
+pub const SAMPLED_EXPERTS: u32 = 4;
+
+/// A model with a single text stack keeps it as [`Stack::Main`], whatever its names say: BERT's layers sit
+/// under `encoder.`, DistilBERT's and Llama's do not, OPT's under `decoder.`, and a student must align with its
+/// teacher. Encoder and decoder stay apart only when a model has both (T5, BART).
+fn single_text_stack(plan: &mut Plan) {
+    let text = |s: Stack| s != Stack::Vision;
+    let mut stacks: Vec<Stack> = plan
+        .matrices
+        .iter()
+        .chain(&plan.vectors)
+        .filter(|t| t.role.layer != NO_LAYER && text(t.role.stack))
+        .map(|t| t.role.stack)
+        .collect();
+    stacks.sort();
+    stacks.dedup();
+    if stacks.len() == 1 {
+        for t in plan.matrices.iter_mut().chain(plan.vectors.iter_mut()) {
+            if text(t.role.stack) {
+                t.role.stack = Stack::Main;
+            }
+        }
+    }
 }
 
 /// Sample the layer matrices (WVC/LEP) and vectors (NLF) of a plan.
