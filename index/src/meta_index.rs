@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::schema::Fingerprint;
 use roaring::RoaringBitmap;
 use std::path::{Path, PathBuf};
-use tantivy::collector::{DocSetCollector, TopDocs};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::query::{QueryParser, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, INDEXED, STORED, STRING, TEXT};
 use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
@@ -258,6 +258,29 @@ impl MetaReader {
             IndexRecordOption::Basic,
         );
         self.docs_of(&q)
+    }
+
+    /// Like [`MetaReader::exact`], or `None` when more than `limit` records match (counted without
+    /// collecting them).
+    pub fn exact_at_most(
+        &self,
+        field: Field,
+        value: &str,
+        limit: usize,
+    ) -> Result<Option<RoaringBitmap>> {
+        let q = TermQuery::new(
+            Term::from_field_text(field, value),
+            IndexRecordOption::Basic,
+        );
+        let n = self
+            .reader
+            .searcher()
+            .search(&q, &Count)
+            .map_err(|e| Error::meta(&self.dir, e))?;
+        if n > limit {
+            return Ok(None);
+        }
+        self.docs_of(&q).map(Some)
     }
 
     /// The best `limit` records for a text query, by BM25.

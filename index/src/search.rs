@@ -19,8 +19,13 @@ use std::collections::{BinaryHeap, HashSet};
 pub struct QueryOptions {
     /// Results to return.
     pub top_k: usize,
-    /// Composite-vector candidates to rescore exactly.
+    /// Most composite-vector candidates rescored exactly.
     pub candidates: usize,
+    /// Candidates always rescored (the best by composite similarity); past these, only candidates whose
+    /// composite similarity reaches `rescore_floor` are.
+    pub min_candidates: usize,
+    /// Composite similarity from which candidates beyond `min_candidates` are still rescored.
+    pub rescore_floor: f32,
     /// HNSW search breadth (at least `candidates`).
     pub ef_search: usize,
     /// tantivy query restricting the results.
@@ -38,11 +43,13 @@ impl Default for QueryOptions {
         QueryOptions {
             top_k: 10,
             candidates: 100,
+            min_candidates: 10,
+            rescore_floor: 0.4,
             ef_search: 192,
             filter: None,
             exact: false,
             exclude_id: None,
-            arch_candidates: 16,
+            arch_candidates: 4,
         }
     }
 }
@@ -128,6 +135,9 @@ impl TopN {
         v
     }
 }
+
+/// Same-architecture metadata hits are scanned only when a segment has at most this many.
+const ARCH_SCAN_LIMIT: usize = 2048;
 
 /// Fraction of a segment below which a filter is applied by scanning the allowed records directly.
 const SCAN_FRACTION: f64 = 0.08;
@@ -233,8 +243,13 @@ fn metadata_candidates(
             bits |= m.exact(x.id, b)?;
         }
         bits |= m.exact(x.base_model, &f.source.id)?;
-        if options.arch_candidates > 0 && !f.metadata.arch_hash.is_empty() {
-            let same = m.exact(x.arch_hash, &f.metadata.arch_hash)?;
+        // A popular architecture has thousands of unrelated models: the vector search covers those.
+        let same_arch = if options.arch_candidates > 0 && !f.metadata.arch_hash.is_empty() {
+            m.exact_at_most(x.arch_hash, &f.metadata.arch_hash, ARCH_SCAN_LIMIT)?
+        } else {
+            None
+        };
+        if let Some(same) = same_arch {
             let mut top = TopN::new(options.arch_candidates);
             for doc in &same {
                 top.push(
@@ -260,12 +275,15 @@ fn rank(hits: &mut [Hit]) {
     hits.sort_by(|a, b| {
         let ra = a.comparison.related == Some(true);
         let rb = b.comparison.related == Some(true);
-        rb.cmp(&ra).then(
-            b.comparison
-                .identity_score
-                .unwrap_or(-1.0)
-                .total_cmp(&a.comparison.identity_score.unwrap_or(-1.0)),
-        )
+        rb.cmp(&ra)
+            .then(
+                b.comparison
+                    .identity_score
+                    .unwrap_or(-1.0)
+                    .total_cmp(&a.comparison.identity_score.unwrap_or(-1.0)),
+            )
+            // Ties (saturated scores) break the same way whatever the candidate path.
+            .then_with(|| a.model_id.cmp(&b.model_id))
     });
     for (i, h) in hits.iter_mut().enumerate() {
         h.rank = i + 1;
@@ -343,7 +361,12 @@ pub fn query(reader: &IndexReader, f: &Fingerprint, options: &QueryOptions) -> R
         let (vector, used_graph) = vector_candidates(reader, &q, &allowed, options);
         let mut seen: HashSet<DocRef> = HashSet::new();
         let mut refs = Vec::new();
-        for (_, r) in vector {
+        let scale = config.scale();
+        let floor = (options.rescore_floor * scale * scale) as i32;
+        for (n, (score, r)) in vector.into_iter().enumerate() {
+            if n >= options.min_candidates.max(options.top_k) && score < floor {
+                break;
+            }
             if seen.insert(r) {
                 refs.push((r, Origin::Vector));
             }

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
@@ -237,12 +238,18 @@ pub fn run(args: &IngestArgs) -> Result<()> {
     // Bounded: at most 2 × jobs fingerprints wait for the writer, whatever the number of models.
     let (tx, rx) = sync_channel(jobs * 2);
     let mut since_commit: Vec<String> = Vec::new();
-    std::thread::scope(|scope| -> Result<()> {
+    // Set when the writer fails: workers stop taking new models.
+    let stop = AtomicBool::new(false);
+    let written = std::thread::scope(|scope| -> Result<()> {
+        let stop = &stop;
         let todo = &todo;
         let opts = &opts;
         scope.spawn(move || {
             pool.install(|| {
                 todo.par_iter().for_each_with(tx, |tx, f| {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let result = match &f.location {
                         Ok(l) => fingerprint_location(l.clone(), opts)
                             .map(|e| e.fingerprint)
@@ -253,57 +260,64 @@ pub fn run(args: &IngestArgs) -> Result<()> {
                 });
             });
         });
-        for (f, result) in rx {
-            let id = match (&args.id, &f.location) {
-                (Some(id), _) => id.clone(),
-                (None, Ok(l)) => l.id.clone(),
-                (None, Err(_)) => f.spec.display().to_string(),
-            };
-            match result {
-                Ok(fp) => {
-                    let outcome = writer
-                        .add(&fp)
-                        .with_context(|| format!("cannot add {} to the index", f.spec.display()))?;
-                    let status = match outcome {
-                        AddOutcome::Added => {
-                            summary.added += 1;
-                            "added"
+        let consumed = (|| -> Result<()> {
+            for (f, result) in rx {
+                let id = match (&args.id, &f.location) {
+                    (Some(id), _) => id.clone(),
+                    (None, Ok(l)) => l.id.clone(),
+                    (None, Err(_)) => f.spec.display().to_string(),
+                };
+                match result {
+                    Ok(fp) => {
+                        let outcome = writer.add(&fp).with_context(|| {
+                            format!("cannot add {} to the index", f.spec.display())
+                        })?;
+                        let status = match outcome {
+                            AddOutcome::Added => {
+                                summary.added += 1;
+                                "added"
+                            }
+                            AddOutcome::Replaced => {
+                                summary.replaced += 1;
+                                "replaced"
+                            }
+                            AddOutcome::Unchanged => {
+                                summary.unchanged += 1;
+                                "unchanged"
+                            }
+                        };
+                        if outcome != AddOutcome::Unchanged {
+                            since_commit.push(id.clone());
                         }
-                        AddOutcome::Replaced => {
-                            summary.replaced += 1;
-                            "replaced"
-                        }
-                        AddOutcome::Unchanged => {
-                            summary.unchanged += 1;
-                            "unchanged"
-                        }
-                    };
-                    if outcome != AddOutcome::Unchanged {
-                        since_commit.push(id.clone());
+                        emit(json!({"event": "model", "spec": f.spec, "id": id, "status": status}));
                     }
-                    emit(json!({"event": "model", "spec": f.spec, "id": id, "status": status}));
+                    Err(reason) => {
+                        summary.failed += 1;
+                        writer.record_failure(&f.spec.display().to_string(), &id, &reason);
+                        bar.println(format!("failed: {}: {reason}", f.spec.display()));
+                        emit(
+                            json!({"event": "model", "spec": f.spec, "id": id, "status": "failed", "reason": reason}),
+                        );
+                    }
                 }
-                Err(reason) => {
-                    summary.failed += 1;
-                    writer.record_failure(&f.spec.display().to_string(), &id, &reason);
-                    bar.println(format!("failed: {}: {reason}", f.spec.display()));
+                bar.inc(1);
+                bar.set_message(id);
+                if since_commit.len() >= args.commit_every.max(1) {
+                    let info = writer.commit().context("commit failed")?;
                     emit(
-                        json!({"event": "model", "spec": f.spec, "id": id, "status": "failed", "reason": reason}),
+                        json!({"event": "commit", "generation": info.generation, "models": since_commit}),
                     );
+                    since_commit.clear();
                 }
             }
-            bar.inc(1);
-            bar.set_message(id);
-            if since_commit.len() >= args.commit_every.max(1) {
-                let info = writer.commit().context("commit failed")?;
-                emit(
-                    json!({"event": "commit", "generation": info.generation, "models": since_commit}),
-                );
-                since_commit.clear();
-            }
+            Ok(())
+        })();
+        if consumed.is_err() {
+            stop.store(true, Ordering::Relaxed);
         }
-        Ok(())
-    })?;
+        consumed
+    });
+    written?;
     let info = writer.commit().context("commit failed")?;
     if !since_commit.is_empty() {
         emit(json!({"event": "commit", "generation": info.generation, "models": since_commit}));

@@ -2,14 +2,17 @@
 //!
 //! ```text
 //! cargo run --release -p datasets --bin scale-bench -- --count N [--dir DIR] [--keep] [--queries Q]
-//!     [--recall-queries R] [--top-k K] [--candidates C] [--ef E] [--seed S] [--batch B]
+//!     [--recall-queries R] [--top-k K] [--candidates C] [--min-candidates M] [--floor F] [--ef E]
+//!     [--seed S] [--batch B]
 //! ```
 //! Prints one JSON line: count, build_seconds, fingerprints_per_second, relative_recall (of the fingerprints
 //! that the exhaustive mode calls related to the query within its top-k, the fraction the approximate path
 //! returns), recall_at_10, p50_ms / p99_ms (warm, single-threaded queries through the HNSW graphs),
 //! cold_query_ms (a new process opens the index from disk and answers one query without graphs),
 //! disk_bytes_per_fingerprint and ram_bytes_per_fingerprint (resident memory of the loaded graphs).
-//! `--cold-query DIR ID` is the child process of the cold measurement.
+//! `--cold-query DIR ID` is the child process of the cold measurement. `--separation N` instead prints how
+//! the composite similarity separates related from unrelated pairs in a corpus of N (and what an exact
+//! comparison costs), the measurement behind the composite's dimension and weights.
 
 use anyhow::{bail, Context, Result};
 use datasets::fingerprints::Corpus;
@@ -30,6 +33,8 @@ struct Args {
     recall_queries: Option<usize>,
     top_k: usize,
     candidates: usize,
+    min_candidates: usize,
+    floor: f32,
     ef: usize,
     seed: u64,
     batch: usize,
@@ -44,6 +49,8 @@ fn parse() -> Result<Args> {
         recall_queries: None,
         top_k: 10,
         candidates: 100,
+        min_candidates: QueryOptions::default().min_candidates,
+        floor: QueryOptions::default().rescore_floor,
         ef: 192,
         seed: 42,
         batch: 2048,
@@ -60,6 +67,8 @@ fn parse() -> Result<Args> {
             "--top-k" => a.top_k = value()?.parse()?,
             "--candidates" => a.candidates = value()?.parse()?,
             "--ef" => a.ef = value()?.parse()?,
+            "--min-candidates" => a.min_candidates = value()?.parse()?,
+            "--floor" => a.floor = value()?.parse()?,
             "--seed" => a.seed = value()?.parse()?,
             "--batch" => a.batch = value()?.parse()?,
             other => bail!("unknown flag {other}"),
@@ -118,11 +127,79 @@ fn cold_query(dir: &Path, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Composite similarity of related vs unrelated pairs, and the cost of one exact comparison.
+fn separation(n: usize) -> Result<()> {
+    use provsearch_index::composite::{composite, CompositeConfig};
+    use provsearch_index::score::compare;
+    let corpus = Corpus::new(n, 42);
+    let config = CompositeConfig::default();
+    let fps: Vec<_> = (0..n)
+        .into_par_iter()
+        .map(|i| corpus.fingerprint(i))
+        .collect();
+    let vs: Vec<Vec<i8>> = fps.par_iter().map(|f| composite(f, &config)).collect();
+    // Related pairs: each model with its parent; unrelated: random pairs of different families.
+    let mut related = Vec::new();
+    let mut unrelated = Vec::new();
+    let t = Instant::now();
+    let mut compares = 0usize;
+    for i in 0..n {
+        let p = corpus.planted(i);
+        if let Some(parent) = p.parent {
+            let c = compare(&fps[i], &fps[parent as usize]);
+            compares += 1;
+            related.push((
+                config.similarity(&vs[i], &vs[parent as usize]),
+                c.related == Some(true),
+                format!("{:?}", p.role),
+            ));
+        }
+        let j = (i * 7919 + 13) % n;
+        if corpus.planted(j).family != p.family {
+            let c = compare(&fps[i], &fps[j]);
+            compares += 1;
+            unrelated.push((config.similarity(&vs[i], &vs[j]), c.related == Some(true)));
+        }
+    }
+    let per_compare_us = t.elapsed().as_secs_f64() * 1e6 / compares.max(1) as f64;
+    let mut u: Vec<f32> = unrelated.iter().map(|x| x.0).collect();
+    u.sort_by(f32::total_cmp);
+    let q = |v: &[f32], p: f64| v[((v.len() - 1) as f64 * p) as usize];
+    let mut r: Vec<f32> = related.iter().filter(|x| x.1).map(|x| x.0).collect();
+    r.sort_by(f32::total_cmp);
+    let mean = u.iter().sum::<f32>() / u.len() as f32;
+    let sd = (u.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / u.len() as f32).sqrt();
+    let weakest: Vec<_> = {
+        let mut w: Vec<_> = related.iter().filter(|x| x.1).collect();
+        w.sort_by(|a, b| a.0.total_cmp(&b.0));
+        w.iter()
+            .take(5)
+            .map(|x| json!({"composite": x.0, "role": x.2}))
+            .collect()
+    };
+    println!(
+        "{}",
+        json!({
+            "pairs_related": r.len(), "pairs_related_by_plan_but_not_by_compare": related.iter().filter(|x| !x.1).count(),
+            "pairs_unrelated": u.len(), "unrelated_called_related": unrelated.iter().filter(|x| x.1).count(),
+            "unrelated_mean": mean, "unrelated_sd": sd, "unrelated_max": q(&u, 1.0), "unrelated_p999": q(&u, 0.999),
+            "related_min": r.first(), "related_p01": r.get(r.len() / 100), "related_p10": r.get(r.len() / 10), "related_median": r.get(r.len() / 2),
+            "weakest_related": weakest,
+            "compare_us": per_compare_us,
+        })
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("--cold-query") {
         let (dir, id) = (argv.get(2).context("dir")?, argv.get(3).context("id")?);
         return cold_query(Path::new(dir), id);
+    }
+    if argv.get(1).map(String::as_str) == Some("--separation") {
+        let n: usize = argv.get(2).context("N")?.parse()?;
+        return separation(n);
     }
     let args = parse()?;
     let dir = args
@@ -166,6 +243,8 @@ fn main() -> Result<()> {
     let options = |i: usize, exact: bool| QueryOptions {
         top_k: args.top_k,
         candidates: args.candidates,
+        min_candidates: args.min_candidates,
+        rescore_floor: args.floor,
         ef_search: args.ef,
         exact,
         exclude_id: Some(corpus.id(i)),
@@ -183,6 +262,15 @@ fn main() -> Result<()> {
     }
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
+    // The same queries with rescoring spread over every core (what `serve` does).
+    let mut parallel = Vec::with_capacity(qs.len());
+    for &i in &qs {
+        let f = corpus.fingerprint(i);
+        let t = Instant::now();
+        query(&reader, &f, &options(i, false))?;
+        parallel.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    parallel.sort_by(f64::total_cmp);
 
     // Ground truth on a subset (exhaustive rescoring is O(N) compares per query).
     let recall_queries = args
@@ -242,11 +330,14 @@ fn main() -> Result<()> {
         "p50_ms": (percentile(&sorted, 0.5) * 100.0).round() / 100.0,
         "p99_ms": (percentile(&sorted, 0.99) * 100.0).round() / 100.0,
         "queries": qs.len(),
+        "p50_ms_all_cores": (percentile(&parallel, 0.5) * 100.0).round() / 100.0,
+        "p99_ms_all_cores": (percentile(&parallel, 0.99) * 100.0).round() / 100.0,
         "cold_query_ms": cold_ms.round(),
         "graph_load_seconds": (graph_load_seconds * 100.0).round() / 100.0,
         "disk_bytes_per_fingerprint": disk / corpus.len().max(1) as u64,
         "ram_bytes_per_fingerprint": ram / corpus.len().max(1) as u64,
-        "top_k": args.top_k, "candidates": args.candidates, "ef_search": args.ef,
+        "top_k": args.top_k, "candidates": args.candidates, "min_candidates": args.min_candidates,
+        "rescore_floor": args.floor, "ef_search": args.ef, "mean_rescored": approx.iter().map(|r| r.rescored).sum::<usize>() as f64 / approx.len().max(1) as f64,
         "dimension": reader.manifest().composite.dimension,
         "missed_examples": missed.iter().take(5).collect::<Vec<_>>(),
     });
