@@ -56,6 +56,9 @@ pub enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Score with a configuration written by `eval --calibrate` (default: the built-in one).
+        #[arg(long, value_name = "CALIB.json")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         model_args: ModelArgs,
     },
@@ -75,6 +78,8 @@ pub enum Command {
     /// Maintain an index.
     #[command(subcommand)]
     Index(IndexCommand),
+    /// Evaluate the verdicts on labelled model pairs (the lineage zoo); optionally calibrate the score.
+    Eval(EvalArgs),
 }
 
 /// The index directory option.
@@ -206,4 +211,47 @@ pub enum IndexCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `provsearch eval` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Pairs file (CSV `a,b,label,category,difficulty,split,detail`), e.g. datasets/pairs.csv.
+    pub pairs: PathBuf,
+    /// Zoo root that the pairs' model paths are relative to (made by `cargo run -p datasets --bin zoo`).
+    #[arg(long, default_value = ".cache/zoo", value_name = "DIR")]
+    pub zoo: PathBuf,
+    /// Pairs to evaluate.
+    #[arg(long, value_enum, default_value = "report")]
+    pub split: SplitArg,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the score distributions of related and independent pairs, with the threshold, as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Fit weights, baselines and threshold on the calibration split, write them to OUT.json and evaluate
+    /// with them.
+    #[arg(long, value_name = "OUT.json", conflicts_with = "config")]
+    pub calibrate: Option<PathBuf>,
+    /// Score with a configuration written by --calibrate (default: the built-in one).
+    #[arg(long, value_name = "CALIB.json")]
+    pub config: Option<PathBuf>,
+    /// Exit non-zero when the specificity on the evaluated pairs is below this.
+    #[arg(long, default_value_t = 1.0, value_name = "RATE")]
+    pub min_specificity: f64,
+    /// Leave out pairs whose models are missing from the zoo (instead of failing).
+    #[arg(long)]
+    pub skip_missing: bool,
+}
+
+/// Which split of a pairs file to evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitArg {
+    /// The held-out pairs results are reported on.
+    Report,
+    /// The pairs calibration fits on.
+    Calibration,
+    /// Every pair.
+    All,
 }

@@ -24,12 +24,14 @@ fn run(cli: Cli) -> Result<()> {
             a,
             b,
             json,
+            config,
             model_args,
-        } => commands::compare::run(&a, &b, json, &model_args),
+        } => commands::compare::run(&a, &b, json, config.as_deref(), &model_args),
         Command::Ingest(args) => commands::ingest::run(&args),
         Command::Query(q) => commands::query::run(q),
         Command::Serve { index, listen } => commands::serve::run(&index, &listen),
         Command::Index(c) => commands::index::run(c),
+        Command::Eval(args) => commands::eval::run(&args),
     }
 }
 

@@ -4,12 +4,14 @@ use super::models::{load, Loaded};
 use crate::flags::ModelArgs;
 use crate::output;
 use anyhow::Result;
-use provsearch_index::score::{compare_with, ScoreConfig};
+use provsearch_index::score::compare_with;
 use provsearch_ingest::vocab::exact_jaccard;
 use std::io::Write;
+use std::path::Path;
 
 /// Run the command.
-pub fn run(a: &str, b: &str, json: bool, args: &ModelArgs) -> Result<()> {
+pub fn run(a: &str, b: &str, json: bool, config: Option<&Path>, args: &ModelArgs) -> Result<()> {
+    let config = super::eval::load_config(config)?;
     let (la, lb) = std::thread::scope(|s| {
         let hb = s.spawn(|| load(b, args));
         let la = load(a, args);
@@ -27,7 +29,7 @@ pub fn run(a: &str, b: &str, json: bool, args: &ModelArgs) -> Result<()> {
         _ => None,
     };
     let (fa, fb) = (la.fingerprint(), lb.fingerprint());
-    let c = compare_with(fa, fb, exact_voa, &ScoreConfig::default());
+    let c = compare_with(fa, fb, exact_voa, &config);
     let mut stdout = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut stdout, &output::json::comparison(fa, fb, &c))?;

@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns parsed flags into library calls and renders the result.
 
 pub mod compare;
+pub mod eval;
 pub mod fingerprint;
 pub mod index;
 pub mod ingest;
