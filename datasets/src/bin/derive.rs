@@ -2,14 +2,15 @@
 //!
 //! ```text
 //! derive SRC DST OP...      OP = f32 | f16 | bf16 | int8 | int4 | noise=REL | fresh | lora=RANK,REL
-//!                                | prune=FRACTION | shards=N | seed=S
+//!                                | prune=FRACTION | shards=N | seed=S | drop=L1,L2,.. | permute
+//!                                | rescale=SPREAD | vocab-prune=KEEP | vocab-extend=N
 //! derive --synth FAMILY DST [seed=S]     FAMILY = llama | gpt2 | bert
 //! ```
 //! Operations apply in order; `seed=` sets the seed of the ones after it.
 
 use anyhow::{bail, Context, Result};
 use datasets::synth::{build, Family, Spec};
-use datasets::{derive, Checkpoint, Storage};
+use datasets::{derive, vocab_edit, Checkpoint, Storage};
 use std::path::Path;
 
 fn main() -> Result<()> {
@@ -64,6 +65,25 @@ fn main() -> Result<()> {
                 );
             }
             "prune" => derive::magnitude_prune(&mut ckpt, value.parse()?),
+            "drop" => {
+                let layers = value
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<Vec<usize>, _>>()?;
+                derive::drop_layers(&mut ckpt, &layers)?;
+            }
+            "permute" => {
+                derive::permute_mlp(&mut ckpt, seed)?;
+            }
+            "rescale" => {
+                derive::rescale_norms(&mut ckpt, value.parse()?, seed)?;
+            }
+            "vocab-prune" => {
+                vocab_edit::prune_vocab(&mut ckpt, value.parse()?, seed)?;
+            }
+            "vocab-extend" => {
+                vocab_edit::extend_vocab(&mut ckpt, value.parse()?, seed)?;
+            }
             "shards" => shards = value.parse()?,
             "seed" => seed = value.parse()?,
             other => bail!("unknown operation {other}"),

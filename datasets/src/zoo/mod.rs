@@ -314,3 +314,46 @@ pub fn storage_name(s: Storage) -> &'static str {
         Storage::BF16 => "bf16",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("provsearch-zoo-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn recipes_are_deterministic_and_rebuilt_only_when_stale() {
+        let sources = Sources::from_checkout();
+        let all = recipes::recipes();
+        let recipe = all
+            .iter()
+            .find(|r| r.id == "gen/L-base--evade")
+            .expect("recipe");
+        let (r1, r2) = (scratch("a"), scratch("b"));
+        for root in [&r1, &r2] {
+            link(&sources.trained, &root.join("trained")).unwrap();
+            assert!(build_if_stale(root, recipe).unwrap());
+        }
+        let bytes =
+            |root: &Path| std::fs::read(root.join(&recipe.id).join("model.safetensors")).unwrap();
+        assert_eq!(bytes(&r1), bytes(&r2));
+        assert_ne!(
+            bytes(&r1),
+            std::fs::read(sources.trained.join("L-base/model.safetensors")).unwrap()
+        );
+        // Up to date: not rebuilt; a changed recipe is.
+        assert!(!build_if_stale(&r1, recipe).unwrap());
+        let mut changed = recipe.clone();
+        changed.seed += 1;
+        assert!(build_if_stale(&r1, &changed).unwrap());
+        assert_ne!(bytes(&r1), bytes(&r2));
+        for root in [r1, r2] {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
