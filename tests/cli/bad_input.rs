@@ -1,33 +1,8 @@
 //! Bad input gets a clear error naming the file and the problem, exit code 1, and never a panic.
 
-use super::util::{provsearch, synth, Run};
+use super::util::{assert_error, fingerprint, synth};
 use datasets::synth::Family;
 use std::path::{Path, PathBuf};
-
-fn fingerprint(path: &Path) -> Run {
-    provsearch([Path::new("fingerprint"), path])
-}
-
-/// Fails unless the run exited 1 and stderr names `file` and contains every one of `words`.
-fn assert_error(run: &Run, file: &str, words: &[&str]) {
-    assert_eq!(
-        run.code, 1,
-        "expected exit 1, got {}: {}",
-        run.code, run.stderr
-    );
-    assert!(
-        run.stderr.contains(file),
-        "error does not name {file}: {}",
-        run.stderr
-    );
-    for w in words {
-        assert!(
-            run.stderr.to_lowercase().contains(&w.to_lowercase()),
-            "error lacks {w:?}: {}",
-            run.stderr
-        );
-    }
-}
 
 /// A valid synthetic snapshot to damage.
 fn snapshot() -> (tempfile::TempDir, PathBuf) {

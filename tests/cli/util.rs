@@ -97,3 +97,29 @@ pub fn num(v: &Value, key: &str) -> f64 {
         .as_f64()
         .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
 }
+
+/// `provsearch fingerprint PATH`.
+pub fn fingerprint(path: &Path) -> Run {
+    provsearch([Path::new("fingerprint"), path])
+}
+
+/// Fails unless the run exited 1 and stderr names `file` and contains every one of `words`.
+pub fn assert_error(run: &Run, file: &str, words: &[&str]) {
+    assert_eq!(
+        run.code, 1,
+        "expected exit 1, got {}: {}",
+        run.code, run.stderr
+    );
+    assert!(
+        run.stderr.contains(file),
+        "error does not name {file}: {}",
+        run.stderr
+    );
+    for w in words {
+        assert!(
+            run.stderr.to_lowercase().contains(&w.to_lowercase()),
+            "error lacks {w:?}: {}",
+            run.stderr
+        );
+    }
+}

@@ -2,34 +2,10 @@
 //! problem, never a panic.
 
 use super::gguf::{spec, write_gguf};
-use crate::cli::util::{provsearch, Run};
+use crate::cli::util::{assert_error, fingerprint, provsearch};
 use datasets::synth::build;
 use provsearch_formats::gguf::GgmlType;
 use std::path::{Path, PathBuf};
-
-fn fingerprint(path: &Path) -> Run {
-    provsearch([Path::new("fingerprint"), path])
-}
-
-fn assert_error(run: &Run, file: &str, words: &[&str]) {
-    assert_eq!(
-        run.code, 1,
-        "expected exit 1, got {}: {}",
-        run.code, run.stderr
-    );
-    assert!(
-        run.stderr.contains(file),
-        "error does not name {file}: {}",
-        run.stderr
-    );
-    for w in words {
-        assert!(
-            run.stderr.to_lowercase().contains(&w.to_lowercase()),
-            "error lacks {w:?}: {}",
-            run.stderr
-        );
-    }
-}
 
 /// A valid Q8_0 file to damage, and its bytes.
 fn valid(dir: &Path) -> (PathBuf, Vec<u8>) {
