@@ -305,6 +305,21 @@ fn config(s: &Spec) -> Value {
     }
 }
 
+/// `model.vocab` of a tokenizer.json: token → id by position.
+fn vocab_map(tokens: &[String]) -> serde_json::Map<String, Value> {
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), json!(i)))
+        .collect()
+}
+
+/// One `added_tokens` entry for a special token.
+fn special(id: usize, content: &str, normalized: bool) -> Value {
+    json!({"id": id, "content": content, "special": true, "single_word": false, "lstrip": false,
+           "rstrip": false, "normalized": normalized})
+}
+
 /// Vocabulary entries: specials, then the anchors (in the family's spelling), then filler pieces.
 fn tokenizer(s: &Spec) -> (Value, Option<(String, Vec<u8>)>) {
     let mut tokens: Vec<String> = Vec::new();
@@ -330,17 +345,13 @@ fn tokenizer(s: &Spec) -> (Value, Option<(String, Vec<u8>)>) {
                 }
                 push(format!("\u{2581}w{i}"), &mut tokens);
             }
-            let vocab: serde_json::Map<String, Value> = tokens
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.clone(), json!(i)))
-                .collect();
+            let vocab = vocab_map(&tokens);
             let tok = json!({
                 "version": "1.0",
                 "added_tokens": [
-                    {"id": 0, "content": "<unk>", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false},
-                    {"id": 1, "content": "<s>", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false},
-                    {"id": 2, "content": "</s>", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false}
+                    special(0, "<unk>", false),
+                    special(1, "<s>", false),
+                    special(2, "</s>", false)
                 ],
                 "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u{2581}"}, {"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}]},
                 "pre_tokenizer": null,
@@ -371,14 +382,10 @@ fn tokenizer(s: &Spec) -> (Value, Option<(String, Vec<u8>)>) {
             }
             push("<|endoftext|>".into(), &mut tokens);
             let eot = tokens.len() - 1;
-            let vocab: serde_json::Map<String, Value> = tokens
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.clone(), json!(i)))
-                .collect();
+            let vocab = vocab_map(&tokens);
             let tok = json!({
                 "version": "1.0",
-                "added_tokens": [{"id": eot, "content": "<|endoftext|>", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": true}],
+                "added_tokens": [special(eot, "<|endoftext|>", true)],
                 "normalizer": null,
                 "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
                 "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
@@ -400,17 +407,13 @@ fn tokenizer(s: &Spec) -> (Value, Option<(String, Vec<u8>)>) {
                 }
                 push(format!("w{i}"), &mut tokens);
             }
-            let vocab: serde_json::Map<String, Value> = tokens
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.clone(), json!(i)))
-                .collect();
+            let vocab = vocab_map(&tokens);
             let tok = json!({
                 "version": "1.0",
                 "added_tokens": [
-                    {"id": 0, "content": "[PAD]", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false},
-                    {"id": 1, "content": "[UNK]", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false},
-                    {"id": 4, "content": "[MASK]", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false}
+                    special(0, "[PAD]", false),
+                    special(1, "[UNK]", false),
+                    special(4, "[MASK]", false)
                 ],
                 "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
                 "pre_tokenizer": {"type": "BertPreTokenizer"},

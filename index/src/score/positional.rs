@@ -5,7 +5,7 @@
 //! with standard deviation `1/√n`; `z = r·√n` is then the evidence in standard deviations. Related models
 //! keep a large positive correlation even after heavy fine-tuning or noise as large as the weights.
 
-use crate::schema::{EmbeddingSignals, Stack, TensorEntry, TensorSamples, NO_LAYER, SAMPLE_SCALE};
+use crate::schema::{EmbeddingSignals, Stack, TensorEntry, TensorSamples, NO_LAYER};
 use std::collections::{BTreeSet, HashMap};
 
 /// Fewest paired samples for a positional correlation to be reported.
@@ -270,11 +270,6 @@ pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
         syy += dy * dy;
     }
     (sxx > 1e-18 && syy > 1e-18).then(|| sxy / (sxx * syy).sqrt())
-}
-
-/// Dequantised value of a stored sample (for display and tests).
-pub fn sample_value(q: i8) -> f64 {
-    q as f64 / SAMPLE_SCALE as f64
 }
 
 #[cfg(test)]
