@@ -25,6 +25,7 @@
 pub mod dequant;
 mod metadata;
 pub mod names;
+pub mod split;
 #[cfg(feature = "gguf-writer")]
 pub mod writer;
 
@@ -223,6 +224,17 @@ impl std::fmt::Debug for GgufFile {
 impl GgufFile {
     /// Open, map and validate a file.
     pub fn open(path: &Path) -> Result<GgufFile> {
+        GgufFile::open_with(path, None)
+    }
+
+    /// Open a later part of a `gguf-split` model. gguf-split writes the model's metadata into the first part
+    /// only, so the architecture and head counts that name this part's tensors and undo their rotary
+    /// permutation come from `first` (this part's own keys win).
+    pub fn open_part(path: &Path, first: &GgufHeader) -> Result<GgufFile> {
+        GgufFile::open_with(path, Some(first))
+    }
+
+    fn open_with(path: &Path, context: Option<&GgufHeader>) -> Result<GgufFile> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if len < 24 {
@@ -234,7 +246,7 @@ impl GgufFile {
         // SAFETY: the map is read-only and private to this value; provsearch never writes model files. A file
         // truncated by another process while mapped would fault, which is the usual caveat of mapped reading.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let header = GgufFile::parse(path, &mmap)?;
+        let header = parse_header(path, &mmap, context)?;
         Ok(GgufFile {
             path: path.to_path_buf(),
             mmap,
@@ -245,7 +257,7 @@ impl GgufFile {
     /// Parse and validate the header of a complete file image. Pure (no I/O): used by [`GgufFile::open`] and
     /// the fuzz target. Every tensor's data range is checked to lie inside `bytes`.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
-        parse_header(path, bytes)
+        parse_header(path, bytes, None)
     }
 
     /// The file's path.
@@ -648,7 +660,8 @@ fn value_min_size(ty: u32) -> Option<usize> {
     })
 }
 
-fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
+/// `context`: the first part's header, for a later part of a split model (see [`GgufFile::open_part`]).
+fn parse_header(path: &Path, bytes: &[u8], context: Option<&GgufHeader>) -> Result<GgufHeader> {
     let mut c = Cursor {
         path,
         bytes,
@@ -704,8 +717,10 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
             _ => return Err(c.corrupt(format!("general.alignment {v:?} is not a power of two"))),
         },
     };
+    let inherited: &[(String, GgufValue)] = context.map_or(&[], |h| &h.metadata);
     let arch = metadata
         .iter()
+        .chain(inherited)
         .find(|(k, _)| k == "general.architecture")
         .and_then(|(_, v)| v.as_str())
         .unwrap_or("")
@@ -774,7 +789,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
     let header_end = c.pos as u64;
     let data_offset = header_end.div_ceil(alignment).saturating_mul(alignment);
     let file_len = bytes.len() as u64;
-    let heads = HeadCounts::new(&metadata, &arch);
+    let heads = HeadCounts::new(&metadata, inherited, &arch);
     let mut tensors = Vec::with_capacity(infos.len());
     for Info {
         name,
@@ -827,10 +842,19 @@ struct HeadCounts<'a> {
 }
 
 impl<'a> HeadCounts<'a> {
-    fn new(metadata: &'a [(String, GgufValue)], arch: &'a str) -> Self {
+    /// From the file's own metadata, else the `inherited` keys of a split model's first part.
+    fn new(
+        metadata: &'a [(String, GgufValue)],
+        inherited: &'a [(String, GgufValue)],
+        arch: &'a str,
+    ) -> Self {
         let get = |suffix: &str| {
             let key = format!("{arch}.{suffix}");
-            metadata.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+            metadata
+                .iter()
+                .chain(inherited)
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v)
         };
         HeadCounts {
             arch,

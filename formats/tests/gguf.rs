@@ -373,6 +373,10 @@ fn model() -> Model {
 
 /// A one-layer llama file with every matrix stored as `ty`, Q and K permuted as llama.cpp's converter does.
 fn llama_file(ty: GgmlType, m: &Model) -> Vec<u8> {
+    llama_writer(ty, m).to_bytes()
+}
+
+fn llama_writer(ty: GgmlType, m: &Model) -> GgufWriter {
     let mut w = GgufWriter::new();
     w.add_string("general.architecture", "llama")
         .add_u32("llama.block_count", 1)
@@ -404,7 +408,7 @@ fn llama_file(ty: GgmlType, m: &Model) -> Vec<u8> {
         .unwrap();
     w.add_tensor("blk.0.attn_norm.weight", GgmlType::F32, &[h], &m.norm)
         .unwrap();
-    w.to_bytes()
+    w
 }
 
 /// Relative RMS error bound of each writer quantizer on Gaussian weights (measured values are about 2/3 of
@@ -1026,4 +1030,75 @@ fn hand_built_tensors_cannot_make_reads_panic() {
     let mut t = good;
     t.dims = vec![0, 256];
     assert!(f.read_f32(&t, 0, &mut out).is_err(), "empty rows");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// gguf-split parts
+
+#[test]
+fn split_parts_read_like_the_whole_file() {
+    use provsearch_formats::gguf::split::{part_file_name, SplitInfo, SplitName};
+    let m = model();
+    let whole_writer = llama_writer(GgmlType::Q8_0, &m);
+    let (dir, whole_path) = write_temp(&whole_writer.to_bytes());
+    let whole = GgufFile::open(&whole_path).unwrap();
+    assert_eq!(whole.header().split(), None);
+    // gguf-split --split-max-tensors 2: embedding + Q, then K + down, then the norm.
+    let parts = whole_writer.split(2, false);
+    assert_eq!(parts.len(), 3);
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(part_file_name("m-Q8_0", i + 1, 3)))
+        .collect();
+    for (part, path) in parts.iter().zip(&paths) {
+        part.write(path).unwrap();
+    }
+    let name = SplitName::parse(&paths[1].file_name().unwrap().to_string_lossy()).unwrap();
+    assert_eq!(name.part_paths(dir.path()), paths);
+
+    let first = GgufFile::open(&paths[0]).unwrap();
+    assert_eq!(
+        first.header().split(),
+        Some(SplitInfo {
+            no: 0,
+            count: 3,
+            tensors: Some(5)
+        })
+    );
+    assert_eq!(first.architecture(), Some("llama"));
+    // A later part holds only the split keys; alone, its tensors keep llama.cpp names and stay permuted.
+    let alone = GgufFile::open(&paths[1]).unwrap();
+    assert_eq!(alone.header().metadata.len(), 3);
+    assert_eq!(alone.architecture(), None);
+    assert_eq!(alone.tensors()[0].hf_name, None);
+    assert_eq!(alone.tensors()[0].unpermute_heads, None);
+    // With the first part's metadata, it reads exactly like the whole file.
+    let second = GgufFile::open_part(&paths[1], first.header()).unwrap();
+    assert_eq!(
+        second.header().split().map(|s| (s.no, s.count)),
+        Some((1, 3))
+    );
+    let k = second
+        .tensor("model.layers.0.self_attn.k_proj.weight")
+        .unwrap();
+    assert_eq!(k.unpermute_heads, Some(KV_HEADS as u32));
+    for name in [
+        "model.layers.0.self_attn.k_proj.weight",
+        "model.layers.0.mlp.down_proj.weight",
+    ] {
+        assert_eq!(read_all(&second, name), read_all(&whole, name), "{name}");
+    }
+    let third = GgufFile::open_part(&paths[2], first.header()).unwrap();
+    assert_eq!(
+        read_all(&third, "model.layers.0.input_layernorm.weight"),
+        m.norm
+    );
+
+    // --no-tensor-first-split: the first part is metadata only.
+    let parts = whole_writer.split(5, true);
+    assert_eq!(parts.len(), 2);
+    assert!(parts[0].to_bytes().len() < 4096);
+    let (_d, p0) = write_temp(&parts[0].to_bytes());
+    let f = GgufFile::open(&p0).unwrap();
+    assert!(f.tensors().is_empty());
+    assert_eq!(f.header().split().map(|s| s.count), Some(2));
 }

@@ -40,6 +40,7 @@ impl fmt::Display for QuantizeError {
 
 impl std::error::Error for QuantizeError {}
 
+#[derive(Clone)]
 struct PendingTensor {
     name: String,
     ty: GgmlType,
@@ -194,6 +195,42 @@ impl GgufWriter {
     /// Write the file.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, self.to_bytes())
+    }
+
+    /// Split the file the way llama.cpp's `gguf-split --split-max-tensors N` does: the tensors in order, at
+    /// most `max_tensors` per part (at least 1). The first part holds all metadata; every part also gets
+    /// `split.no` (u16, from 0), `split.count` (u16) and `split.tensors.count` (i32, all tensors). With
+    /// `metadata_only_first` (`--no-tensor-first-split`) the first part holds no tensors. Write part `i` to
+    /// [`super::split::part_file_name`]`(prefix, i + 1, parts)`.
+    pub fn split(&self, max_tensors: usize, metadata_only_first: bool) -> Vec<GgufWriter> {
+        let chunks: Vec<&[PendingTensor]> = self.tensors.chunks(max_tensors.max(1)).collect();
+        let mut groups: Vec<&[PendingTensor]> = Vec::with_capacity(chunks.len() + 1);
+        if metadata_only_first || chunks.is_empty() {
+            groups.push(&[]);
+        }
+        groups.extend(chunks);
+        let count = groups.len() as u16;
+        let total = self.tensors.len() as i32;
+        groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, tensors)| {
+                let mut part = if i == 0 {
+                    GgufWriter {
+                        metadata: self.metadata.clone(),
+                        tensors: Vec::new(),
+                        alignment: self.alignment,
+                    }
+                } else {
+                    GgufWriter::new()
+                };
+                part.add_metadata(super::split::KEY_NO, GgufValue::U16(i as u16))
+                    .add_metadata(super::split::KEY_COUNT, GgufValue::U16(count))
+                    .add_metadata(super::split::KEY_TENSORS, GgufValue::I32(total));
+                part.tensors = tensors.to_vec();
+                part
+            })
+            .collect()
     }
 }
 
