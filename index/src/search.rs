@@ -7,7 +7,7 @@
 use crate::composite::composite;
 use crate::error::Result;
 use crate::reader::{DocRef, IndexReader};
-use crate::schema::Fingerprint;
+use crate::schema::{Fingerprint, SourceFormat};
 use crate::score::{compare, Comparison};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -85,8 +85,19 @@ pub struct Hit {
     pub model_type: String,
     /// Declared base models.
     pub declared_base_models: Vec<String>,
+    /// Weight file format.
+    #[serde(default = "safetensors")]
+    pub format: SourceFormat,
+    /// Quantization scheme of the stored weights (`"Q4_K"`, `"gptq-4bit"`, ...), `None` for float weights.
+    #[serde(default)]
+    pub quantization: Option<String>,
     /// How the record was found.
     pub origin: Origin,
+}
+
+/// The format of a hit from a server that did not report one.
+fn safetensors() -> SourceFormat {
+    SourceFormat::Safetensors
 }
 
 /// A query's answer.
@@ -317,6 +328,8 @@ fn rescore(
                 parameter_count: other.source.parameter_count,
                 model_type: other.metadata.model_type,
                 declared_base_models: other.metadata.declared_base_models,
+                format: other.source.format,
+                quantization: other.source.quantization,
                 origin,
             }))
         })

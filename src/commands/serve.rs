@@ -9,6 +9,7 @@
 use super::index::index_dir;
 use crate::flags::IndexArg;
 use anyhow::{bail, Context, Result};
+use provsearch_index::schema::SourceFormat;
 use provsearch_index::search::{query, query_text, QueryOptions, QueryResult, TextResult};
 use provsearch_index::{Fingerprint, IndexReader};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,12 @@ pub struct QuerySummary {
     pub model_type: String,
     /// Declared base models.
     pub declared_base_models: Vec<String>,
+    /// Weight file format (`safetensors`, `gguf`).
+    #[serde(default)]
+    pub format: Option<SourceFormat>,
+    /// Quantization scheme of the stored weights, `None` for float weights.
+    #[serde(default)]
+    pub quantization: Option<String>,
 }
 
 impl QuerySummary {
@@ -50,6 +57,8 @@ impl QuerySummary {
             parameter_count: f.source.parameter_count,
             model_type: f.metadata.model_type.clone(),
             declared_base_models: f.metadata.declared_base_models.clone(),
+            format: Some(f.source.format),
+            quantization: f.source.quantization.clone(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::commands::serve::QuerySummary;
 use provsearch_index::reader::Stats;
+use provsearch_index::schema::SourceFormat;
 use provsearch_index::score::Comparison;
 use provsearch_index::search::{Hit, QueryResult, TextResult};
 use serde_json::{json, Value};
@@ -60,6 +61,19 @@ fn signals(c: &Comparison) -> Value {
     })
 }
 
+/// Storage format and quantization scheme: `safetensors`, `gguf Q4_K`, `safetensors gptq-4bit`.
+fn storage(format: Option<SourceFormat>, quantization: Option<&str>) -> String {
+    let format = match format {
+        Some(SourceFormat::Gguf) => "gguf",
+        Some(SourceFormat::Safetensors) => "safetensors",
+        None => "?",
+    };
+    match quantization {
+        Some(q) => format!("{format} {q}"),
+        None => format.to_string(),
+    }
+}
+
 fn hit_json(h: &Hit) -> Value {
     let c = &h.comparison;
     json!({
@@ -73,6 +87,8 @@ fn hit_json(h: &Hit) -> Value {
         "parameter_count": h.parameter_count,
         "model_type": h.model_type,
         "declared_base_models": h.declared_base_models,
+        "format": h.format,
+        "quantization": h.quantization,
         "reason": reason(c),
         "composite_similarity": round(Some(h.composite_similarity as f64)),
         "origin": h.origin,
@@ -108,14 +124,14 @@ fn opt(x: Option<f64>) -> String {
 /// The `query model --csv` table.
 pub fn query_csv(r: &QueryResult) -> String {
     let mut out = String::from(
-        "rank,model_id,identity_score,related,verdict,wvc,eas,end,nlf,lep,parameter_count,model_type,declared_base_models,reason\n",
+        "rank,model_id,identity_score,related,verdict,wvc,eas,end,nlf,lep,parameter_count,model_type,format,quantization,declared_base_models,reason\n",
     );
     for h in &r.hits {
         let c = &h.comparison;
         let s = &c.signals;
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             h.rank,
             csv_field(&h.model_id),
             opt(c.identity_score),
@@ -128,6 +144,8 @@ pub fn query_csv(r: &QueryResult) -> String {
             opt(s.lep.similarity),
             h.parameter_count,
             csv_field(&h.model_type),
+            storage(Some(h.format), None),
+            csv_field(h.quantization.as_deref().unwrap_or_default()),
             csv_field(&h.declared_base_models.join(";")),
             csv_field(&reason(c)),
         );
@@ -144,10 +162,11 @@ pub fn query_human(f: &QuerySummary, r: &QueryResult, via_server: bool) -> Strin
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "query  {} ({} params, {})  — {} models searched, {} rescored{}",
+        "query  {} ({} params, {}, {})  — {} models searched, {} rescored{}",
         f.model_id,
         params(f.parameter_count),
         f.model_type,
+        storage(f.format, f.quantization.as_deref()),
         r.searched,
         r.rescored,
         if via_server { ", via server" } else { "" }
@@ -158,8 +177,19 @@ pub fn query_human(f: &QuerySummary, r: &QueryResult, via_server: bool) -> Strin
     }
     let _ = writeln!(
         out,
-        "{:>4}  {:<40} {:>8}  {:<12} {:>5} {:>5} {:>5} {:>5} {:>5}  {:>8}  {:<10} reason",
-        "rank", "model", "identity", "verdict", "wvc", "eas", "end", "nlf", "lep", "params", "type"
+        "{:>4}  {:<40} {:>8}  {:<12} {:>5} {:>5} {:>5} {:>5} {:>5}  {:>8}  {:<10} {:<21} reason",
+        "rank",
+        "model",
+        "identity",
+        "verdict",
+        "wvc",
+        "eas",
+        "end",
+        "nlf",
+        "lep",
+        "params",
+        "type",
+        "format"
     );
     for h in &r.hits {
         let c = &h.comparison;
@@ -171,7 +201,7 @@ pub fn query_human(f: &QuerySummary, r: &QueryResult, via_server: bool) -> Strin
         };
         let _ = writeln!(
             out,
-            "{:>4}  {:<40} {:>8}  {:<12} {} {} {} {} {}  {:>8}  {:<10} {}{}",
+            "{:>4}  {:<40} {:>8}  {:<12} {} {} {} {} {}  {:>8}  {:<10} {:<21} {}{}",
             h.rank,
             h.model_id,
             c.identity_score.map_or("—".into(), |v| format!("{v:.3}")),
@@ -183,6 +213,7 @@ pub fn query_human(f: &QuerySummary, r: &QueryResult, via_server: bool) -> Strin
             cell(s.lep.similarity),
             params(h.parameter_count),
             h.model_type,
+            storage(Some(h.format), h.quantization.as_deref()),
             reason(c),
             base
         );
