@@ -33,7 +33,8 @@ pub struct ModelArgs {
 pub enum Command {
     /// Fingerprint one model and print a summary (or the whole fingerprint with --json).
     Fingerprint {
-        /// A model directory, a .safetensors/.gguf file, or a Hub id `org/name[@revision]` in the local cache.
+        /// A model directory, a .safetensors/.gguf file, or a Hub id `org/name[@revision]` in the local cache;
+        /// `org/name[@revision]:FILE.gguf` names one GGUF file of it.
         model: String,
         /// Print the fingerprint as JSON.
         #[arg(long)]
@@ -93,7 +94,8 @@ pub struct IndexArg {
 /// `provsearch ingest` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestArgs {
-    /// Model directories, .safetensors files, or directories to walk for models (HF cache layout included).
+    /// Model directories, .safetensors/.gguf files, or directories to walk for models (HF cache layout
+    /// included). Each GGUF model of a directory that holds several is ingested as `<id>/<file stem>`.
     #[arg(required_unless_present = "hf_cache_walk")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]

@@ -97,10 +97,15 @@ fn open_weights(location: &ModelLocation) -> Result<Weights> {
             &location.root,
         )?)),
         SourceFormat::Gguf => {
-            let path = location.weight_files.first().ok_or_else(|| {
-                Error::no_weights(&location.root, "no .gguf file in the directory")
-            })?;
-            Ok(Weights::Gguf(GgufSource::open(path)?))
+            if location.weight_files.is_empty() {
+                return Err(Error::no_weights(
+                    &location.root,
+                    "no .gguf file in the directory",
+                ));
+            }
+            Ok(Weights::Gguf(GgufSource::open_parts(
+                &location.weight_files,
+            )?))
         }
     }
 }

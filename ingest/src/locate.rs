@@ -2,10 +2,12 @@
 //! local Hugging Face cache (`models--org--name/snapshots/<commit>/`, `refs/<branch>`), never over the network.
 
 use crate::error::{Error, Result};
+use provsearch_formats::gguf::split::SplitName;
 use provsearch_formats::safetensors::ShardIndex;
 use provsearch_formats::Error as FormatError;
 use provsearch_index::schema::SourceFormat;
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
 
 /// A model's files on disk.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,56 +61,135 @@ fn name_of(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Locate the weights inside a snapshot directory.
-pub fn locate_directory(dir: &Path, id: String, revision: Option<String>) -> Result<ModelLocation> {
+/// The GGUF models among a directory's files (sorted), each as (name, files): a `.gguf` file on its own, named
+/// by its stem, except the parts of a model split by gguf-split (`<prefix>-00001-of-00003.gguf`, ...), which
+/// form one model named by the prefix, with every part's path in order (present or not: opening reports a
+/// missing part).
+pub fn gguf_models(dir: &Path, files: &[PathBuf]) -> Vec<(String, Vec<PathBuf>)> {
+    let mut models = Vec::new();
+    let mut splits = HashSet::new();
+    for file in files.iter().filter(|p| has_extension(p, "gguf")) {
+        match SplitName::parse(&name_of(file)) {
+            Some(split) => {
+                if splits.insert((split.prefix.clone(), split.count)) {
+                    models.push((split.prefix.clone(), split.part_paths(dir)));
+                }
+            }
+            None => models.push((stem_of(file), vec![file.clone()])),
+        }
+    }
+    models
+}
+
+fn stem_of(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Every model in a snapshot directory: the safetensors model (one file or the shards of an index), then
+/// each GGUF model ([`gguf_models`]). A directory holding one model gives it the id `id`. A directory
+/// holding several (several GGUF files, or safetensors and GGUF) gives the safetensors model `id` and each
+/// GGUF model `<id>/<name>`, its name being the file stem or the split prefix (`org/name/model-Q4_K_M`).
+pub fn locate_directory_models(
+    dir: &Path,
+    id: String,
+    revision: Option<String>,
+) -> Result<Vec<ModelLocation>> {
+    let files = list_dir(dir)?;
     let index = dir.join("model.safetensors.index.json");
-    let weight_files = if index.exists() {
-        ShardIndex::load(&index)?.shards
-    } else {
-        let files = list_dir(dir)?;
-        let safetensors: Vec<PathBuf> = files
-            .iter()
-            .filter(|p| has_extension(p, "safetensors"))
-            .cloned()
-            .collect();
-        let gguf: Vec<PathBuf> = files
-            .iter()
-            .filter(|p| has_extension(p, "gguf"))
-            .cloned()
-            .collect();
-        if dir.join("model.safetensors").exists() {
+    let mut models = Vec::new();
+    if index.exists() || files.iter().any(|p| has_extension(p, "safetensors")) {
+        let weight_files = if index.exists() {
+            ShardIndex::load(&index)?.shards
+        } else if dir.join("model.safetensors").exists() {
             vec![dir.join("model.safetensors")]
-        } else if !safetensors.is_empty() {
-            safetensors
-        } else if let Some(first) = gguf.first() {
-            return Ok(ModelLocation {
-                id,
-                revision,
-                root: dir.to_path_buf(),
-                weight_files: vec![first.clone()],
-                format: SourceFormat::Gguf,
-                is_directory: true,
-            });
-        } else if let Some(pickle) = files
+        } else {
+            files
+                .iter()
+                .filter(|p| has_extension(p, "safetensors"))
+                .cloned()
+                .collect()
+        };
+        models.push(ModelLocation {
+            id: id.clone(),
+            revision: revision.clone(),
+            root: dir.to_path_buf(),
+            weight_files,
+            format: SourceFormat::Safetensors,
+            is_directory: true,
+        });
+    }
+    let ggufs = gguf_models(dir, &files);
+    let several = models.len() + ggufs.len() > 1;
+    for (name, weight_files) in ggufs {
+        models.push(ModelLocation {
+            id: if several {
+                format!("{id}/{name}")
+            } else {
+                id.clone()
+            },
+            revision: revision.clone(),
+            root: dir.to_path_buf(),
+            weight_files,
+            format: SourceFormat::Gguf,
+            is_directory: true,
+        });
+    }
+    if models.is_empty() {
+        if let Some(pickle) = files
             .iter()
             .find(|p| PICKLE_EXTENSIONS.iter().any(|e| has_extension(p, e)))
         {
             return Err(refuse_pickle(pickle));
-        } else {
-            return Err(Error::no_weights(
-                dir,
-                "no .safetensors or .gguf file in the directory",
-            ));
         }
-    };
-    Ok(ModelLocation {
-        id,
-        revision,
-        root: dir.to_path_buf(),
-        weight_files,
-        format: SourceFormat::Safetensors,
-        is_directory: true,
-    })
+        return Err(Error::no_weights(
+            dir,
+            "no .safetensors or .gguf file in the directory",
+        ));
+    }
+    Ok(models)
+}
+
+/// Locate the one model a snapshot directory stands for: its safetensors model when it has one, else its
+/// only GGUF model. Several GGUF models and no safetensors is an error that lists them: name one as
+/// `DIR/FILE.gguf` (or `org/name[@revision]:FILE.gguf` for a Hub id).
+pub fn locate_directory(dir: &Path, id: String, revision: Option<String>) -> Result<ModelLocation> {
+    let mut models = locate_directory_models(dir, id, revision)?;
+    if models.len() == 1 || models[0].format == SourceFormat::Safetensors {
+        return Ok(models.swap_remove(0));
+    }
+    let files: Vec<String> = models
+        .iter()
+        .filter_map(|m| m.weight_files.first().map(|f| name_of(f)))
+        .collect();
+    let hub = cache_id_of_snapshot(dir).map_or("org/name[@revision]".to_string(), |(id, _)| id);
+    Err(Error::no_weights(
+        dir,
+        format!(
+            "the directory holds {} GGUF models ({}); name one file, as `{}` or, for a Hub id, `{hub}:{}`",
+            files.len(),
+            files.join(", "),
+            dir.join(&files[0]).display(),
+            files[0]
+        ),
+    ))
+}
+
+/// A directory's id: `org/name` and the commit for a Hugging Face cache snapshot, else its name.
+fn directory_id(dir: &Path) -> (String, Option<String>) {
+    cache_id_of_snapshot(dir).unwrap_or_else(|| (name_of(dir), None))
+}
+
+/// Every model at a local path: [`locate_directory_models`] for a directory (a cache repo folder
+/// `models--org--name` stands for its `refs/main` snapshot), [`locate_path`] for a file.
+pub fn locate_all(path: &Path) -> Result<Vec<ModelLocation>> {
+    if path.is_dir() {
+        let dir = resolve_cache_repo_dir(path).unwrap_or_else(|| path.to_path_buf());
+        let (id, revision) = directory_id(&dir);
+        return locate_directory_models(&dir, id, revision);
+    }
+    Ok(vec![locate_path(path)?])
 }
 
 /// Locate a model given as a local path (directory or file).
@@ -119,7 +200,7 @@ pub fn locate_path(path: &Path) -> Result<ModelLocation> {
         path.to_path_buf()
     };
     if path.is_dir() {
-        let (id, revision) = cache_id_of_snapshot(&path).unwrap_or_else(|| (name_of(&path), None));
+        let (id, revision) = directory_id(&path);
         return locate_directory(&path, id, revision);
     }
     if PICKLE_EXTENSIONS.iter().any(|e| has_extension(&path, e)) {
@@ -132,14 +213,14 @@ pub fn locate_path(path: &Path) -> Result<ModelLocation> {
     } else {
         return Err(Error::no_weights(&path, "not a .safetensors or .gguf file"));
     };
-    let root = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let root = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if format == SourceFormat::Gguf {
+        return locate_gguf_file(&path, root);
+    }
+    let stem = stem_of(&path);
     let id = if stem == "model" {
         name_of(&root.canonicalize().unwrap_or(root.clone()))
     } else {
@@ -155,6 +236,47 @@ pub fn locate_path(path: &Path) -> Result<ModelLocation> {
     })
 }
 
+/// A `.gguf` file named directly: with the other parts of its gguf-split model, if it is one. In a model
+/// directory (a Hugging Face cache snapshot, or one with config.json) its id is the one the directory gives
+/// it ([`locate_directory_models`]: `org/name`, or `org/name/<name>` beside other models), so that a file and
+/// its ingested directory agree. Elsewhere the id is the file stem (the split prefix; the directory name for
+/// `model.gguf`).
+fn locate_gguf_file(path: &Path, root: PathBuf) -> Result<ModelLocation> {
+    let (name, weight_files) = match SplitName::parse(&name_of(path)) {
+        Some(split) => (split.prefix.clone(), split.part_paths(&root)),
+        None => (stem_of(path), vec![path.to_path_buf()]),
+    };
+    let snapshot = cache_id_of_snapshot(&root);
+    if snapshot.is_some() || root.join("config.json").is_file() {
+        let (dir_id, revision) = directory_id(&root);
+        // A directory that cannot be listed as models (a broken shard index, say) leaves the file on its own.
+        let found = locate_directory_models(&root, dir_id, revision)
+            .ok()
+            .and_then(|models| {
+                models
+                    .into_iter()
+                    .find(|m| m.weight_files.first() == weight_files.first())
+            });
+        if let Some(mut model) = found {
+            model.is_directory = false;
+            return Ok(model);
+        }
+    }
+    let id = if name == "model" {
+        name_of(&root.canonicalize().unwrap_or(root.clone()))
+    } else {
+        name
+    };
+    Ok(ModelLocation {
+        id,
+        revision: None,
+        root,
+        weight_files,
+        format: SourceFormat::Gguf,
+        is_directory: false,
+    })
+}
+
 /// The Hugging Face cache directory: `explicit`, else `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
 /// `~/.cache/huggingface/hub`.
 pub fn hf_cache_dir(explicit: Option<&Path>) -> PathBuf {
@@ -165,6 +287,13 @@ pub fn hf_cache_dir(explicit: Option<&Path>) -> PathBuf {
         return PathBuf::from(dir);
     }
     hf_hub::Cache::from_env().path().clone()
+}
+
+/// `org/name[@revision]:FILE` → (`org/name[@revision]`, `FILE`): one file of a Hub repo, for repos that ship
+/// several GGUF models. `FILE` is a path relative to the snapshot.
+pub fn file_selector(spec: &str) -> Option<(&str, &str)> {
+    let (repo, file) = spec.split_once(':')?;
+    (!file.is_empty() && looks_like_hub_id(repo)).then_some((repo, file))
 }
 
 /// Whether a string looks like a Hub id `org/name[@revision]` rather than a path.
@@ -187,6 +316,52 @@ fn is_commit_hash(s: &str) -> bool {
 
 /// Resolve `org/name[@revision]` in the cache at `cache_dir`.
 pub fn locate_in_cache(spec: &str, cache_dir: &Path) -> Result<ModelLocation> {
+    let (id, commit, snapshot) = snapshot_in_cache(spec, cache_dir)?;
+    locate_directory(&snapshot, id, Some(commit))
+}
+
+/// Resolve `org/name[@revision]:FILE` in the cache at `cache_dir`: one file of the snapshot.
+pub fn locate_file_in_cache(spec: &str, cache_dir: &Path) -> Result<ModelLocation> {
+    let (repo, file) = file_selector(spec).ok_or_else(|| Error::NotFound {
+        spec: spec.to_string(),
+        detail: "not of the form org/name[@revision]:FILE".into(),
+    })?;
+    let (_, _, snapshot) = snapshot_in_cache(repo, cache_dir)?;
+    let relative = Path::new(file);
+    if !relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err(Error::NotFound {
+            spec: spec.to_string(),
+            detail: format!("`{file}` is not a path inside the snapshot"),
+        });
+    }
+    let path = snapshot.join(relative);
+    if !path.is_file() {
+        let available: Vec<String> = list_dir(&snapshot)?
+            .iter()
+            .filter(|p| has_extension(p, "gguf") || has_extension(p, "safetensors"))
+            .map(|p| name_of(p))
+            .collect();
+        return Err(Error::NotFound {
+            spec: spec.to_string(),
+            detail: format!(
+                "no file `{file}` in {} (weight files there: {})",
+                snapshot.display(),
+                if available.is_empty() {
+                    "none".to_string()
+                } else {
+                    available.join(", ")
+                }
+            ),
+        });
+    }
+    locate_path(&path)
+}
+
+/// `org/name[@revision]` → (`org/name`, commit, snapshot directory) in the cache at `cache_dir`.
+fn snapshot_in_cache(spec: &str, cache_dir: &Path) -> Result<(String, String, PathBuf)> {
     let (id, revision) = match spec.split_once('@') {
         Some((id, rev)) if !rev.is_empty() => (id, rev),
         _ => (spec.trim_end_matches('@'), "main"),
@@ -236,7 +411,7 @@ pub fn locate_in_cache(spec: &str, cache_dir: &Path) -> Result<ModelLocation> {
             snapshot.display()
         )));
     }
-    locate_directory(&snapshot, id.to_string(), Some(commit))
+    Ok((id.to_string(), commit, snapshot))
 }
 
 /// `…/models--org--name` → its `refs/main` snapshot, when given the repo folder itself.
@@ -266,6 +441,9 @@ pub fn locate(spec: &str, cache_dir: Option<&Path>) -> Result<ModelLocation> {
     if path.exists() {
         return locate_path(path);
     }
+    if file_selector(spec).is_some() {
+        return locate_file_in_cache(spec, &hf_cache_dir(cache_dir));
+    }
     if looks_like_hub_id(spec) {
         return locate_in_cache(spec, &hf_cache_dir(cache_dir));
     }
@@ -286,5 +464,11 @@ mod tests {
         assert!(!looks_like_hub_id("../x"));
         assert!(!looks_like_hub_id("a/b/c"));
         assert!(!looks_like_hub_id("plainname"));
+        assert_eq!(
+            file_selector("org/name@v1:sub/x.gguf"),
+            Some(("org/name@v1", "sub/x.gguf"))
+        );
+        assert_eq!(file_selector("org/name:"), None);
+        assert_eq!(file_selector("a/b/c:x.gguf"), None);
     }
 }

@@ -1,14 +1,17 @@
 //! `provsearch ingest`: find models under the given paths (snapshot directories, .safetensors/.gguf files,
 //! Hugging Face cache layouts), fingerprint them in parallel, and add them to the index, committing every N
 //! models. Resumable (committed id + revision + content digest → skipped), a new revision replaces the old
-//! one, and a model that fails is recorded with its reason without stopping the rest.
+//! one, and a model that fails is recorded with its reason without stopping the rest. A directory holding
+//! several GGUF models yields each as its own model (`<id>/<file stem>`); the parts of a gguf-split model are
+//! one model.
 
 use super::index::index_dir;
 use crate::flags::IngestArgs;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use provsearch_formats::gguf::split::SplitName;
 use provsearch_index::writer::{AddOutcome, IndexWriter, WriterOptions};
-use provsearch_ingest::locate::{hf_cache_dir, locate_path, ModelLocation};
+use provsearch_ingest::locate::{hf_cache_dir, locate_all, ModelLocation};
 use provsearch_ingest::{fingerprint_location, FingerprintOptions};
 use rayon::prelude::*;
 use serde_json::json;
@@ -66,14 +69,35 @@ fn cache_snapshot(repo: &Path) -> Option<PathBuf> {
         .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
 }
 
+/// Every model at `spec` (a directory can hold several GGUF models, each found on its own and reported by its
+/// first file), or the reason none could be located.
+fn found(spec: &Path, out: &mut Vec<Found>) {
+    match locate_all(spec) {
+        Ok(models) if models.len() > 1 => out.extend(models.into_iter().map(|l| {
+            Found {
+                spec: l
+                    .weight_files
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| spec.to_path_buf()),
+                location: Ok(l),
+            }
+        })),
+        Ok(models) => out.extend(models.into_iter().map(|l| Found {
+            spec: spec.to_path_buf(),
+            location: Ok(l),
+        })),
+        Err(e) => out.push(Found {
+            spec: spec.to_path_buf(),
+            location: Err(e.to_string()),
+        }),
+    }
+}
+
 fn walk(path: &Path, depth: usize, out: &mut Vec<Found>) {
-    let found = |spec: &Path| Found {
-        spec: spec.to_path_buf(),
-        location: locate_path(spec).map_err(|e| e.to_string()),
-    };
     if path.is_file() {
         if has_ext(path, &["safetensors", "gguf"]) || depth == 0 {
-            out.push(found(path));
+            found(path, out);
         }
         return;
     }
@@ -92,23 +116,33 @@ fn walk(path: &Path, depth: usize, out: &mut Vec<Found>) {
         .unwrap_or_default();
     if name.starts_with("models--") {
         if let Some(snapshot) = cache_snapshot(path) {
-            out.push(found(&snapshot));
+            found(&snapshot, out);
         }
         return;
     }
     if is_model_dir(path) {
-        out.push(found(path));
+        found(path, out);
         return;
     }
     if depth >= 8 {
         return;
     }
+    // The parts of a gguf-split model are one model: only the first part present is walked.
+    let mut splits = std::collections::HashSet::new();
     for child in sorted_entries(path) {
-        let hidden = child
+        let file_name = child
             .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if hidden || (child.is_file() && !has_ext(&child, &["safetensors", "gguf"])) {
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if file_name.starts_with('.')
+            || (child.is_file() && !has_ext(&child, &["safetensors", "gguf"]))
+        {
             continue;
+        }
+        if let Some(split) = SplitName::parse(&file_name).filter(|_| child.is_file()) {
+            if !splits.insert((split.prefix, split.count)) {
+                continue;
+            }
         }
         walk(&child, depth + 1, out);
     }

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use provsearch_index::search::{query_text, QueryOptions};
 use provsearch_index::IndexReader;
 use provsearch_ingest::fingerprint;
-use provsearch_ingest::locate::looks_like_hub_id;
+use provsearch_ingest::locate::{file_selector, looks_like_hub_id};
 use std::io::Write;
 use std::path::Path;
 
@@ -84,7 +84,9 @@ pub fn run(command: QueryCommand) -> Result<()> {
                     } else {
                         match stored_fingerprint(&reader, &model)? {
                             Some(f) => f,
-                            None if looks_like_hub_id(&model) => fingerprint_now()?,
+                            None if looks_like_hub_id(&model) || file_selector(&model).is_some() => {
+                                fingerprint_now()?
+                            }
                             None => bail!(
                                 "{model}: not a model id in the index {}, not a path, and not a Hub id",
                                 dir.display()

@@ -10,25 +10,32 @@
 //! Every float or quantized type the reader decodes is a weight; the few ggml types without a dequantizer (the
 //! IQ1/IQ2/IQ3 grids, TQ1_0), integer tensors and the rope buffers the converter computes from the config
 //! (`rope_freqs`, `rope_factors_*`) are listed but never read.
+//!
+//! A model split by llama.cpp's `gguf-split` is opened from all its parts ([`GgufSource::open_parts`]) and
+//! read as one model: metadata from the first part, tensors from all.
 
 use crate::error::{Error, Result};
 use crate::weights::{TensorMeta, WeightSource};
-use provsearch_formats::gguf::{GgmlType, GgufFile};
+use provsearch_formats::gguf::split as split_keys;
+use provsearch_formats::gguf::{GgmlType, GgufFile, GgufTensor};
+use provsearch_formats::Error as FormatError;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-/// A memory-mapped GGUF checkpoint.
+/// A memory-mapped GGUF checkpoint: one file, or the parts of a `gguf-split` model joined.
 pub struct GgufSource {
-    file: GgufFile,
+    /// The parts in order; the first holds the metadata.
+    parts: Vec<GgufFile>,
     tensors: Vec<TensorMeta>,
-    /// For each entry of `tensors`: its index in the file's tensor list.
-    locations: Vec<usize>,
+    /// For each entry of `tensors`: (part, index in that part's tensor list).
+    locations: Vec<(usize, usize)>,
 }
 
 impl std::fmt::Debug for GgufSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GgufSource")
-            .field("path", &self.file.path())
+            .field("path", &self.file().path())
+            .field("parts", &self.parts.len())
             .field("tensors", &self.tensors.len())
             .finish()
     }
@@ -50,53 +57,162 @@ pub fn is_config_buffer(llama_cpp_name: &str) -> bool {
 }
 
 impl GgufSource {
-    /// Open, map and validate a GGUF file.
+    /// Open, map and validate a GGUF file that is not split.
     pub fn open(path: &Path) -> Result<GgufSource> {
-        let file = GgufFile::open(path)?;
-        let mut located: Vec<(TensorMeta, usize)> = Vec::with_capacity(file.tensors().len());
-        let mut names = HashSet::with_capacity(file.tensors().len());
-        for (index, t) in file.tensors().iter().enumerate() {
-            // Two llama.cpp names never map to one HF name; should a file manage it, the second keeps its own.
-            let name = match &t.hf_name {
-                Some(hf) if !names.contains(hf.as_str()) => hf.clone(),
-                _ => t.name.clone(),
-            };
-            if !names.insert(name.clone()) {
-                return Err(Error::DuplicateTensor {
-                    path: path.to_path_buf(),
-                    tensor: name,
-                });
+        GgufSource::open_parts(&[path.to_path_buf()])
+    }
+
+    /// Open a GGUF model: one file, or every part of a `gguf-split` model in order (see
+    /// [`provsearch_formats::gguf::split`]). Parts are checked against each other: a missing part, a part
+    /// whose `split.no`/`split.count` disagree with its position, or a tensor count other than the first
+    /// part's `split.tensors.count` is an error naming the file. A single file that declares itself one part
+    /// of several is an error too: half a model is not the model.
+    pub fn open_parts(paths: &[PathBuf]) -> Result<GgufSource> {
+        let Some(first_path) = paths.first() else {
+            return Err(Error::no_weights(Path::new("."), "no .gguf file"));
+        };
+        let count = paths.len();
+        if count > 1 {
+            if let Some((i, missing)) = paths.iter().enumerate().find(|(_, p)| !p.is_file()) {
+                return Err(Error::no_weights(
+                    missing,
+                    format!("part {} of {count} of a split GGUF model is missing", i + 1),
+                ));
             }
-            located.push((
-                TensorMeta {
-                    name,
-                    shape: t.shape.clone(),
-                    dtype: t.ggml_type.name().to_string(),
-                    is_weight: is_weight_type(t.ggml_type) && !is_config_buffer(&t.name),
-                    file: path.to_path_buf(),
-                },
-                index,
-            ));
+        }
+        let first = GgufFile::open(first_path)?;
+        let split = first.header().split();
+        match split {
+            None if count > 1 => {
+                return Err(FormatError::corrupt(
+                    first_path,
+                    format!(
+                        "named as part 1 of {count} of a split GGUF model, but it has no `split.count` \
+                         key above 1"
+                    ),
+                )
+                .into())
+            }
+            Some(info) if count == 1 => {
+                return Err(Error::no_weights(
+                    first_path,
+                    format!(
+                        "part {} of {} of a model split by gguf-split, and its other parts were not found: \
+                         they must sit in the same directory, named `<prefix>-00001-of-{:05}.gguf` and so on",
+                        info.no + 1,
+                        info.count,
+                        info.count
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        let mut parts = vec![first];
+        for path in paths.iter().skip(1) {
+            parts.push(GgufFile::open_part(path, parts[0].header())?);
+        }
+        // Every part says where it belongs.
+        for (i, (part, path)) in parts.iter().zip(paths).enumerate() {
+            let ok = part
+                .header()
+                .split()
+                .is_some_and(|s| s.no == i as u64 && s.count == count as u64);
+            if count > 1 && !ok {
+                let get = |k: &str| {
+                    part.metadata(k)
+                        .and_then(|v| v.as_u64())
+                        .map_or("missing".to_string(), |v| v.to_string())
+                };
+                return Err(FormatError::corrupt(
+                    path,
+                    format!(
+                        "expected part {} of {count} of a split GGUF model (split.no {i}), but split.no is {} \
+                         and split.count is {}",
+                        i + 1,
+                        get(split_keys::KEY_NO),
+                        get(split_keys::KEY_COUNT)
+                    ),
+                )
+                .into());
+            }
+        }
+        let total: usize = parts.iter().map(|p| p.tensors().len()).sum();
+        if let Some(expected) = split.and_then(|s| s.tensors) {
+            if expected != total as u64 {
+                return Err(FormatError::corrupt(
+                    first_path,
+                    format!(
+                        "the {count} parts hold {total} tensors, but split.tensors.count is {expected}"
+                    ),
+                )
+                .into());
+            }
+        }
+
+        let mut located: Vec<(TensorMeta, (usize, usize))> = Vec::with_capacity(total);
+        let mut names = HashSet::with_capacity(total);
+        for (part_index, (part, path)) in parts.iter().zip(paths).enumerate() {
+            for (index, t) in part.tensors().iter().enumerate() {
+                // Two llama.cpp names never map to one HF name; should a file manage it, the second keeps its
+                // own.
+                let name = match &t.hf_name {
+                    Some(hf) if !names.contains(hf.as_str()) => hf.clone(),
+                    _ => t.name.clone(),
+                };
+                if !names.insert(name.clone()) {
+                    return Err(Error::DuplicateTensor {
+                        path: path.clone(),
+                        tensor: name,
+                    });
+                }
+                located.push((
+                    TensorMeta {
+                        name,
+                        shape: t.shape.clone(),
+                        dtype: t.ggml_type.name().to_string(),
+                        is_weight: is_weight_type(t.ggml_type) && !is_config_buffer(&t.name),
+                        file: path.clone(),
+                    },
+                    (part_index, index),
+                ));
+            }
         }
         located.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         let (tensors, locations) = located.into_iter().unzip();
         Ok(GgufSource {
-            file,
+            parts,
             tensors,
             locations,
         })
     }
 
-    /// The underlying file (metadata, vocabulary, config).
+    /// The file holding the metadata, vocabulary and config (the first part of a split model).
     pub fn file(&self) -> &GgufFile {
-        &self.file
+        &self.parts[0]
+    }
+
+    /// Every part, in order (one for a file that is not split).
+    pub fn parts(&self) -> &[GgufFile] {
+        &self.parts
+    }
+
+    /// The part and header entry of tensor `index`.
+    fn locate(&self, index: usize) -> Option<(&GgufFile, &GgufTensor)> {
+        let &(part, i) = self.locations.get(index)?;
+        let part = self.parts.get(part)?;
+        Some((part, part.tensors().get(i)?))
     }
 
     /// The ggml type holding most elements of the 2-D weight tensors (the file's quantization as a whole,
     /// since llama.cpp keeps norms in F32 and often stores the embedding or output in a wider type).
     pub fn dominant_type(&self) -> Option<GgmlType> {
         let mut elements: BTreeMap<GgmlType, u64> = BTreeMap::new();
-        for t in self.file.tensors().iter().filter(|t| t.dims.len() >= 2) {
+        for t in self
+            .parts
+            .iter()
+            .flat_map(|p| p.tensors())
+            .filter(|t| t.dims.len() >= 2)
+        {
             *elements.entry(t.ggml_type).or_default() += t.numel();
         }
         elements
@@ -112,31 +228,23 @@ impl WeightSource for GgufSource {
     }
 
     fn read_f32(&self, index: usize, start: u64, out: &mut [f32]) -> Result<()> {
-        let tensor = self
-            .locations
-            .get(index)
-            .and_then(|&i| self.file.tensors().get(i))
-            .ok_or_else(|| {
-                Error::no_weights(
-                    self.file.path(),
-                    format!("tensor index {index} out of range"),
-                )
-            })?;
-        Ok(self.file.read_f32(tensor, start, out)?)
+        let (part, tensor) = self.locate(index).ok_or_else(|| {
+            Error::no_weights(
+                self.file().path(),
+                format!("tensor index {index} out of range"),
+            )
+        })?;
+        Ok(part.read_f32(tensor, start, out)?)
     }
 
     fn release(&self, index: usize, start: u64, count: u64) {
-        if let Some(tensor) = self
-            .locations
-            .get(index)
-            .and_then(|&i| self.file.tensors().get(i))
-        {
-            self.file.release(tensor, start, count);
+        if let Some((part, tensor)) = self.locate(index) {
+            part.release(tensor, start, count);
         }
     }
 
     fn files(&self) -> Vec<PathBuf> {
-        vec![self.file.path().to_path_buf()]
+        self.parts.iter().map(|p| p.path().to_path_buf()).collect()
     }
 
     /// The dominant ggml type of the matrices (`"Q4_1"`, `"Q4_K"`, ...); `None` when they are stored as floats.
@@ -147,15 +255,13 @@ impl WeightSource for GgufSource {
             .map(|ty| ty.name().to_string())
     }
 
-    /// A file that is one part of a `gguf-split` model holds only some of the tensors: say so.
+    /// A model joined from gguf-split parts says so.
     fn notes(&self) -> Vec<String> {
-        let get = |k: &str| self.file.metadata(k).and_then(|v| v.as_u64());
-        match (get("split.no"), get("split.count")) {
-            (Some(no), Some(count)) if count > 1 => vec![format!(
-                "GGUF split part {} of {count}: only this part's tensors were fingerprinted",
-                no + 1
+        match self.parts.len() {
+            1 => Vec::new(),
+            n => vec![format!(
+                "GGUF model split by gguf-split into {n} parts: read as one model"
             )],
-            _ => Vec::new(),
         }
     }
 }
@@ -167,6 +273,12 @@ mod tests {
 
     /// A two-layer Llama file: Q4_1 attention, Q8_0 MLP (fewer elements), F32 norms, and an I32 tensor.
     fn write(dir: &Path) -> PathBuf {
+        let path = dir.join("m.gguf");
+        fixture().write(&path).unwrap();
+        path
+    }
+
+    fn fixture() -> GgufWriter {
         let (h, f, heads) = (64usize, 32usize, 4usize);
         let mut w = GgufWriter::new();
         w.add_string("general.architecture", "llama")
@@ -209,9 +321,7 @@ mod tests {
         w.add_raw_tensor("rope_cache", GgmlType::I32, &[4], vec![0; 16]);
         w.add_tensor("rope_freqs.weight", GgmlType::F32, &[8], &[1.0; 8])
             .unwrap();
-        let path = dir.join("m.gguf");
-        w.write(&path).unwrap();
-        path
+        w
     }
 
     #[test]
@@ -278,13 +388,82 @@ mod tests {
         assert_eq!(src.dominant_type(), Some(GgmlType::F16));
         assert!(src.notes().is_empty());
 
-        // One part of a gguf-split model.
+        // One part of a gguf-split model, named on its own: an error, since its other parts are missing.
         w.add_u32("split.no", 0).add_u32("split.count", 3);
         w.write(&path).unwrap();
-        let src = GgufSource::open(&path).unwrap();
-        assert_eq!(
-            src.notes(),
-            ["GGUF split part 1 of 3: only this part's tensors were fingerprinted"]
+        let err = GgufSource::open(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("f16.gguf") && err.contains("part 1 of 3"),
+            "{err}"
         );
+    }
+
+    #[test]
+    fn split_parts_join_into_one_model() {
+        use provsearch_formats::gguf::split::part_file_name;
+        let tmp = tempfile::tempdir().unwrap();
+        let whole = GgufSource::open(&write(tmp.path())).unwrap();
+        let paths: Vec<PathBuf> = (1..=3)
+            .map(|n| tmp.path().join(part_file_name("m", n, 3)))
+            .collect();
+        let parts = fixture().split(2, false);
+        assert_eq!(parts.len(), 3);
+        for (part, path) in parts.iter().zip(&paths) {
+            part.write(path).unwrap();
+        }
+        let joined = GgufSource::open_parts(&paths).unwrap();
+        assert_eq!(joined.tensors().len(), whole.tensors().len());
+        for (i, (a, b)) in joined.tensors().iter().zip(whole.tensors()).enumerate() {
+            assert_eq!(
+                (&a.name, &a.shape, &a.dtype, a.is_weight),
+                (&b.name, &b.shape, &b.dtype, b.is_weight)
+            );
+            let mut x = vec![0f32; a.numel() as usize];
+            let mut y = x.clone();
+            joined.read_f32(i, 0, &mut x).unwrap();
+            whole.read_f32(i, 0, &mut y).unwrap();
+            assert_eq!(x, y, "{}", a.name);
+        }
+        assert_eq!(joined.quantization().as_deref(), Some("Q4_1"));
+        assert_eq!(joined.files(), paths);
+        assert_eq!(
+            joined.notes(),
+            ["GGUF model split by gguf-split into 3 parts: read as one model"]
+        );
+
+        let err = |paths: &[PathBuf]| GgufSource::open_parts(paths).unwrap_err().to_string();
+        // A part alone, parts out of order, a missing part, a part of another model.
+        let e = err(&paths[..1]);
+        assert!(
+            e.contains("m-00001-of-00003.gguf") && e.contains("part 1 of 3"),
+            "{e}"
+        );
+        let e = err(&[paths[0].clone(), paths[2].clone(), paths[1].clone()]);
+        assert!(
+            e.contains("m-00003-of-00003.gguf") && e.contains("split.no is 2"),
+            "{e}"
+        );
+        std::fs::rename(&paths[1], tmp.path().join("elsewhere.gguf")).unwrap();
+        let e = err(&paths);
+        assert!(
+            e.contains("m-00002-of-00003.gguf") && e.contains("missing"),
+            "{e}"
+        );
+        let two = fixture().split(3, false);
+        two[1].write(&paths[1]).unwrap();
+        let e = err(&paths);
+        assert!(
+            e.contains("m-00002-of-00003.gguf") && e.contains("split.count is 2"),
+            "{e}"
+        );
+        // Parts that do not add up to split.tensors.count.
+        let mut short = fixture().split(2, false);
+        short[1] = GgufWriter::new();
+        short[1]
+            .add_metadata("split.no", provsearch_formats::gguf::GgufValue::U16(1))
+            .add_metadata("split.count", provsearch_formats::gguf::GgufValue::U16(3));
+        short[1].write(&paths[1]).unwrap();
+        let e = err(&paths);
+        assert!(e.contains("split.tensors.count is 6"), "{e}");
     }
 }

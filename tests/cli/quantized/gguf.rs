@@ -53,6 +53,12 @@ fn gguf_name(hf: &str) -> Option<String> {
 
 /// Write a synthetic Llama checkpoint as a GGUF file with its matrices in `ty`, tokenizer in metadata.
 pub(super) fn write_gguf(ckpt: &Checkpoint, path: &Path, ty: GgmlType) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    gguf_writer(ckpt, ty).write(path).unwrap();
+}
+
+/// A synthetic Llama checkpoint as llama.cpp's converter lays it out, its matrices in `ty`.
+pub(super) fn gguf_writer(ckpt: &Checkpoint, ty: GgmlType) -> GgufWriter {
     let config: Value = serde_json::from_slice(&ckpt.files["config.json"]).unwrap();
     let get = |k: &str| config[k].as_u64().unwrap() as u32;
     let (heads, kv) = (get("num_attention_heads"), get("num_key_value_heads"));
@@ -120,8 +126,7 @@ pub(super) fn write_gguf(ckpt: &Checkpoint, path: &Path, ty: GgmlType) {
         };
         w.add_tensor(name, t_ty, &shape, &values).unwrap();
     }
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    w.write(path).unwrap();
+    w
 }
 
 const TYPES: [GgmlType; 7] = [
