@@ -19,10 +19,15 @@ pub fn fuzz_config(data: &[u8]) {
 }
 
 /// tokenizer.json text (UTF-8 lossy) through
-/// [`parse_tokenizer_json`](crate::tokenizer::parse_tokenizer_json).
+/// [`parse_tokenizer_json`](crate::tokenizer::parse_tokenizer_json); panics when its typed fast path and its
+/// `Value` reader disagree.
 pub fn fuzz_tokenizer_json(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = crate::tokenizer::parse_tokenizer_json(Path::new("tokenizer.json"), &text);
+    assert!(
+        crate::tokenizer::typed_readers_agree(&text),
+        "the typed and Value readers of tokenizer.json disagree"
+    );
 }
 
 /// README text (UTF-8 lossy) through [`parse_model_card`](crate::card::parse_model_card).

@@ -10,6 +10,8 @@
 //! Duplicates: an identical `(token, id)` pair (a special token listed both in the model vocabulary and in
 //! `added_tokens`) is kept once; two different tokens with the same id, or one token with two ids, are all kept.
 
+mod json;
+
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -199,6 +201,128 @@ pub fn load_vocabulary(dir: &Path) -> Result<Option<Vocabulary>> {
 /// `lowercase` is set by a `BertNormalizer` whose `lowercase` is not `false`, or a `Lowercase` normalizer.
 /// Only the unk id is known here (`model.unk_token`, or `model.unk_id` for Unigram).
 pub fn parse_tokenizer_json(path: &Path, text: &str) -> Result<Vocabulary> {
+    match parse_tokenizer_json_typed(path, text) {
+        Some(vocab) => Ok(vocab),
+        None => parse_tokenizer_json_value(path, text),
+    }
+}
+
+/// The fast path of [`parse_tokenizer_json`]: the typed reader ([`json`]), or `None` when it gives up.
+fn parse_tokenizer_json_typed(path: &Path, text: &str) -> Option<Vocabulary> {
+    let (parts, components) = typed_parts(json::tokenizer_file(text)?)?;
+    Some(assemble_tokenizer_json(
+        path,
+        parts,
+        components.normalizer.as_ref(),
+        components.pre_tokenizer.as_ref(),
+        components.decoder.as_ref(),
+    ))
+}
+
+/// Whether the two readers of [`parse_tokenizer_json`] and [`parse_gpt2_vocab`] agree on `text`: wherever the
+/// typed reader answers, the `Value` reader gives the same vocabulary (a fuzzing oracle, and used by tests).
+pub(crate) fn typed_readers_agree(text: &str) -> bool {
+    let path = Path::new("tokenizer.json");
+    let tokenizer = match parse_tokenizer_json_typed(path, text) {
+        Some(fast) => parse_tokenizer_json_value(path, text).ok() == Some(fast),
+        None => true,
+    };
+    let vocab_json = match json::vocab_map(text) {
+        Some(mut fast) => match parse_gpt2_vocab_value(path, text) {
+            Ok(mut reference) => {
+                fast.sort_unstable();
+                reference.sort_unstable();
+                fast == reference
+            }
+            Err(_) => false,
+        },
+        None => true,
+    };
+    tokenizer && vocab_json
+}
+
+/// What [`parse_tokenizer_json`] reads from a tokenizer.json, before the unk id, added tokens, convention and
+/// order are settled by [`assemble_tokenizer_json`].
+struct JsonParts {
+    kind: TokenizerModelKind,
+    /// The model vocabulary (without added tokens).
+    tokens: Vec<(String, u32)>,
+    merges: Vec<String>,
+    added_tokens: Vec<(String, u32, bool)>,
+    /// `model.unk_token` when it is a string (not Unigram).
+    unk_token: Option<String>,
+    /// `model.unk_id` when it is a u32 (Unigram).
+    unk_id: Option<u32>,
+}
+
+/// The pipeline components, as read by the typed reader.
+struct Components {
+    normalizer: Option<Value>,
+    pre_tokenizer: Option<Value>,
+    decoder: Option<Value>,
+}
+
+/// The typed reader's file → parts, or `None` where the `Value` reader would fail (it then gives the error).
+fn typed_parts(file: json::TokenizerFile) -> Option<(JsonParts, Components)> {
+    let model = file.model;
+    let kind = match &model.ty {
+        Some(Value::String(t)) => match t.as_str() {
+            "BPE" => TokenizerModelKind::Bpe,
+            "WordPiece" => TokenizerModelKind::WordPiece,
+            "WordLevel" => TokenizerModelKind::WordLevel,
+            "Unigram" => TokenizerModelKind::Unigram,
+            _ => return None,
+        },
+        None | Some(Value::Null) => match (&model.vocab, &model.merges) {
+            (json::VocabField::List(_), _) => TokenizerModelKind::Unigram,
+            (_, Some(_)) => TokenizerModelKind::Bpe,
+            _ if model.wordpiece_keys => TokenizerModelKind::WordPiece,
+            _ => TokenizerModelKind::WordLevel,
+        },
+        Some(_) => return None,
+    };
+    let tokens = match (kind, model.vocab) {
+        (TokenizerModelKind::Unigram, json::VocabField::List(pieces)) => {
+            u32::try_from(pieces.len()).ok()?;
+            pieces.into_iter().zip(0u32..).collect()
+        }
+        (TokenizerModelKind::Unigram, json::VocabField::Map(_)) => return None,
+        (_, json::VocabField::Map(tokens)) => tokens,
+        (_, json::VocabField::List(_)) => return None,
+    };
+    let merges = match kind {
+        TokenizerModelKind::Bpe => model.merges.unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let added_tokens = file
+        .added_tokens
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.content, t.id, t.special))
+        .collect();
+    let parts = JsonParts {
+        kind,
+        tokens,
+        merges,
+        added_tokens,
+        unk_token: model
+            .unk_token
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        unk_id: model.unk_id.as_ref().and_then(json_u32),
+    };
+    let components = Components {
+        normalizer: file.normalizer,
+        pre_tokenizer: file.pre_tokenizer,
+        decoder: file.decoder,
+    };
+    Some((parts, components))
+}
+
+/// The reference reader of [`parse_tokenizer_json`], over a `serde_json::Value` tree: slower, but it names
+/// the field that is wrong. It runs when the typed reader gives up, and the tests compare the two.
+fn parse_tokenizer_json_value(path: &Path, text: &str) -> Result<Vocabulary> {
     let root: Value = parse_json(path, text)?;
     let obj = root
         .as_object()
@@ -320,38 +444,66 @@ pub fn parse_tokenizer_json(path: &Path, text: &str) -> Result<Vocabulary> {
         Some(_) => return Err(json_err(path, "`added_tokens` is not a list")),
     }
 
-    // The model's own unk token.
-    let unk = if kind == TokenizerModelKind::Unigram {
-        model
-            .get("unk_id")
-            .and_then(json_u32)
-            .filter(|&id| (id as usize) < tokens.len())
-    } else {
-        model
+    let parts = JsonParts {
+        kind,
+        tokens,
+        merges,
+        added_tokens,
+        unk_token: model
             .get("unk_token")
             .and_then(Value::as_str)
-            .and_then(|unk| {
-                tokens
-                    .iter()
-                    .filter(|(t, _)| t == unk)
-                    .map(|(_, id)| *id)
-                    .min()
-                    .or_else(|| {
-                        added_tokens
-                            .iter()
-                            .find(|(c, _, _)| c == unk)
-                            .map(|(_, id, _)| *id)
-                    })
-            })
+            .map(str::to_string),
+        unk_id: model.get("unk_id").and_then(json_u32),
+    };
+    Ok(assemble_tokenizer_json(
+        path,
+        parts,
+        obj.get("normalizer"),
+        obj.get("pre_tokenizer"),
+        obj.get("decoder"),
+    ))
+}
+
+/// The vocabulary from the parts of a tokenizer.json: the unk id, added tokens joined to the tokens, the
+/// convention and `lowercase` from the pipeline components, and the canonical order.
+fn assemble_tokenizer_json(
+    path: &Path,
+    parts: JsonParts,
+    normalizer: Option<&Value>,
+    pre_tokenizer: Option<&Value>,
+    decoder: Option<&Value>,
+) -> Vocabulary {
+    let JsonParts {
+        kind,
+        mut tokens,
+        merges,
+        added_tokens,
+        unk_token,
+        unk_id,
+    } = parts;
+    // The model's own unk token.
+    let unk = if kind == TokenizerModelKind::Unigram {
+        unk_id.filter(|&id| (id as usize) < tokens.len())
+    } else {
+        unk_token.as_deref().and_then(|unk| {
+            tokens
+                .iter()
+                .filter(|(t, _)| t == unk)
+                .map(|(_, id)| *id)
+                .min()
+                .or_else(|| {
+                    added_tokens
+                        .iter()
+                        .find(|(c, _, _)| c == unk)
+                        .map(|(_, id, _)| *id)
+                })
+        })
     };
 
     for (content, id, _) in &added_tokens {
         tokens.push((content.clone(), *id));
     }
 
-    let normalizer = obj.get("normalizer");
-    let pre_tokenizer = obj.get("pre_tokenizer");
-    let decoder = obj.get("decoder");
     let convention = if any_component(pre_tokenizer, 0, &|c| is_type(c, "ByteLevel"))
         || any_component(decoder, 0, &|c| is_type(c, "ByteLevel"))
     {
@@ -393,7 +545,7 @@ pub fn parse_tokenizer_json(path: &Path, text: &str) -> Result<Vocabulary> {
         },
     };
     vocab.normalize();
-    Ok(vocab)
+    vocab
 }
 
 /// Parse a WordPiece `vocab.txt` (one token per line, id = line number).
@@ -432,24 +584,10 @@ pub fn parse_vocab_txt(path: &Path, text: &str) -> Result<Vocabulary> {
 /// space-separated symbols. With merges the convention is ByteLevel. Without them the convention is guessed
 /// from the tokens: ByteLevel if any starts with `Ġ`, else Metaspace if any starts with `▁`, else Plain.
 pub fn parse_gpt2_vocab(path: &Path, vocab_json: &str, merges_txt: &str) -> Result<Vocabulary> {
-    let root: Value = parse_json(path, vocab_json)?;
-    let map = root
-        .as_object()
-        .ok_or_else(|| json_err(path, "expected an object mapping tokens to ids"))?;
-    let mut tokens = Vec::with_capacity(map.len());
-    for (token, id) in map {
-        let id = json_u32(id).ok_or_else(|| {
-            json_err(
-                path,
-                format!(
-                    "`{}`: id {} is not an integer in u32 range",
-                    clip(token),
-                    clip_value(id)
-                ),
-            )
-        })?;
-        tokens.push((token.clone(), id));
-    }
+    let tokens = match json::vocab_map(vocab_json) {
+        Some(tokens) => tokens,
+        None => parse_gpt2_vocab_value(path, vocab_json)?,
+    };
 
     let merges_path = path.with_file_name("merges.txt");
     let mut merges = Vec::new();
@@ -495,6 +633,30 @@ pub fn parse_gpt2_vocab(path: &Path, vocab_json: &str, merges_txt: &str) -> Resu
     };
     vocab.normalize();
     Ok(vocab)
+}
+
+/// The tokens of a vocab.json through a `serde_json::Value` tree: the reference reader, which names the entry
+/// that is wrong. It runs when the typed reader gives up.
+fn parse_gpt2_vocab_value(path: &Path, vocab_json: &str) -> Result<Vec<(String, u32)>> {
+    let root: Value = parse_json(path, vocab_json)?;
+    let map = root
+        .as_object()
+        .ok_or_else(|| json_err(path, "expected an object mapping tokens to ids"))?;
+    let mut tokens = Vec::with_capacity(map.len());
+    for (token, id) in map {
+        let id = json_u32(id).ok_or_else(|| {
+            json_err(
+                path,
+                format!(
+                    "`{}`: id {} is not an integer in u32 range",
+                    clip(token),
+                    clip_value(id)
+                ),
+            )
+        })?;
+        tokens.push((token.clone(), id));
+    }
+    Ok(tokens)
 }
 
 /// Parse a SentencePiece `tokenizer.model` (protobuf `ModelProto`: pieces with type; trainer model type).
@@ -605,11 +767,7 @@ fn apply_config(path: &Path, text: &str, vocab: &mut Vocabulary) -> Result<()> {
     match obj.get("added_tokens_decoder") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
-            let known: HashSet<(&str, u32)> = vocab
-                .tokens
-                .iter()
-                .map(|(t, id)| (t.as_str(), *id))
-                .collect();
+            let known = KnownTokens::new(&vocab.tokens);
             let known_added: HashSet<(&str, u32)> = vocab
                 .added_tokens
                 .iter()
@@ -695,30 +853,57 @@ fn apply_config(path: &Path, text: &str, vocab: &mut Vocabulary) -> Result<()> {
     Ok(())
 }
 
-/// Token string → id, added tokens first, then the lowest id of the model vocabulary.
+/// Token string → id: the first added token with that content, else the lowest id of the model vocabulary.
+///
+/// A config names at most five special tokens, so each is looked up by a scan instead of hashing the whole
+/// vocabulary.
 struct TokenLookup<'a> {
-    map: HashMap<&'a str, u32>,
+    vocab: &'a Vocabulary,
 }
 
 impl<'a> TokenLookup<'a> {
     fn new(vocab: &'a Vocabulary) -> Self {
-        let mut map: HashMap<&str, u32> = HashMap::with_capacity(vocab.tokens.len());
-        for (t, id, _) in &vocab.added_tokens {
-            map.entry(t.as_str()).or_insert(*id);
-        }
-        let added_contents: HashSet<&str> = map.keys().copied().collect();
-        for (t, id) in &vocab.tokens {
-            if !added_contents.contains(t.as_str()) {
-                map.entry(t.as_str())
-                    .and_modify(|e| *e = (*e).min(*id))
-                    .or_insert(*id);
-            }
-        }
-        TokenLookup { map }
+        TokenLookup { vocab }
     }
 
     fn get(&self, token: &str) -> Option<u32> {
-        self.map.get(token).copied()
+        if let Some((_, id, _)) = self.vocab.added_tokens.iter().find(|(t, _, _)| t == token) {
+            return Some(*id);
+        }
+        self.vocab
+            .tokens
+            .iter()
+            .filter(|(t, _)| t == token)
+            .map(|(_, id)| *id)
+            .min()
+    }
+}
+
+/// Membership of `(token, id)` pairs in the tokens: a binary search when they are in the canonical order of
+/// [`Vocabulary::normalize`] (as every parser leaves them), else a hash set.
+enum KnownTokens<'a> {
+    Sorted(&'a [(String, u32)]),
+    Hashed(HashSet<(&'a str, u32)>),
+}
+
+impl<'a> KnownTokens<'a> {
+    fn new(tokens: &'a [(String, u32)]) -> Self {
+        let order =
+            |a: &(String, u32), b: &(String, u32)| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0));
+        if tokens.windows(2).all(|w| order(&w[0], &w[1]).is_le()) {
+            KnownTokens::Sorted(tokens)
+        } else {
+            KnownTokens::Hashed(tokens.iter().map(|(t, id)| (t.as_str(), *id)).collect())
+        }
+    }
+
+    fn contains(&self, &(token, id): &(&str, u32)) -> bool {
+        match self {
+            KnownTokens::Sorted(tokens) => tokens
+                .binary_search_by(|(t, i)| i.cmp(&id).then_with(|| t.as_str().cmp(token)))
+                .is_ok(),
+            KnownTokens::Hashed(set) => set.contains(&(token, id)),
+        }
     }
 }
 
@@ -1057,6 +1242,130 @@ fn parse_trainer_spec(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// tokenizer.json texts that take every branch of the typed reader, and its give-up cases.
+    fn typed_reader_fixtures() -> Vec<String> {
+        let mut texts: Vec<String> = [
+            // Byte-level BPE with both merge forms, added tokens (one also in the vocab), escapes in keys.
+            r#"{"version": "1.0", "added_tokens": [{"id": 5, "content": "<|e\u006edoftext|>", "special": true},
+                {"id": 6, "content": "<x>", "special": "yes", "lstrip": false}, {"id": 7, "content": "<y>"}],
+                "normalizer": null, "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "ByteLevel"}]},
+                "post_processor": {"type": "TemplateProcessing", "single": [{"A": 1}]}, "decoder": {"type": "ByteLevel"},
+                "model": {"type": "BPE", "dropout": null, "unk_token": "\u0120", "vocab": {"t": 0, "\u0120": 3,
+                "\u0120the": 4, "<|endoftext|>": 5, "a\"b": 8}, "merges": ["\u0120 t", ["h", "e"]]}}"#,
+            // WordPiece, lower-cased, shape-detected (no type), unk among the added tokens only.
+            r###"{"added_tokens": [{"id": 0, "content": "[UNK]", "special": true}], "normalizer":
+                {"type": "BertNormalizer", "lowercase": true}, "model": {"unk_token": "[UNK]",
+                "continuing_subword_prefix": null, "vocab": {"the": 1, "##s": 2}}}"###,
+            // Unigram, shape-detected, extra entries after the score, Metaspace normalizer.
+            r#"{"model": {"unk_id": 1, "vocab": [["<unk>", 0.0], ["\u2581the", -1.5, "x"], ["a", -2]]},
+                "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"}]}}"#,
+            r#"{"model": {"type": "Unigram", "unk_id": 99, "vocab": [["a", 0]]}, "added_tokens": null}"#,
+            // BPE by shape (merges), WordLevel by shape, null merges.
+            r#"{"model": {"vocab": {"a": 0, "b": 1}, "merges": ["a b"]}}"#,
+            r#"{"model": {"vocab": {"a": 0, "b": 1}}}"#,
+            r#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": null}}"#,
+            r#"{"model": {"type": null, "vocab": {"a": 0}, "merges": null, "max_input_chars_per_word": 100}}"#,
+            // Merges of a non-BPE model are not read.
+            r#"{"model": {"type": "WordLevel", "vocab": {"a": 0}, "merges": [1, 2]}}"#,
+            // Give-ups: repeated keys (the Value reader keeps the last), objects as arrays, bad types.
+            r#"{"model": {"type": "BPE", "vocab": {"a": 0, "a": 1}}}"#,
+            r#"{"model": {"type": "BPE", "vocab": {"a": 0}}, "model": {"type": "BPE", "vocab": {"b": 0}}}"#,
+            r#"{"model": {"type": "BPE", "type": "WordPiece", "vocab": {"a": 0}}}"#,
+            r#"{"added_tokens": [{"id": 1, "id": 2, "content": "x"}], "model": {"vocab": {"a": 0}}}"#,
+            r#"{"added_tokens": [[1, "x"]], "model": {"vocab": {"a": 0}}}"#,
+            r#"[{"type": "BPE", "vocab": {"a": 0}}]"#,
+            r#"{"model": ["BPE", {"a": 0}]}"#,
+            r#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [["a", "b", "c"]]}}"#,
+            r#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": "a b"}}"#,
+            r#"{"model": {"type": 3, "vocab": {"a": 0}}}"#,
+            r#"{"model": {"type": "Fancy", "vocab": {"a": 0}}}"#,
+            r#"{"model": {"type": "BPE", "vocab": {"a": 1.0}}}"#,
+            r#"{"model": {"type": "BPE", "vocab": {"a": 4294967296}}}"#,
+            r#"{"model": {"type": "Unigram", "vocab": {"a": 0}}}"#,
+            r#"{"model": {"type": "BPE", "vocab": [["a", 0]]}}"#,
+            r#"{"model": {"type": "Unigram", "vocab": [[]]}}"#,
+            r#"{"model": {"vocab": null}}"#,
+            r#"{"model": null}"#,
+            // Text the Value reader rejects inside a field neither reader uses: both must fail.
+            r#"{"post_processor": "\ud800", "model": {"type": "BPE", "vocab": {"a": 0}}}"#,
+            r#"{"model": {"type": "BPE", "vocab": {"a": 0}}} x"#,
+            // vocab.json shapes.
+            r#"{"a": 0, "\u0120b": 1}"#,
+            r#"{"a": 0, "a": 1}"#,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/tokenizer_json");
+        if let Ok(entries) = std::fs::read_dir(corpus) {
+            for e in entries.flatten() {
+                if let Ok(bytes) = std::fs::read(e.path()) {
+                    texts.push(String::from_utf8_lossy(&bytes).into_owned());
+                }
+            }
+        }
+        texts
+    }
+
+    #[test]
+    fn typed_reader_agrees_with_the_value_reader() {
+        let path = Path::new("tokenizer.json");
+        let texts = typed_reader_fixtures();
+        let mut answered = 0;
+        for text in &texts {
+            assert!(typed_readers_agree(text), "readers disagree on {text}");
+            answered += parse_tokenizer_json_typed(path, text).is_some() as usize;
+        }
+        assert!(
+            answered >= 9,
+            "the typed reader answered only {answered} fixtures"
+        );
+        // The typed reader answers the well-formed fixtures, and gives up on the repeated keys.
+        assert!(parse_tokenizer_json_typed(path, &texts[0]).is_some());
+        assert!(parse_tokenizer_json_typed(path, &texts[9]).is_none());
+        assert_eq!(
+            parse_tokenizer_json(path, &texts[9]).unwrap().tokens,
+            [("a".to_string(), 1)],
+            "the last of a repeated key wins, as before"
+        );
+        // Damaged copies: random byte edits and insertions of JSON punctuation.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut typed_answers = 0;
+        for text in &texts {
+            for _ in 0..400 {
+                let mut bytes = text.as_bytes().to_vec();
+                for _ in 0..1 + next() % 3 {
+                    let at = (next() % (bytes.len() as u64 + 1)) as usize;
+                    let alphabet = b"{}[]\",:01-e n\\u";
+                    let c = alphabet[(next() % alphabet.len() as u64) as usize];
+                    match next() % 3 {
+                        0 if at < bytes.len() => bytes[at] = c,
+                        1 if at < bytes.len() => {
+                            bytes.remove(at);
+                        }
+                        _ => bytes.insert(at, c),
+                    }
+                }
+                let damaged = String::from_utf8_lossy(&bytes);
+                assert!(
+                    typed_readers_agree(&damaged),
+                    "readers disagree on {damaged}"
+                );
+                typed_answers += parse_tokenizer_json_typed(path, &damaged).is_some() as usize;
+            }
+        }
+        assert!(
+            typed_answers > 500,
+            "only {typed_answers} damaged texts still parse"
+        );
+    }
 
     #[test]
     fn byte_alphabet_is_a_bijection_with_known_points() {
