@@ -5,7 +5,7 @@ use crate::digest::{blake3_hex, cached_sha256, file_blake3, file_sha256, sha256_
 use crate::error::{Error, Result};
 use crate::locate::{locate, ModelLocation};
 use crate::signals;
-use crate::vocab::{resolve_anchors, tokenizer_signals, vocab_hash};
+use crate::vocab::{resolve_anchors, tokenizer_signals};
 use crate::weights::gguf::GgufSource;
 use crate::weights::{quantized, WeightSource};
 use provsearch_formats::card::{parse_model_card, ModelCard};
@@ -192,7 +192,8 @@ pub fn fingerprint_location(
     dtypes.sort();
     dtypes.dedup();
 
-    let metadata = metadata(config.as_ref(), &card, vocabulary.as_ref());
+    let tokenizer_hash = tokenizer.as_ref().map(|t| t.vocab_hash.as_str());
+    let metadata = metadata(config.as_ref(), &card, vocabulary.as_ref(), tokenizer_hash);
     let mut fingerprint = Fingerprint {
         version: FINGERPRINT_VERSION,
         source: Source {
@@ -275,10 +276,12 @@ fn relative_name(path: &Path, root: &Path) -> String {
         .into_owned()
 }
 
+/// `tokenizer_hash` is the vocabulary hash ([`crate::vocab::vocab_hash`], already computed for the tokenizer features).
 fn metadata(
     config: Option<&ModelConfig>,
     card: &ModelCard,
     vocab: Option<&Vocabulary>,
+    tokenizer_hash: Option<&str>,
 ) -> Metadata {
     let default_config = ModelConfig {
         model_type: "unknown".into(),
@@ -289,7 +292,7 @@ fn metadata(
         ..ModelConfig::default()
     };
     let c = config.unwrap_or(&default_config);
-    let tokenizer_hash = vocab.map(vocab_hash).unwrap_or_default();
+    let tokenizer_hash = tokenizer_hash.unwrap_or_default();
     let special = vocab.map(|v| v.special).unwrap_or_default();
     let mut tags = card.tags.clone();
     tags.truncate(MAX_TAGS);
@@ -317,11 +320,69 @@ fn metadata(
         eos_token_id: special.eos.or(c.eos_token_id),
         arch_hash: config.map(ModelConfig::arch_hash).unwrap_or_default(),
         family_hash: config
-            .map(|c| c.family_hash(&tokenizer_hash))
+            .map(|c| c.family_hash(tokenizer_hash))
             .unwrap_or_default(),
         declared_base_models: card.base_models.clone(),
         name_or_path: c.name_or_path.clone(),
         license: card.license.clone(),
         tags,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datasets::synth::{build, Family, Spec};
+    use datasets::Storage;
+
+    /// Fingerprints of fixed synthetic models (the three tokenizer conventions, three storage dtypes), pinned by
+    /// the SHA-256 of their JSON. Speed work must leave every byte unchanged. When a change of definition is
+    /// meant, bump `FINGERPRINT_VERSION` and update the hashes (the test prints the new ones).
+    #[test]
+    fn fingerprints_of_fixed_models_are_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                Family::Llama,
+                11,
+                Storage::F32,
+                "918a508aa6132b14f5d4f7d671f4e71f60dcfe9f512cc3871ee53a29196cdf22",
+            ),
+            (
+                Family::Gpt2,
+                12,
+                Storage::F16,
+                "e25df09064bc850338e28286eac00a82d3792c734b7659ac398c15aa00641657",
+            ),
+            (
+                Family::Bert,
+                13,
+                Storage::BF16,
+                "65765ff0d99e61e9628fe06cc25f870f78367e484b9d71471ebf391dcbbeb2ad",
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (family, seed, storage, pinned) in cases {
+            let path = dir.path().join(format!("{family:?}"));
+            build(&Spec::small(family, seed))
+                .write(&path, storage, 1)
+                .unwrap();
+            let options = FingerprintOptions {
+                id: Some("pinned".into()),
+                ..FingerprintOptions::default()
+            };
+            let fp = fingerprint(path.to_str().unwrap(), &options)
+                .unwrap()
+                .fingerprint;
+            let hash = sha256_hex(&serde_json::to_string(&fp).unwrap());
+            if hash != pinned {
+                failures.push(format!("{family:?}: {hash} (pinned {pinned})"));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "fingerprints changed:\n{}",
+            failures.join("\n")
+        );
     }
 }

@@ -20,7 +20,7 @@ use provsearch_formats::tokenizer::{byte_to_unicode, Convention, TokenizerModelK
 use provsearch_index::anchors::ANCHORS;
 use provsearch_index::schema::{ScriptShare, TokenizerSignals, MINHASH_SIZE};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Number of leading merges covered by `merge_rule_hash`.
 const MERGE_RULE_PREFIX: usize = 50;
@@ -89,42 +89,58 @@ pub fn tokenizer_signals(vocab: &Vocabulary) -> TokenizerSignals {
 ///
 /// A token string with several ids resolves to the lowest. Special tokens are the added tokens flagged special.
 pub fn resolve_anchors(vocab: &Vocabulary) -> Vec<Option<u32>> {
-    let special = vocab.special_contents();
-    let mut lookup: HashMap<&str, u32> = HashMap::with_capacity(vocab.tokens.len());
-    for (token, id) in &vocab.tokens {
-        if !special.contains(token.as_str()) {
-            lookup
-                .entry(token.as_str())
-                .and_modify(|e| *e = (*e).min(*id))
-                .or_insert(*id);
-        }
-    }
     let alphabet = byte_to_unicode();
     let byte_level = |s: &str| s.bytes().map(|b| alphabet[b as usize]).collect::<String>();
+    let candidates: Vec<Vec<String>> = ANCHORS
+        .iter()
+        .map(|anchor| {
+            let s = if vocab.lowercase {
+                anchor.to_lowercase()
+            } else {
+                (*anchor).to_string()
+            };
+            match vocab.convention {
+                Convention::ByteLevel => vec![byte_level(&format!(" {s}")), byte_level(&s)],
+                Convention::Metaspace => vec![format!("\u{2581}{s}"), s],
+                Convention::WordPiece => vec![s],
+                Convention::Plain => vec![
+                    s.clone(),
+                    format!("\u{2581}{s}"),
+                    format!("\u{120}{s}"),
+                    format!("{s}</w>"),
+                ],
+            }
+        })
+        .collect();
+
+    // The lowest id of each candidate string among the non-special tokens. Only candidate strings are looked
+    // up, so a token longer than all of them is skipped unhashed.
+    let special = vocab.special_contents();
+    let mut lookup: HashMap<&str, Option<u32>> = candidates
+        .iter()
+        .flatten()
+        .map(|c| (c.as_str(), None))
+        .collect();
+    let longest = lookup.keys().map(|c| c.len()).max().unwrap_or(0);
+    for (token, id) in &vocab.tokens {
+        if token.len() > longest {
+            continue;
+        }
+        if let Some(slot) = lookup.get_mut(token.as_str()) {
+            if !special.contains(token.as_str()) {
+                *slot = Some(slot.map_or(*id, |e| e.min(*id)));
+            }
+        }
+    }
 
     let mut taken: HashSet<u32> = HashSet::with_capacity(ANCHORS.len());
     let mut resolved = Vec::with_capacity(ANCHORS.len());
-    for anchor in ANCHORS {
-        let s = if vocab.lowercase {
-            anchor.to_lowercase()
-        } else {
-            (*anchor).to_string()
-        };
-        let candidates: Vec<String> = match vocab.convention {
-            Convention::ByteLevel => vec![byte_level(&format!(" {s}")), byte_level(&s)],
-            Convention::Metaspace => vec![format!("\u{2581}{s}"), s],
-            Convention::WordPiece => vec![s],
-            Convention::Plain => vec![
-                s.clone(),
-                format!("\u{2581}{s}"),
-                format!("\u{120}{s}"),
-                format!("{s}</w>"),
-            ],
-        };
+    for candidates in &candidates {
         let id = candidates.iter().find_map(|c| {
             lookup
                 .get(c.as_str())
                 .copied()
+                .flatten()
                 .filter(|id| !taken.contains(id))
         });
         if let Some(id) = id {
@@ -158,37 +174,104 @@ pub fn exact_jaccard(a: &Vocabulary, b: &Vocabulary) -> f64 {
 /// Each line is `token`, a tab, the decimal id and a `\n`; lines are sorted by their bytes and exact duplicate
 /// lines are hashed once.
 pub fn vocab_hash(vocab: &Vocabulary) -> String {
-    let mut lines: Vec<String> = vocab
-        .tokens
-        .iter()
-        .map(|(t, id)| format!("{t}\t{id}\n"))
-        .collect();
+    // All lines in one buffer; each is sorted by its first 8 bytes (big-endian, zero-padded) and then by all of
+    // its bytes, which is the byte order of the lines themselves.
+    let mut text: Vec<u8> =
+        Vec::with_capacity(vocab.tokens.iter().map(|(t, _)| t.len() + 12).sum());
+    let mut ends: Vec<usize> = Vec::with_capacity(vocab.tokens.len());
+    for (token, id) in &vocab.tokens {
+        text.extend_from_slice(token.as_bytes());
+        text.push(b'\t');
+        push_decimal(&mut text, *id);
+        text.push(b'\n');
+        ends.push(text.len());
+    }
+    let mut lines: Vec<(u64, &[u8])> = Vec::with_capacity(ends.len());
+    let mut start = 0;
+    for &end in &ends {
+        let line = &text[start..end];
+        let mut prefix = [0u8; 8];
+        let n = line.len().min(8);
+        prefix[..n].copy_from_slice(&line[..n]);
+        lines.push((u64::from_be_bytes(prefix), line));
+        start = end;
+    }
     lines.sort_unstable();
     lines.dedup();
-    let mut hasher = Sha256::new();
-    for line in &lines {
-        hasher.update(line.as_bytes());
+    let mut sorted = Vec::with_capacity(text.len());
+    for (_, line) in &lines {
+        sorted.extend_from_slice(line);
     }
-    hex(&hasher.finalize())
+    sha256_hex(&sorted)
+}
+
+/// Append the decimal digits of `n`.
+fn push_decimal(out: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// The MinHash sketch of the vocabulary's token-string set ([`MINHASH_SIZE`] slots; see the module docs).
 /// An empty vocabulary gives all slots `u32::MAX`.
 pub fn minhash(vocab: &Vocabulary) -> Vec<u32> {
-    let seeds: Vec<u64> = (0..MINHASH_SIZE as u64)
-        .map(|k| splitmix64(MINHASH_SEED_BASE.wrapping_add(k)))
+    let mut seeds = [0u64; MINHASH_SIZE];
+    for (k, seed) in seeds.iter_mut().enumerate() {
+        *seed = splitmix64(MINHASH_SEED_BASE.wrapping_add(k as u64));
+    }
+    let hashes: Vec<u64> = vocab
+        .tokens
+        .iter()
+        .map(|(token, _)| fnv1a64(token.as_bytes()))
         .collect();
-    let mut slots = vec![u32::MAX; MINHASH_SIZE];
-    for (token, _) in &vocab.tokens {
-        let h = fnv1a64(token.as_bytes());
-        for (slot, seed) in slots.iter_mut().zip(&seeds) {
-            let v = splitmix64(h ^ seed) as u32;
-            if v < *slot {
-                *slot = v;
-            }
+    let mut slots = [u32::MAX; MINHASH_SIZE];
+    minhash_update(&mut slots, &seeds, &hashes);
+    slots.to_vec()
+}
+
+/// `slots[k] = min(slots[k], low 32 bits of splitmix64(h ^ seeds[k]))` over every token hash `h`.
+fn minhash_update(slots: &mut [u32; MINHASH_SIZE], seeds: &[u64; MINHASH_SIZE], hashes: &[u64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { minhash_update_avx2(slots, seeds, hashes) };
+    }
+    minhash_update_inline(slots, seeds, hashes)
+}
+
+/// [`minhash_update`] compiled for AVX2 (integer arithmetic: the same result on any instruction set).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn minhash_update_avx2(
+    slots: &mut [u32; MINHASH_SIZE],
+    seeds: &[u64; MINHASH_SIZE],
+    hashes: &[u64],
+) {
+    minhash_update_inline(slots, seeds, hashes)
+}
+
+#[inline(always)]
+fn minhash_update_inline(
+    slots: &mut [u32; MINHASH_SIZE],
+    seeds: &[u64; MINHASH_SIZE],
+    hashes: &[u64],
+) {
+    for &h in hashes {
+        for (slot, &seed) in slots.iter_mut().zip(seeds) {
+            *slot = (*slot).min(splitmix64(h ^ seed) as u32);
         }
     }
-    slots
 }
 
 /// Estimated Jaccard of two token sets from their MinHash sketches: the fraction of equal slots. 0 when the
@@ -207,20 +290,14 @@ pub fn minhash_jaccard(a: &[u32], b: &[u32]) -> f64 {
 /// GPT-2 byte alphabet (characters outside the alphabet keep their own UTF-8 bytes) and decoded as lossy
 /// UTF-8, so a token holding part of a multi-byte character contributes only U+FFFD, which is not a letter.
 pub fn script_distribution(vocab: &Vocabulary) -> Vec<ScriptShare> {
-    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut count_text = |text: &str| {
-        for c in text.chars() {
-            if let Some(script) = script_of(c) {
-                *counts.entry(script).or_insert(0) += 1;
-            }
-        }
-    };
+    let mut counts = [0u64; SCRIPTS.len()];
     if vocab.convention == Convention::ByteLevel {
-        let added: HashSet<&str> = vocab
+        let mut added: Vec<&str> = vocab
             .added_tokens
             .iter()
             .map(|(c, _, _)| c.as_str())
             .collect();
+        added.sort_unstable();
         let mut inverse = [None::<u8>; 0x144];
         for (b, c) in byte_to_unicode().iter().enumerate() {
             if let Some(slot) = inverse.get_mut(*c as usize) {
@@ -229,8 +306,8 @@ pub fn script_distribution(vocab: &Vocabulary) -> Vec<ScriptShare> {
         }
         let mut bytes = Vec::new();
         for (token, _) in &vocab.tokens {
-            if added.contains(token.as_str()) {
-                count_text(token);
+            if added.binary_search(&token.as_str()).is_ok() {
+                count_letters(token, &mut counts);
                 continue;
             }
             bytes.clear();
@@ -243,21 +320,44 @@ pub fn script_distribution(vocab: &Vocabulary) -> Vec<ScriptShare> {
                     }
                 }
             }
-            count_text(&String::from_utf8_lossy(&bytes));
+            count_letters(&String::from_utf8_lossy(&bytes), &mut counts);
         }
     } else {
         for (token, _) in &vocab.tokens {
-            count_text(token);
+            count_letters(token, &mut counts);
         }
     }
-    let total: u64 = counts.values().sum();
-    counts
-        .into_iter()
+    let total: u64 = counts.iter().sum();
+    SCRIPTS
+        .iter()
+        .zip(counts)
+        .filter(|(_, count)| *count > 0)
         .map(|(script, count)| ScriptShare {
             script: script.to_string(),
             share: round_to(count as f64 / total as f64, 4) as f32,
         })
         .collect()
+}
+
+/// The scripts of [`script_of`], in name order (the order of [`script_distribution`]).
+const SCRIPTS: [&str; 6] = ["Arabic", "CJK", "Cyrillic", "Devanagari", "Latin", "Other"];
+const LATIN: usize = 4;
+
+/// Add the letters of `text` to the per-script counts (indexed like [`SCRIPTS`]).
+fn count_letters(text: &str, counts: &mut [u64; SCRIPTS.len()]) {
+    if text.is_ascii() {
+        counts[LATIN] += text.bytes().filter(u8::is_ascii_alphabetic).count() as u64;
+        return;
+    }
+    for c in text.chars() {
+        if c.is_ascii() {
+            counts[LATIN] += c.is_ascii_alphabetic() as u64;
+        } else if let Some(script) = script_of(c) {
+            if let Some(i) = SCRIPTS.iter().position(|s| *s == script) {
+                counts[i] += 1;
+            }
+        }
+    }
 }
 
 /// Whether `c` is counted as a letter: Python's `str.isalpha()` (General Category L*), approximated without
@@ -378,6 +478,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// SplitMix64 finaliser (Steele, Lea, Flood 2014).
+#[inline(always)]
 fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -904,6 +1005,63 @@ mod tests {
         assert!(empty.iter().all(|&x| x == u32::MAX));
         assert_eq!(minhash_jaccard(&empty, &empty), 0.0);
         assert_eq!(minhash_jaccard(&ma, &ma[..10]), 0.0);
+    }
+
+    #[test]
+    fn fast_paths_match_their_definitions() {
+        // Tokens that stress the byte order of the vocab-hash lines: shared prefixes longer than 8 bytes, tabs,
+        // NULs, digits after the tab, non-ASCII, duplicates.
+        let mut tokens: Vec<String> = [
+            "a",
+            "a\t",
+            "a\t1",
+            "a\u{0}",
+            "",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgh\u{0}",
+            "\u{0}",
+            "é",
+            "的",
+            "Ġthe",
+            "▁the",
+            "the",
+            "the",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        tokens.extend((0..3000).map(|i| format!("tok{}", (i * 7919) % 3001)));
+        let mut v = vocab_of(
+            &tokens.iter().map(String::as_str).collect::<Vec<_>>(),
+            Convention::Plain,
+        );
+        v.tokens.push(("a".into(), 4_000_000_000));
+        v.tokens.push(("the".into(), 13));
+        let mut lines: Vec<String> = v
+            .tokens
+            .iter()
+            .map(|(t, id)| format!("{t}\t{id}\n"))
+            .collect();
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(vocab_hash(&v), sha256_hex(lines.concat().as_bytes()));
+
+        // MinHash: the AVX2 build and the baseline build of the update give the same slots.
+        let hashes: Vec<u64> = v
+            .tokens
+            .iter()
+            .map(|(t, _)| fnv1a64(t.as_bytes()))
+            .collect();
+        let mut seeds = [0u64; MINHASH_SIZE];
+        for (k, seed) in seeds.iter_mut().enumerate() {
+            *seed = splitmix64(MINHASH_SEED_BASE.wrapping_add(k as u64));
+        }
+        let (mut a, mut b) = ([u32::MAX; MINHASH_SIZE], [u32::MAX; MINHASH_SIZE]);
+        minhash_update(&mut a, &seeds, &hashes);
+        minhash_update_inline(&mut b, &seeds, &hashes);
+        assert_eq!(a, b);
+        assert_eq!(minhash(&v), a.to_vec());
     }
 
     #[test]
