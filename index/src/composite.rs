@@ -15,12 +15,12 @@
 //! stored as `i8` with one fixed scale ([`CompositeConfig::scale`]); see docs/index.md for the measurements
 //! behind the defaults.
 
-use crate::schema::{Fingerprint, Stack, TensorSamples, GRAM_SCALE, SAMPLE_SCALE};
+use crate::schema::{Fingerprint, Stack, TensorSamples, GRAM_SCALE, NO_LAYER, SAMPLE_SCALE};
 use serde::{Deserialize, Serialize};
 
 /// Version of the composite definition (bump when hashing or weighting changes; vectors of different versions
 /// are not comparable).
-pub const COMPOSITE_VERSION: u32 = 1;
+pub const COMPOSITE_VERSION: u32 = 2;
 
 /// Parameters of the composite vector. Stored in the manifest: an index is searched with the configuration it
 /// was built with. Integers only, so the manifest's checksum survives a JSON round trip.
@@ -44,9 +44,9 @@ impl Default for CompositeConfig {
     fn default() -> Self {
         CompositeConfig {
             version: COMPOSITE_VERSION,
-            dimension: 256,
+            dimension: 512,
             gram_dims: 64,
-            positional_share_permille: 700,
+            positional_share_permille: 800,
             norm_weight_permille: 500,
             seed: 0x636f_6d70_6f73_6974, // "composit"
         }
@@ -72,9 +72,29 @@ impl CompositeConfig {
     }
 }
 
-/// Integer inner product of two `i8` vectors (auto-vectorised).
+/// Integer inner product of two `i8` vectors: the distance of the graph search and the exact scans, so it
+/// takes AVX2 when the CPU has it (the x86-64 baseline has only SSE2) and the portable loop otherwise.
 #[inline]
 pub fn dot(a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked above); the function is safe code otherwise.
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    dot_portable(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_avx2(a: &[i8], b: &[i8]) -> i32 {
+    dot_portable(a, b)
+}
+
+/// The portable loop, written so that the compiler vectorises it for whatever target features are enabled.
+#[inline(always)]
+fn dot_portable(a: &[i8], b: &[i8]) -> i32 {
     let mut acc = [0i32; 16];
     let chunks = a.len().min(b.len()) / 16;
     for c in 0..chunks {
@@ -118,12 +138,14 @@ impl Sketch {
         }
     }
 
+    #[inline]
     fn add(&mut self, key: u64, index: u64, value: f64) {
         if self.buckets.is_empty() {
             return;
         }
         let h = splitmix64(key ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93));
-        let bucket = ((h >> 1) % self.buckets.len() as u64) as usize;
+        // Multiply-shift onto the buckets (the high 32 bits; a division per sample was most of the cost).
+        let bucket = (((h >> 32) * self.buckets.len() as u64) >> 32) as usize;
         let sign = if h & 1 == 1 { 1.0 } else { -1.0 };
         self.buckets[bucket] += sign * value;
     }
@@ -154,7 +176,9 @@ fn add_samples(sketch: &mut Sketch, seed: u64, tag: u8, samples: &TensorSamples,
         let mut key = Vec::with_capacity(role.len() + 16);
         key.push(tag);
         key.push(stack_tag(e.stack));
-        key.extend_from_slice(&e.layer.to_le_bytes());
+        // The layer *number* stays out of the key: all layers of a role sum into the same buckets, so a pruned
+        // copy (layers dropped and renumbered) still meets its parent, at cos ≈ √(kept / total).
+        key.push((e.layer == NO_LAYER) as u8);
         key.extend_from_slice(&rows.to_le_bytes());
         key.extend_from_slice(&cols.to_le_bytes());
         key.extend_from_slice(role.as_bytes());
@@ -201,17 +225,14 @@ pub fn composite(f: &Fingerprint, config: &CompositeConfig) -> Vec<i8> {
         let n = present.len();
         let count = n * n.saturating_sub(1) / 2;
         if count > 0 && e.gram.len() == count {
+            let key = hash_bytes(config.seed, &e.anchor_set_version.to_le_bytes());
             let mean = e.gram.iter().map(|&g| g as f64).sum::<f64>() / count as f64;
             let mut idx = 0;
             for i in 0..n {
                 for j in i + 1..n {
                     let pair = ((present[i] as u64) << 32) | present[j] as u64;
                     let v = (e.gram[idx] as f64 - mean) / GRAM_SCALE as f64;
-                    gram.add(
-                        hash_bytes(config.seed, &e.anchor_set_version.to_le_bytes()),
-                        pair,
-                        v,
-                    );
+                    gram.add(key, pair, v);
                     idx += 1;
                 }
             }
@@ -238,6 +259,7 @@ mod tests {
         let b: Vec<i8> = (0..37).map(|i| (i * 13 % 251) as i8).collect();
         let naive: i32 = a.iter().zip(&b).map(|(&x, &y)| x as i32 * y as i32).sum();
         assert_eq!(dot(&a, &b), naive);
+        assert_eq!(dot_portable(&a, &b), naive);
     }
 
     #[test]
@@ -247,7 +269,7 @@ mod tests {
         empty.weights = Default::default();
         let c = CompositeConfig::default();
         let v = composite(&empty, &c);
-        assert_eq!(v.len(), 256);
+        assert_eq!(v.len(), 512);
         assert!(v.iter().all(|&x| x == 0));
         let u = composite(&f, &c);
         assert!(c.similarity(&u, &u) > 0.95, "{}", c.similarity(&u, &u));

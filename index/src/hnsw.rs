@@ -21,7 +21,7 @@ pub struct GraphParams {
 impl Default for GraphParams {
     fn default() -> Self {
         GraphParams {
-            max_connections: 16,
+            max_connections: 12,
             ef_construction: 100,
         }
     }

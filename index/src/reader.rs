@@ -85,6 +85,19 @@ impl IndexReader {
 
     fn try_open(dir: &Path, reuse: &[Arc<SegmentReader>]) -> Result<IndexReader> {
         let manifest = Manifest::load(dir)?;
+        if manifest.composite.version != crate::composite::COMPOSITE_VERSION {
+            // Query vectors would be computed with another hashing than the stored ones: every search would
+            // silently miss.
+            return Err(Error::Mismatch {
+                path: dir.join(crate::manifest::MANIFEST_FILE),
+                detail: format!(
+                    "composite vectors of version {} (this build computes version {}): re-ingest the models \
+                     into a new index",
+                    manifest.composite.version,
+                    crate::composite::COMPOSITE_VERSION
+                ),
+            });
+        }
         let dim = manifest.composite.dimension as usize;
         let segdir = dir.join(SEGMENTS_DIR);
         let mut segments = Vec::with_capacity(manifest.segments.len());

@@ -506,21 +506,67 @@ impl EmbeddingSignals {
 }
 
 /// Quantise a standardised value to the stored `i8` form.
+#[inline]
 pub fn quantize_sample(z: f64) -> i8 {
     let z = if z.is_finite() {
         z.clamp(-4.0, 4.0)
     } else {
         0.0
     };
-    (z * SAMPLE_SCALE as f64).round() as i8
+    round_half_away(z * SAMPLE_SCALE as f64) as i8
 }
 
 /// Quantise a cosine to the stored `i8` Gram form.
+#[inline]
 pub fn quantize_cosine(c: f64) -> i8 {
     let c = if c.is_finite() {
         c.clamp(-1.0, 1.0)
     } else {
         0.0
     };
-    (c * GRAM_SCALE as f64).round() as i8
+    round_half_away(c * GRAM_SCALE as f64) as i8
+}
+
+/// `x.round()` (half away from zero) for finite `|x| < 2⁵²`, without a libm call: on the x86-64 baseline
+/// `f64::round` is a function call, and quantisation runs once per stored sample.
+#[inline]
+pub fn round_half_away(x: f64) -> i64 {
+    let t = x as i64; // truncates toward zero
+    let frac = x - t as f64; // exact for |x| < 2⁵²
+    t + (frac >= 0.5) as i64 - (frac <= -0.5) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_half_away_matches_std_round() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            126.5,
+            -127.5,
+            4.0 * 31.75,
+            1e15 + 0.5,
+        ];
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push((x as f64 / u64::MAX as f64 - 0.5) * 300.0);
+        }
+        for v in values {
+            assert_eq!(round_half_away(v), v.round() as i64, "{v}");
+        }
+    }
 }

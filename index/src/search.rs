@@ -36,6 +36,9 @@ pub struct QueryOptions {
     pub exclude_id: Option<String>,
     /// Architecture-hash matches added as candidates (the best by composite similarity).
     pub arch_candidates: usize,
+    /// Related hits whose own neighbourhoods are searched too (relatives of relatives: a sibling fine-tuned
+    /// far from the query may be close to their common parent).
+    pub expand: usize,
 }
 
 impl Default for QueryOptions {
@@ -44,12 +47,16 @@ impl Default for QueryOptions {
             top_k: 10,
             candidates: 100,
             min_candidates: 10,
-            rescore_floor: 0.4,
+            // ≈ 4 standard deviations above the mean composite similarity of unrelated models (0.13 ± 0.04 at
+            // the default configuration; `scale-bench --separation`). Weaker relatives are reached through
+            // `expand`.
+            rescore_floor: 0.3,
             ef_search: 192,
             filter: None,
             exact: false,
             exclude_id: None,
             arch_candidates: 4,
+            expand: 2,
         }
     }
 }
@@ -62,6 +69,8 @@ pub enum Origin {
     Vector,
     /// Metadata: same digest, declared parent/child or same architecture.
     Metadata,
+    /// Composite-vector search around a related hit (a relative of a relative).
+    Expansion,
     /// Exhaustive mode.
     Exhaustive,
 }
@@ -147,6 +156,9 @@ impl TopN {
     }
 }
 
+/// HNSW search breadth around an expansion seed.
+const EXPANSION_EF: usize = 64;
+
 /// Same-architecture metadata hits are scanned only when a segment has at most this many.
 const ARCH_SCAN_LIMIT: usize = 2048;
 
@@ -181,9 +193,9 @@ fn vector_candidates(
     reader: &IndexReader,
     q: &[i8],
     allowed: &[Option<RoaringBitmap>],
-    options: &QueryOptions,
+    n: usize,
+    ef_search: usize,
 ) -> (Vec<(i32, DocRef)>, bool) {
-    let n = options.candidates.max(options.top_k);
     let mut top = TopN::new(n);
     let mut used_graph = false;
     for (i, s) in reader.segments().iter().enumerate() {
@@ -200,7 +212,7 @@ fn vector_candidates(
                 // Over-fetch in proportion to what the filter and tombstones remove, then post-filter.
                 let k = ((n as f64) * count as f64 / allowed_count as f64).ceil() as usize;
                 let k = k.min(count as usize);
-                for (doc, score) in g.search(q, k, options.ef_search.max(k)) {
+                for (doc, score) in g.search(q, k, ef_search.max(k)) {
                     if allow.is_none_or(|b| b.contains(doc)) {
                         top.push(score, DocRef { segment: i, doc });
                     }
@@ -293,7 +305,16 @@ fn rank(hits: &mut [Hit]) {
                     .unwrap_or(-1.0)
                     .total_cmp(&a.comparison.identity_score.unwrap_or(-1.0)),
             )
-            // Ties (saturated scores) break the same way whatever the candidate path.
+            // Saturated scores (a parent and its sibling quantizations all reach 1.0) are told apart by the
+            // raw weight correlation, then by id, the same way whatever the candidate path.
+            .then(
+                b.comparison
+                    .signals
+                    .wvc
+                    .similarity
+                    .unwrap_or(-1.0)
+                    .total_cmp(&a.comparison.signals.wvc.similarity.unwrap_or(-1.0)),
+            )
             .then_with(|| a.model_id.cmp(&b.model_id))
     });
     for (i, h) in hits.iter_mut().enumerate() {
@@ -307,9 +328,9 @@ fn rescore(
     q: &[i8],
     refs: &[(DocRef, Origin)],
     exclude: Option<&str>,
-) -> Result<Vec<Hit>> {
+) -> Result<Vec<(DocRef, Hit)>> {
     let config = reader.manifest().composite;
-    let scored: Vec<Result<Option<Hit>>> = refs
+    let scored: Vec<Result<Option<(DocRef, Hit)>>> = refs
         .par_iter()
         .map(|&(r, origin)| {
             let seg = &reader.segments()[r.segment];
@@ -319,19 +340,22 @@ fn rescore(
             }
             let other = seg.fingerprint(r.doc)?;
             let comparison = compare(f, &other);
-            Ok(Some(Hit {
-                rank: 0,
-                model_id: other.source.id,
-                revision: other.source.revision,
-                composite_similarity: config.similarity(q, seg.vector(r.doc)),
-                comparison,
-                parameter_count: other.source.parameter_count,
-                model_type: other.metadata.model_type,
-                declared_base_models: other.metadata.declared_base_models,
-                format: other.source.format,
-                quantization: other.source.quantization,
-                origin,
-            }))
+            Ok(Some((
+                r,
+                Hit {
+                    rank: 0,
+                    model_id: other.source.id,
+                    revision: other.source.revision,
+                    composite_similarity: config.similarity(q, seg.vector(r.doc)),
+                    comparison,
+                    parameter_count: other.source.parameter_count,
+                    model_type: other.metadata.model_type,
+                    declared_base_models: other.metadata.declared_base_models,
+                    format: other.source.format,
+                    quantization: other.source.quantization,
+                    origin,
+                },
+            )))
         })
         .collect();
     let mut hits = Vec::with_capacity(scored.len());
@@ -356,6 +380,7 @@ pub fn query(reader: &IndexReader, f: &Fingerprint, options: &QueryOptions) -> R
                 .map_or(reader.segments()[i].count() as u64, |b| b.len())
         })
         .sum();
+    let mut seen: HashSet<DocRef> = HashSet::new();
     let (refs, used_graph) = if options.exact {
         let mut refs = Vec::with_capacity(searched as usize);
         for (i, s) in reader.segments().iter().enumerate() {
@@ -371,15 +396,15 @@ pub fn query(reader: &IndexReader, f: &Fingerprint, options: &QueryOptions) -> R
         }
         (refs, false)
     } else {
-        let (vector, used_graph) = vector_candidates(reader, &q, &allowed, options);
-        let mut seen: HashSet<DocRef> = HashSet::new();
+        let (vector, used_graph) = vector_candidates(
+            reader,
+            &q,
+            &allowed,
+            options.candidates.max(options.top_k),
+            options.ef_search,
+        );
         let mut refs = Vec::new();
-        let scale = config.scale();
-        let floor = (options.rescore_floor * scale * scale) as i32;
-        for (n, (score, r)) in vector.into_iter().enumerate() {
-            if n >= options.min_candidates.max(options.top_k) && score < floor {
-                break;
-            }
+        for r in worth_rescoring(vector, options, &config) {
             if seen.insert(r) {
                 refs.push((r, Origin::Vector));
             }
@@ -391,7 +416,13 @@ pub fn query(reader: &IndexReader, f: &Fingerprint, options: &QueryOptions) -> R
         }
         (refs, used_graph)
     };
-    let mut hits = rescore(reader, f, &q, &refs, options.exclude_id.as_deref())?;
+    let mut scored = rescore(reader, f, &q, &refs, options.exclude_id.as_deref())?;
+    if !options.exact && options.expand > 0 {
+        scored.extend(expand(
+            reader, f, &q, &scored, &allowed, &mut seen, options,
+        )?);
+    }
+    let mut hits: Vec<Hit> = scored.into_iter().map(|(_, h)| h).collect();
     rank(&mut hits);
     let rescored = hits.len();
     hits.truncate(options.top_k);
@@ -404,6 +435,61 @@ pub fn query(reader: &IndexReader, f: &Fingerprint, options: &QueryOptions) -> R
     })
 }
 
+/// Which vector candidates (best first) get an exact rescoring: always the best `min_candidates` (at least
+/// `top_k`), then the rest only while their composite similarity reaches `rescore_floor`.
+fn worth_rescoring(
+    vector: Vec<(i32, DocRef)>,
+    options: &QueryOptions,
+    config: &crate::composite::CompositeConfig,
+) -> impl Iterator<Item = DocRef> {
+    let scale = config.scale();
+    let floor = (options.rescore_floor * scale * scale) as i32;
+    let always = options.min_candidates.max(options.top_k);
+    vector
+        .into_iter()
+        .enumerate()
+        .take_while(move |(n, (score, _))| *n < always || *score >= floor)
+        .map(|(_, (_, r))| r)
+}
+
+/// Relatives of relatives: search the composite vectors around the best related hits (their stored vectors as
+/// queries) and rescore what is new against the query. A heavy fine-tune and its sibling may correlate too
+/// weakly for the query's own vector to rank the sibling, while both sit close to their common parent.
+fn expand(
+    reader: &IndexReader,
+    f: &Fingerprint,
+    q: &[i8],
+    scored: &[(DocRef, Hit)],
+    allowed: &[Option<RoaringBitmap>],
+    seen: &mut HashSet<DocRef>,
+    options: &QueryOptions,
+) -> Result<Vec<(DocRef, Hit)>> {
+    let config = reader.manifest().composite;
+    let mut seeds: Vec<&(DocRef, Hit)> = scored
+        .iter()
+        .filter(|(_, h)| h.comparison.related == Some(true) && !h.comparison.identical_weights)
+        .collect();
+    seeds.sort_by(|a, b| {
+        b.1.comparison
+            .identity_score
+            .unwrap_or(0.0)
+            .total_cmp(&a.1.comparison.identity_score.unwrap_or(0.0))
+    });
+    let mut refs = Vec::new();
+    for (seed, _) in seeds.into_iter().take(options.expand) {
+        let v = reader.segments()[seed.segment].vector(seed.doc).to_vec();
+        // Only the seed's close neighbourhood: a narrower search than the query's own.
+        let n = options.min_candidates.max(options.top_k) + 1;
+        let (mut vector, _) = vector_candidates(reader, &v, allowed, n, EXPANSION_EF);
+        vector.retain(|(_, r)| r != seed);
+        for r in worth_rescoring(vector, options, &config) {
+            if seen.insert(r) {
+                refs.push((r, Origin::Expansion));
+            }
+        }
+    }
+    rescore(reader, f, q, &refs, options.exclude_id.as_deref())
+}
 /// One `query text` result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TextResult {
@@ -465,4 +551,84 @@ pub fn query_text(reader: &IndexReader, text: &str, limit: usize) -> Result<Vec<
         r.rank = i + 1;
     }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::fingerprint;
+    use crate::writer::{IndexWriter, WriterOptions};
+
+    /// A heavy fine-tune's sibling, too weakly correlated with the query to be among its best vector
+    /// candidates, is found through their common parent.
+    #[test]
+    fn expansion_reaches_a_sibling_through_the_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fingerprint("root", 1, 0.0, 1);
+        let light = fingerprint("light", 1, 0.3, 2);
+        let query_model = fingerprint("heavy-a", 1, 2.0, 3);
+        let sibling = fingerprint("heavy-b", 1, 2.0, 4);
+        // The query model itself is not indexed (a new upload being checked).
+        let mut batch = vec![root, light, sibling.clone()];
+        batch.extend((0..20).map(|i| fingerprint(&format!("other{i}"), 100 + i, 0.0, 50 + i)));
+        let mut w = IndexWriter::open(dir.path(), WriterOptions::default()).unwrap();
+        w.add_batch(&batch).unwrap();
+        w.commit().unwrap();
+        let reader = IndexReader::open(dir.path()).unwrap();
+        // The sibling is related to the query (weight correlation ≈ 1/(1 + 2²) over thousands of samples).
+        assert_eq!(compare(&query_model, &sibling).related, Some(true));
+
+        let options = QueryOptions {
+            top_k: 2,
+            min_candidates: 2,
+            rescore_floor: 0.99,
+            arch_candidates: 0,
+            expand: 0,
+            ..QueryOptions::default()
+        };
+        let direct = query(&reader, &query_model, &options).unwrap();
+        let mut ids: Vec<&str> = direct.hits.iter().map(|h| h.model_id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["light", "root"], "the two best vector candidates");
+        assert_eq!(direct.rescored, 2);
+
+        let expanded = query(
+            &reader,
+            &query_model,
+            &QueryOptions {
+                expand: 1,
+                ..options.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(expanded.rescored, 3, "{:?}", expanded.hits);
+
+        // What the expansion added, seen directly: the sibling, related, found through the root.
+        let q = composite(&query_model, &reader.manifest().composite);
+        let allowed = allowed_sets(&reader, None).unwrap();
+        let (vector, _) = vector_candidates(&reader, &q, &allowed, 100, 192);
+        let refs: Vec<_> = worth_rescoring(vector, &options, &reader.manifest().composite)
+            .map(|r| (r, Origin::Vector))
+            .collect();
+        let mut seen: HashSet<DocRef> = refs.iter().map(|(r, _)| *r).collect();
+        let scored = rescore(&reader, &query_model, &q, &refs, None).unwrap();
+        let added = expand(
+            &reader,
+            &query_model,
+            &q,
+            &scored,
+            &allowed,
+            &mut seen,
+            &QueryOptions {
+                expand: 1,
+                ..options
+            },
+        )
+        .unwrap();
+        let added: Vec<_> = added.iter().map(|(_, h)| h).collect();
+        assert_eq!(added.len(), 1, "{added:?}");
+        assert_eq!(added[0].model_id, "heavy-b");
+        assert_eq!(added[0].origin, Origin::Expansion);
+        assert_eq!(added[0].comparison.related, Some(true));
+    }
 }

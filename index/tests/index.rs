@@ -222,3 +222,19 @@ fn damage_is_detected_and_named() {
     let e = IndexReader::open(dir.path()).unwrap().verify().unwrap_err();
     assert!(e.to_string().contains(".store"), "{e}");
 }
+
+#[test]
+fn an_index_of_another_composite_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = Corpus::new(5, 3);
+    build(dir.path(), &corpus, 0..5, u64::MAX);
+    let mut m = provsearch_index::manifest::Manifest::load(dir.path()).unwrap();
+    m.composite.version -= 1;
+    m.store(dir.path()).unwrap();
+    let err = IndexReader::open(dir.path()).err().expect("must refuse");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("manifest.json") && msg.contains("composite vectors of version"),
+        "{msg}"
+    );
+}

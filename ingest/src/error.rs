@@ -46,6 +46,23 @@ pub enum Error {
         /// Tensor name.
         tensor: String,
     },
+    /// Fetching a Hub id into the cache failed (only with `--download`): the Hub is unreachable, has no such
+    /// repository, revision or file, answered outside its protocol, or lists nothing that may be downloaded.
+    #[error("{repo}{}: cannot download: {detail}", in_file(.file))]
+    Download {
+        /// The repository, `org/name`.
+        repo: String,
+        /// The file concerned, when the problem is one file.
+        file: Option<String>,
+        /// The HTTP status the Hub answered with, when it answered with an error.
+        status: Option<u16>,
+        /// What went wrong and what to do about it.
+        detail: String,
+    },
+}
+
+fn in_file(file: &Option<String>) -> String {
+    file.as_ref().map(|f| format!(" ({f})")).unwrap_or_default()
 }
 
 impl Error {

@@ -2,7 +2,8 @@
 //!
 //! Data flow:
 //! 1. [`locate`]: a path or Hub id → a [`locate::ModelLocation`] (snapshot directory, single file, or HF cache
-//!    entry; never the network).
+//!    entry; never the network). Only when asked (`--download`), [`download`] first fetches a Hub id's files
+//!    into that cache.
 //! 2. The format parsers of `provsearch-formats` read config.json, the model card and the tokenizer; the
 //!    weights are memory-mapped behind one [`weights::WeightSource`] view (safetensors shards, GGUF).
 //! 3. [`vocab`]: tokenizer features (TFV), a MinHash sketch, and each canonical anchor's token id.
@@ -14,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod digest;
+pub mod download;
 pub mod error;
 pub mod fingerprint;
 pub mod locate;

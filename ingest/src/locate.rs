@@ -314,6 +314,14 @@ fn is_commit_hash(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// `org/name[@revision]` → (`org/name`, revision), the revision defaulting to `main`.
+pub fn split_hub_spec(spec: &str) -> (&str, &str) {
+    match spec.split_once('@') {
+        Some((id, rev)) if !rev.is_empty() => (id, rev),
+        _ => (spec.trim_end_matches('@'), "main"),
+    }
+}
+
 /// Resolve `org/name[@revision]` in the cache at `cache_dir`.
 pub fn locate_in_cache(spec: &str, cache_dir: &Path) -> Result<ModelLocation> {
     let (id, commit, snapshot) = snapshot_in_cache(spec, cache_dir)?;
@@ -362,10 +370,7 @@ pub fn locate_file_in_cache(spec: &str, cache_dir: &Path) -> Result<ModelLocatio
 
 /// `org/name[@revision]` → (`org/name`, commit, snapshot directory) in the cache at `cache_dir`.
 fn snapshot_in_cache(spec: &str, cache_dir: &Path) -> Result<(String, String, PathBuf)> {
-    let (id, revision) = match spec.split_once('@') {
-        Some((id, rev)) if !rev.is_empty() => (id, rev),
-        _ => (spec.trim_end_matches('@'), "main"),
-    };
+    let (id, revision) = split_hub_spec(spec);
     let repo = hf_hub::Repo::with_revision(
         id.to_string(),
         hf_hub::RepoType::Model,
@@ -378,8 +383,8 @@ fn snapshot_in_cache(spec: &str, cache_dir: &Path) -> Result<(String, String, Pa
     };
     if !repo_dir.is_dir() {
         return Err(not_found(format!(
-            "{} is not in the Hugging Face cache ({}); download it first (e.g. `huggingface-cli download {id}`) \
-             or pass a local path",
+            "{} is not in the Hugging Face cache ({}); pass --download to fetch it from the Hub, \
+             download it first (e.g. `huggingface-cli download {id}`), or pass a local path",
             id,
             repo_dir.display()
         )));
@@ -392,7 +397,7 @@ fn snapshot_in_cache(spec: &str, cache_dir: &Path) -> Result<(String, String, Pa
             .map(|s| s.trim().to_string())
             .map_err(|_| {
                 not_found(format!(
-                    "no revision `{revision}` in {}",
+                    "no revision `{revision}` in {} (--download fetches it from the Hub)",
                     repo_dir.join("refs").display()
                 ))
             })?

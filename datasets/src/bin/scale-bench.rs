@@ -38,6 +38,8 @@ struct Args {
     ef: usize,
     seed: u64,
     batch: usize,
+    reuse: bool,
+    expand: usize,
 }
 
 fn parse() -> Result<Args> {
@@ -54,6 +56,8 @@ fn parse() -> Result<Args> {
         ef: 192,
         seed: 42,
         batch: 2048,
+        reuse: false,
+        expand: QueryOptions::default().expand,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -71,6 +75,8 @@ fn parse() -> Result<Args> {
             "--floor" => a.floor = value()?.parse()?,
             "--seed" => a.seed = value()?.parse()?,
             "--batch" => a.batch = value()?.parse()?,
+            "--reuse" => a.reuse = true,
+            "--expand" => a.expand = value()?.parse()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -128,11 +134,21 @@ fn cold_query(dir: &Path, id: &str) -> Result<()> {
 }
 
 /// Composite similarity of related vs unrelated pairs, and the cost of one exact comparison.
-fn separation(n: usize) -> Result<()> {
+fn separation(n: usize, overrides: &[String]) -> Result<()> {
     use provsearch_index::composite::{composite, CompositeConfig};
     use provsearch_index::score::compare;
     let corpus = Corpus::new(n, 42);
-    let config = CompositeConfig::default();
+    let mut config = CompositeConfig::default();
+    for pair in overrides.chunks(2) {
+        let value = pair.get(1).context("flag needs a value")?;
+        match pair[0].as_str() {
+            "--dims" => config.dimension = value.parse()?,
+            "--gram-dims" => config.gram_dims = value.parse()?,
+            "--share" => config.positional_share_permille = value.parse()?,
+            "--norm-weight" => config.norm_weight_permille = value.parse()?,
+            other => bail!("unknown flag {other}"),
+        }
+    }
     let fps: Vec<_> = (0..n)
         .into_par_iter()
         .map(|i| corpus.fingerprint(i))
@@ -145,13 +161,24 @@ fn separation(n: usize) -> Result<()> {
     let mut compares = 0usize;
     for i in 0..n {
         let p = corpus.planted(i);
-        if let Some(parent) = p.parent {
-            let c = compare(&fps[i], &fps[parent as usize]);
+        // Every later member of the same family (families are contiguous): parents, children, siblings and
+        // cousins; the truth is what `compare` says of them.
+        for k in i + 1..n {
+            let q = corpus.planted(k);
+            if q.family != p.family {
+                break;
+            }
+            let c = compare(&fps[i], &fps[k]);
             compares += 1;
+            let kind = if q.parent == Some(i as u32) {
+                format!("child {:?}", q.role)
+            } else {
+                format!("kin {:?}", q.role)
+            };
             related.push((
-                config.similarity(&vs[i], &vs[parent as usize]),
+                config.similarity(&vs[i], &vs[k]),
                 c.related == Some(true),
-                format!("{:?}", p.role),
+                kind,
             ));
         }
         let j = (i * 7919 + 13) % n;
@@ -169,6 +196,12 @@ fn separation(n: usize) -> Result<()> {
     r.sort_by(f32::total_cmp);
     let mean = u.iter().sum::<f32>() / u.len() as f32;
     let sd = (u.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / u.len() as f32).sqrt();
+    // Where each related pair would rank among a million unrelated models (Gaussian fit of the unrelated
+    // similarities): the fraction that stays within the best 100 and 1000 candidates.
+    let expected_above = |x: f32| 1e6 * upper_tail(((x - mean) / sd) as f64);
+    let within = |k: f64| {
+        r.iter().filter(|&&x| expected_above(x) <= k).count() as f64 / r.len().max(1) as f64
+    };
     let weakest: Vec<_> = {
         let mut w: Vec<_> = related.iter().filter(|x| x.1).collect();
         w.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -180,15 +213,33 @@ fn separation(n: usize) -> Result<()> {
     println!(
         "{}",
         json!({
-            "pairs_related": r.len(), "pairs_related_by_plan_but_not_by_compare": related.iter().filter(|x| !x.1).count(),
+            "pairs_related": r.len(), "family_pairs_not_related_by_compare": related.iter().filter(|x| !x.1).count(),
             "pairs_unrelated": u.len(), "unrelated_called_related": unrelated.iter().filter(|x| x.1).count(),
             "unrelated_mean": mean, "unrelated_sd": sd, "unrelated_max": q(&u, 1.0), "unrelated_p999": q(&u, 0.999),
             "related_min": r.first(), "related_p01": r.get(r.len() / 100), "related_p10": r.get(r.len() / 10), "related_median": r.get(r.len() / 2),
             "weakest_related": weakest,
+            "at_1m_within_top100": within(100.0), "at_1m_within_top1000": within(1000.0),
+            "dims": config.dimension, "gram_dims": config.gram_dims, "share_permille": config.positional_share_permille,
             "compare_us": per_compare_us,
         })
     );
     Ok(())
+}
+
+/// P(Z > z) for a standard normal (Abramowitz & Stegun 7.1.26 for erfc; absolute error < 1.5e-7).
+fn upper_tail(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-x * x).exp();
+    if z >= 0.0 {
+        erfc / 2.0
+    } else {
+        1.0 - erfc / 2.0
+    }
 }
 
 fn main() -> Result<()> {
@@ -199,34 +250,41 @@ fn main() -> Result<()> {
     }
     if argv.get(1).map(String::as_str) == Some("--separation") {
         let n: usize = argv.get(2).context("N")?.parse()?;
-        return separation(n);
+        return separation(n, &argv[3..]);
     }
     let args = parse()?;
     let dir = args
         .dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("scale-bench-{}", args.count)));
-    if dir.exists() {
+    let corpus = Corpus::new(args.count, args.seed);
+    // `--reuse`: query an index an earlier `--keep` run built from the same corpus (tuning query options).
+    let reuse = args.reuse && dir.join("manifest.json").exists();
+    if dir.exists() && !reuse {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
-    let corpus = Corpus::new(args.count, args.seed);
 
     // Build.
     let t0 = Instant::now();
-    let mut writer = IndexWriter::open(&dir, WriterOptions::default())?;
-    let mut start = 0;
-    while start < corpus.len() {
-        let end = (start + args.batch).min(corpus.len());
-        let batch: Vec<_> = (start..end)
-            .into_par_iter()
-            .map(|i| corpus.fingerprint(i))
-            .collect();
-        writer.add_batch(&batch)?;
-        start = end;
+    if !reuse {
+        let mut writer = IndexWriter::open(&dir, WriterOptions::default())?;
+        let mut start = 0;
+        while start < corpus.len() {
+            let end = (start + args.batch).min(corpus.len());
+            let batch: Vec<_> = (start..end)
+                .into_par_iter()
+                .map(|i| corpus.fingerprint(i))
+                .collect();
+            writer.add_batch(&batch)?;
+            start = end;
+        }
+        writer.commit()?;
     }
-    writer.commit()?;
-    drop(writer);
-    let build_seconds = t0.elapsed().as_secs_f64();
+    let build_seconds = if reuse {
+        f64::NAN
+    } else {
+        t0.elapsed().as_secs_f64()
+    };
     let disk = dir_bytes(&dir);
 
     // Warm process state: graphs loaded.
@@ -248,6 +306,7 @@ fn main() -> Result<()> {
         ef_search: args.ef,
         exact,
         exclude_id: Some(corpus.id(i)),
+        expand: args.expand,
         ..QueryOptions::default()
     };
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
@@ -342,7 +401,7 @@ fn main() -> Result<()> {
         "missed_examples": missed.iter().take(5).collect::<Vec<_>>(),
     });
     println!("{line}");
-    if !args.keep {
+    if !args.keep && !reuse {
         std::fs::remove_dir_all(&dir).ok();
     }
     Ok(())

@@ -6,17 +6,19 @@
 //! keep a large positive correlation even after heavy fine-tuning or noise as large as the weights.
 
 use crate::schema::{EmbeddingSignals, Stack, TensorEntry, TensorSamples, NO_LAYER};
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeSet, HashMap};
 
 /// Fewest paired samples for a positional correlation to be reported.
 pub const MIN_PAIRED_SAMPLES: usize = 64;
 
-/// Running sums of a pooled (uncentred) correlation between paired standardised samples.
+/// Running sums of a pooled (uncentred) correlation between paired standardised samples. The samples are
+/// `i8`, so the sums are exact integers (and the loop vectorises).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Pool {
-    dot: f64,
-    aa: f64,
-    bb: f64,
+    dot: i64,
+    aa: i64,
+    bb: i64,
     /// Paired samples so far.
     pub n: usize,
 }
@@ -24,13 +26,22 @@ pub struct Pool {
 impl Pool {
     /// Add the common prefix of two sample runs.
     pub fn add(&mut self, a: &[i8], b: &[i8]) {
-        for (&x, &y) in a.iter().zip(b) {
-            let (x, y) = (x as f64, y as f64);
-            self.dot += x * y;
-            self.aa += x * x;
-            self.bb += y * y;
+        let n = a.len().min(b.len());
+        let (mut dot, mut aa, mut bb) = (0i32, 0i32, 0i32);
+        // i32 partial sums are exact for runs of up to 2³¹ / 127² ≈ 133,000 samples; longer runs are chunked.
+        for (ca, cb) in a[..n].chunks(65_536).zip(b[..n].chunks(65_536)) {
+            for (&x, &y) in ca.iter().zip(cb) {
+                let (x, y) = (x as i32, y as i32);
+                dot += x * y;
+                aa += x * x;
+                bb += y * y;
+            }
+            self.dot += dot as i64;
+            self.aa += aa as i64;
+            self.bb += bb as i64;
+            (dot, aa, bb) = (0, 0, 0);
         }
-        self.n += a.len().min(b.len());
+        self.n += n;
     }
 
     /// Merge another pool.
@@ -43,8 +54,8 @@ impl Pool {
 
     /// The pooled correlation, if there are enough non-degenerate samples.
     pub fn r(&self) -> Option<f64> {
-        (self.n >= MIN_PAIRED_SAMPLES && self.aa > 0.0 && self.bb > 0.0)
-            .then(|| self.dot / (self.aa * self.bb).sqrt())
+        (self.n >= MIN_PAIRED_SAMPLES && self.aa > 0 && self.bb > 0)
+            .then(|| self.dot as f64 / (self.aa as f64 * self.bb as f64).sqrt())
     }
 
     /// Evidence in standard deviations of the independent-weights null (`r·√n`, Fisher-transformed).
@@ -69,7 +80,8 @@ pub struct LayerAlignment {
 
 type Key<'a> = (Stack, u16, &'a str, [u32; 2]);
 
-fn index(s: &TensorSamples) -> HashMap<Key<'_>, &TensorEntry> {
+// Fx hashing: these maps are rebuilt for every rescored candidate of a query, from keys we produced.
+fn index(s: &TensorSamples) -> FxHashMap<Key<'_>, &TensorEntry> {
     s.entries
         .iter()
         .map(|e| ((e.stack, e.layer, s.role_name(e), s.shape_of(e)), e))
@@ -89,18 +101,14 @@ fn layers_by_stack(s: &TensorSamples) -> HashMap<Stack, Vec<u16>> {
 /// Pool of one layer of A against one layer of B (entries matched by role and shape).
 fn layer_pool(
     a: &TensorSamples,
-    b_index: &HashMap<Key<'_>, &TensorEntry>,
+    a_layer: &[&TensorEntry],
+    b_index: &FxHashMap<Key<'_>, &TensorEntry>,
     b: &TensorSamples,
     stack: Stack,
-    la: u16,
     lb: u16,
 ) -> Pool {
     let mut pool = Pool::default();
-    for e in a
-        .entries
-        .iter()
-        .filter(|e| e.stack == stack && e.layer == la)
-    {
+    for e in a_layer {
         if let Some(f) = b_index.get(&(stack, lb, a.role_name(e), a.shape_of(e))) {
             pool.add(a.samples(e), b.samples(f));
         }
@@ -114,6 +122,7 @@ fn layer_pool(
 pub fn align_layers(a: &TensorSamples, b: &TensorSamples) -> LayerAlignment {
     let (la, lb) = (layers_by_stack(a), layers_by_stack(b));
     let b_index = index(b);
+    let mut a_by_layer: FxHashMap<(Stack, u16), Vec<&TensorEntry>> = FxHashMap::default();
     let mut alignment = LayerAlignment::default();
     let mut notes = Vec::new();
     for (stack, a_layers) in &la {
@@ -135,10 +144,20 @@ pub fn align_layers(a: &TensorSamples, b: &TensorSamples) -> LayerAlignment {
         // Expected maximum of `big` standard normals, per chosen layer, summed in z over √(chosen layers).
         let per_layer_max = (2.0 * (big.len() as f64).ln()).sqrt();
         alignment.z_penalty += per_layer_max * (small.len() as f64).sqrt();
+        if a_by_layer.is_empty() {
+            for e in &a.entries {
+                a_by_layer.entry((e.stack, e.layer)).or_default().push(e);
+            }
+        }
         for &x in a_layers {
+            let a_layer = a_by_layer.get(&(*stack, x)).map_or(&[][..], Vec::as_slice);
             let best = b_layers
                 .iter()
-                .filter_map(|&y| layer_pool(a, &b_index, b, *stack, x, y).z().map(|z| (y, z)))
+                .filter_map(|&y| {
+                    layer_pool(a, a_layer, &b_index, b, *stack, y)
+                        .z()
+                        .map(|z| (y, z))
+                })
                 .max_by(|p, q| p.1.total_cmp(&q.1));
             if let Some((y, _)) = best {
                 alignment.map.insert((*stack, x), y);
