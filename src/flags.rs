@@ -16,9 +16,14 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
     /// Hugging Face cache directory used to resolve Hub ids (default: $HF_HUB_CACHE, $HF_HOME/hub,
-    /// ~/.cache/huggingface/hub). The network is never used.
+    /// ~/.cache/huggingface/hub). The network is used only with --download.
     #[arg(long, value_name = "DIR")]
     pub hf_cache: Option<PathBuf>,
+    /// Fetch a Hub id that the cache does not fully hold from the Hub ($HF_ENDPOINT, token from $HF_TOKEN)
+    /// into the cache: config, tokenizer, model card and the safetensors or GGUF weights only, never pickle
+    /// or code. Without it the network is never used.
+    #[arg(long)]
+    pub download: bool,
     /// Skip the BLAKE3 content digests of the weight files (byte-identity is then not detected).
     #[arg(long)]
     pub no_digest: bool,
@@ -33,8 +38,8 @@ pub struct ModelArgs {
 pub enum Command {
     /// Fingerprint one model and print a summary (or the whole fingerprint with --json).
     Fingerprint {
-        /// A model directory, a .safetensors/.gguf file, or a Hub id `org/name[@revision]` in the local cache;
-        /// `org/name[@revision]:FILE.gguf` names one GGUF file of it.
+        /// A model directory, a .safetensors/.gguf file, or a Hub id `org/name[@revision]` in the local cache
+        /// (fetched from the Hub with --download); `org/name[@revision]:FILE.gguf` names one GGUF file of it.
         model: String,
         /// Print the fingerprint as JSON.
         #[arg(long)]
@@ -129,7 +134,8 @@ pub struct IngestArgs {
 pub enum QueryCommand {
     /// Rank the indexed models by how likely they share weight lineage with MODEL.
     Model {
-        /// A model id in the index, a model directory or file, or a Hub id in the local cache.
+        /// A model id in the index, a model directory or file, or a Hub id in the local cache (fetched with
+        /// --download when it is not in the index).
         model: String,
         #[command(flatten)]
         index: IndexArg,

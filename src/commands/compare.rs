@@ -1,6 +1,6 @@
 //! `provsearch compare`: fingerprint two models (in parallel) and print the verdict with its evidence.
 
-use super::models::{load, Loaded};
+use super::models::{fetch_if_asked, load, Loaded};
 use crate::flags::ModelArgs;
 use crate::output;
 use anyhow::Result;
@@ -12,6 +12,9 @@ use std::path::Path;
 /// Run the command.
 pub fn run(a: &str, b: &str, json: bool, config: Option<&Path>, args: &ModelArgs) -> Result<()> {
     let config = super::eval::load_config(config)?;
+    // Downloads (with --download) one after the other, so their progress bars do not overlap.
+    fetch_if_asked(a, args)?;
+    fetch_if_asked(b, args)?;
     let (la, lb) = std::thread::scope(|s| {
         let hb = s.spawn(|| load(b, args));
         let la = load(a, args);

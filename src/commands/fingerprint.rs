@@ -1,6 +1,6 @@
 //! `provsearch fingerprint`: fingerprint one model, print a summary or the JSON, optionally save it.
 
-use super::models::{options, write_fingerprint};
+use super::models::{fetch_if_asked, options, write_fingerprint};
 use crate::flags::ModelArgs;
 use crate::output;
 use anyhow::{Context, Result};
@@ -16,6 +16,7 @@ pub fn run(
     id: Option<String>,
     args: &ModelArgs,
 ) -> Result<()> {
+    fetch_if_asked(model, args)?;
     let extracted = fingerprint(model, &options(args, id))
         .with_context(|| format!("cannot fingerprint {model}"))?;
     let f = &extracted.fingerprint;

@@ -2,8 +2,11 @@
 
 use crate::flags::ModelArgs;
 use anyhow::{Context, Result};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use provsearch_index::Fingerprint;
+use provsearch_ingest::download::{ensure_cached, is_hub_spec, DownloadProgress, HubOptions};
 use provsearch_ingest::{fingerprint, Extracted, FingerprintOptions};
+use std::io::IsTerminal;
 use std::path::Path;
 
 /// Library options from the shared model flags.
@@ -14,6 +17,65 @@ pub fn options(args: &ModelArgs, id: Option<String>) -> FingerprintOptions {
         skip_digests: args.no_digest,
         sha256: args.sha256,
     }
+}
+
+/// A progress bar per downloaded file on a terminal's stderr; nothing otherwise.
+struct DownloadBar {
+    bar: Option<ProgressBar>,
+}
+
+impl DownloadProgress for DownloadBar {
+    fn start(&mut self, file: &str, size: u64) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(size);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ({eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message(file.to_string());
+            self.bar = Some(bar);
+        }
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// With `--download`, fetch a Hub id that the cache does not fully hold into the cache, so that it then
+/// resolves offline. A no-op without the flag, for paths, and for ids the cache already holds.
+pub fn fetch_if_asked(spec: &str, args: &ModelArgs) -> Result<()> {
+    if !args.download || Path::new(spec).exists() || !is_hub_spec(spec) {
+        return Ok(());
+    }
+    let hub = HubOptions::from_env(args.hf_cache.as_deref());
+    let mut bar = DownloadBar { bar: None };
+    let fetched = ensure_cached(spec, &hub, &mut bar)?;
+    bar.finish();
+    if !fetched.files.is_empty() {
+        eprintln!(
+            "provsearch: downloaded {spec} (commit {}): {} files, {}, from {} into {}",
+            fetched.commit,
+            fetched.files.len(),
+            HumanBytes(fetched.bytes),
+            hub.endpoint,
+            hub.cache_dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// A model given on the command line: freshly extracted, or a saved fingerprint.
@@ -51,7 +113,7 @@ fn is_saved_fingerprint(spec: &str) -> bool {
     p.is_file() && p.extension().is_some_and(|e| e == "json" || e == "rkyv")
 }
 
-/// Load a model named on the command line.
+/// Load a model named on the command line (a Hub id must be in the cache: see [`fetch_if_asked`]).
 pub fn load(spec: &str, args: &ModelArgs) -> Result<Loaded> {
     if is_saved_fingerprint(spec) {
         return Ok(Loaded::Saved(Box::new(load_saved(Path::new(spec))?)));

@@ -2,7 +2,7 @@
 //! directly (memory-mapped vectors scanned exactly, then exact rescoring).
 
 use super::index::index_dir;
-use super::models::options;
+use super::models::{fetch_if_asked, options};
 use super::serve::{answer_model, stored_fingerprint, Client, ModelRequest, TextRequest};
 use crate::flags::QueryCommand;
 use crate::output;
@@ -43,6 +43,7 @@ pub fn run(command: QueryCommand) -> Result<()> {
             // A path is fingerprinted here; anything else is first looked up as an indexed id.
             let local = Path::new(&model).exists();
             let fingerprint_now = || -> Result<provsearch_index::Fingerprint> {
+                fetch_if_asked(&model, &model_args)?;
                 Ok(fingerprint(&model, &options(&model_args, None))
                     .with_context(|| format!("cannot fingerprint {model}"))?
                     .fingerprint)
