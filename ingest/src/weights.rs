@@ -9,8 +9,9 @@ pub mod gguf;
 pub mod quantized;
 
 use crate::error::{Error, Result};
-use provsearch_formats::dtype::Dtype;
+use provsearch_formats::dtype::{decode_to_f32, Dtype};
 use provsearch_formats::safetensors::{SafetensorsFile, TensorInfo};
+use provsearch_formats::Error as FormatError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +44,13 @@ pub trait WeightSource: Sync {
     fn tensors(&self) -> &[TensorMeta];
     /// Decode logical elements `start .. start + out.len()` of tensor `index` into `out`.
     fn read_f32(&self, index: usize, start: u64, out: &mut [f32]) -> Result<()>;
+    /// [`WeightSource::read_f32`] for a pass that reads a tensor once, front to back, in large chunks (the
+    /// embedding pass): the same values, but a source may read the file directly instead of through its memory
+    /// map, which saves setting up and tearing down a page-table entry for every page. The default reads
+    /// through [`WeightSource::read_f32`].
+    fn read_f32_streaming(&self, index: usize, start: u64, out: &mut [f32]) -> Result<()> {
+        self.read_f32(index, start, out)
+    }
     /// Hint that elements `start .. start + count` of tensor `index` will not be read again soon (streaming
     /// readers call it behind them to keep the resident set small). The default does nothing.
     fn release(&self, _index: usize, _start: u64, _count: u64) {}
@@ -127,6 +135,40 @@ impl WeightSource for SafetensorsSource {
         Ok(self.files[*file_index].read_f32(info, start, out)?)
     }
 
+    /// Float tensors are read with `pread` into a reused per-thread buffer and decoded like
+    /// [`SafetensorsFile::read_f32`]; a range that read would reject goes to it for the error.
+    #[cfg(unix)]
+    fn read_f32_streaming(&self, index: usize, start: u64, out: &mut [f32]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        thread_local! {
+            static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let Some((file_index, info)) = self.locations.get(index) else {
+            return self.read_f32(index, start, out);
+        };
+        let size = info.dtype.size() as u64;
+        let count = out.len() as u64;
+        let in_range = start
+            .checked_add(count)
+            .is_some_and(|stop| stop <= info.numel())
+            && info.numel().checked_mul(size) == Some(info.len);
+        let file = &self.files[*file_index];
+        if !in_range || !info.dtype.is_float() {
+            return self.read_f32(index, start, out);
+        }
+        let path = file.path();
+        BYTES.with(|bytes| -> Result<()> {
+            let mut bytes = bytes.borrow_mut();
+            bytes.resize((count * size) as usize, 0);
+            let handle = std::fs::File::open(path).map_err(|e| FormatError::io(path, e))?;
+            handle
+                .read_exact_at(&mut bytes, info.offset + start * size)
+                .map_err(|e| FormatError::io(path, e))?;
+            decode_to_f32(info.dtype, &bytes, out);
+            Ok(())
+        })
+    }
+
     fn release(&self, index: usize, start: u64, count: u64) {
         if let Some((file_index, info)) = self.locations.get(index) {
             self.files[*file_index].release(info, start, count);
@@ -137,5 +179,73 @@ impl WeightSource for SafetensorsSource {
         let mut v: Vec<PathBuf> = self.files.iter().map(|f| f.path().to_path_buf()).collect();
         v.sort();
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safetensors::tensor::{Dtype as StDtype, TensorView};
+
+    #[test]
+    fn streaming_reads_equal_mapped_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let values: Vec<f32> = (0..600).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let f32_bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let f16_bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        let bf16_bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+            .collect();
+        let f64_bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|v| (*v as f64 * 1.1).to_le_bytes())
+            .collect();
+        let i64_bytes: Vec<u8> = (0..600i64).flat_map(|v| v.to_le_bytes()).collect();
+        let views = vec![
+            (
+                "a",
+                TensorView::new(StDtype::F32, vec![20, 30], &f32_bytes).unwrap(),
+            ),
+            (
+                "b",
+                TensorView::new(StDtype::F16, vec![20, 30], &f16_bytes).unwrap(),
+            ),
+            (
+                "c",
+                TensorView::new(StDtype::BF16, vec![600], &bf16_bytes).unwrap(),
+            ),
+            (
+                "d",
+                TensorView::new(StDtype::F64, vec![600], &f64_bytes).unwrap(),
+            ),
+            (
+                "e",
+                TensorView::new(StDtype::I64, vec![600], &i64_bytes).unwrap(),
+            ),
+        ];
+        safetensors::serialize_to_file(views, None, &path).unwrap();
+        let source = SafetensorsSource::open(&[path]).unwrap();
+        for index in 0..source.tensors().len() {
+            for (start, len) in [(0, 600), (0, 1), (599, 1), (30, 90), (7, 333)] {
+                let (mut mapped, mut streamed) = (vec![0f32; len], vec![0f32; len]);
+                source.read_f32(index, start, &mut mapped).unwrap();
+                source
+                    .read_f32_streaming(index, start, &mut streamed)
+                    .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&mapped), bits(&streamed), "tensor {index} at {start}");
+            }
+            let mut out = vec![0f32; 2];
+            assert!(source.read_f32_streaming(index, 599, &mut out).is_err());
+            assert!(source
+                .read_f32_streaming(index, u64::MAX, &mut out)
+                .is_err());
+        }
+        assert!(source.read_f32_streaming(99, 0, &mut [0.0]).is_err());
     }
 }

@@ -61,31 +61,22 @@ pub fn embedding_pass(source: &dyn WeightSource, index: usize) -> Result<Embeddi
     let chunks: Vec<u64> = (0..used_rows).step_by(step as usize).collect();
     let passes: Vec<Pass> = chunks
         .par_iter()
-        .map(|&first| -> Result<Pass> {
+        // One buffer per worker, reused: a fresh 4 MiB allocation per chunk costs page faults and zeroing.
+        .map_init(Vec::new, |buf: &mut Vec<f32>, &first| -> Result<Pass> {
             let n = step.min(used_rows - first);
-            let mut buf = vec![0f32; (n * hidden) as usize];
-            source.read_f32(index, first * hidden, &mut buf)?;
+            buf.resize((n * hidden) as usize, 0.0);
+            source.read_f32_streaming(index, first * hidden, buf)?;
             source.release(index, first * hidden, n * hidden);
-            let mut column_sum = vec![0f64; h];
-            let mut row_norms = Vec::with_capacity(n as usize);
-            for (r, row) in buf.chunks_exact(h).enumerate() {
-                let m = Moments::of(row);
-                if m.has_non_finite {
-                    return Err(Error::NonFinite {
-                        path: meta.file.clone(),
-                        tensor: meta.name.clone(),
-                        what: if m.has_nan { "NaN" } else { "infinite" },
-                    });
-                }
-                for (c, &v) in column_sum.iter_mut().zip(row) {
-                    *c += v as f64;
-                }
-                row_norms.push((first + r as u64, m.sum_sq.sqrt() as f32));
-            }
-            Ok(Pass {
-                column_sum,
-                row_norms,
-            })
+            let mut pass = Pass {
+                column_sum: vec![0f64; h],
+                row_norms: Vec::with_capacity(n as usize),
+            };
+            scan_rows(buf, h, first, &mut pass).map_err(|m| Error::NonFinite {
+                path: meta.file.clone(),
+                tensor: meta.name.clone(),
+                what: if m.has_nan { "NaN" } else { "infinite" },
+            })?;
+            Ok(pass)
         })
         .collect::<Result<_>>()?;
 
@@ -116,6 +107,50 @@ pub fn embedding_pass(source: &dyn WeightSource, index: usize) -> Result<Embeddi
     })
 }
 
+/// Add a chunk of rows (`h` values each, the first being row `first`) to a pass: column sums in `f64`, and
+/// each row's norm from its [`Moments`]. Stops at the first row with a NaN or infinite value and returns its
+/// moments.
+fn scan_rows(buf: &[f32], h: usize, first: u64, pass: &mut Pass) -> Result<(), Moments> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { scan_rows_avx2(buf, h, first, pass) };
+    }
+    scan_rows_inline(buf, h, first, pass)
+}
+
+/// [`scan_rows`] compiled for AVX2 (the same operations in the same order).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_rows_avx2(
+    buf: &[f32],
+    h: usize,
+    first: u64,
+    pass: &mut Pass,
+) -> Result<(), Moments> {
+    scan_rows_inline(buf, h, first, pass)
+}
+
+#[inline(always)]
+fn scan_rows_inline(buf: &[f32], h: usize, first: u64, pass: &mut Pass) -> Result<(), Moments> {
+    for (r, row) in buf.chunks_exact(h).enumerate() {
+        let mut m = Moments::default();
+        m.add_inline(row);
+        if m.has_non_finite {
+            return Err(m);
+        }
+        for (c, &v) in pass.column_sum.iter_mut().zip(row) {
+            *c += v as f64;
+        }
+        pass.row_norms
+            .push((first + r as u64, m.sum_sq.sqrt() as f32));
+    }
+    Ok(())
+}
+
 /// Finish the embedding signals from a pass: anchor rows, Gram matrix, samples and norm statistics.
 ///
 /// `anchor_ids[i]` is the token id of anchor `i` in the model's vocabulary (from
@@ -134,7 +169,8 @@ pub fn finish_embedding(
     let centred_rms = pass.centred_rms;
     let h = hidden as usize;
     let mut sorted = norms.to_vec();
-    sorted.sort_by(f32::total_cmp);
+    // Values equal under total_cmp are the same bits, so the unstable sort gives the same order.
+    sorted.sort_unstable_by(f32::total_cmp);
     let median = sorted[sorted.len() / 2].max(f32::MIN_POSITIVE) as f64;
     let log_ratio = |n: f32| ((n as f64 / median).max(1e-6)).ln();
     let norm_quantiles = (0..QUANTILES)
@@ -167,13 +203,7 @@ pub fn finish_embedding(
             r.iter().map(|v| v / n).collect()
         })
         .collect();
-    let mut gram = Vec::with_capacity(unit.len() * unit.len().saturating_sub(1) / 2);
-    for i in 0..unit.len() {
-        for j in i + 1..unit.len() {
-            let dot: f64 = unit[i].iter().zip(&unit[j]).map(|(a, b)| a * b).sum();
-            gram.push(quantize_cosine(dot));
-        }
-    }
+    let gram = gram(&unit, h);
 
     let positions = vector_positions(hidden as u32, SAMPLES_PER_ANCHOR_ROW);
     let scale = centred_rms.max(1e-12);
@@ -198,4 +228,111 @@ pub fn finish_embedding(
         anchor_log_norms,
         norm_quantiles,
     })
+}
+
+/// The upper triangle of the cosine matrix of unit rows (row-major: (0,1), (0,2), ..., (1,2), ...), quantised.
+///
+/// Each cosine is `Σ_k a[k]·b[k]`, summed in `k` order from the neutral element of `f64: Sum`, exactly as
+/// `a.iter().zip(b).map(|(x, y)| x * y).sum()` would. The rows are transposed first so that one row's cosines
+/// with all later rows advance together, in independent lanes (vectorised, and no reordering of any sum).
+fn gram(unit: &[Vec<f64>], h: usize) -> Vec<i8> {
+    let n = unit.len();
+    let mut columns = vec![0f64; h * n];
+    for (j, row) in unit.iter().enumerate() {
+        for (k, &v) in row.iter().enumerate().take(h) {
+            columns[k * n + j] = v;
+        }
+    }
+    let rows: Vec<Vec<i8>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut dots = vec![std::iter::empty::<f64>().sum::<f64>(); n - i - 1];
+            gram_row(&unit[i], &columns, n, i + 1, &mut dots);
+            dots.into_iter().map(quantize_cosine).collect()
+        })
+        .collect();
+    rows.concat()
+}
+
+/// `dots[j - from] += Σ_k a[k]·columns[k·n + j]` for `j` in `from..n`, in `k` order.
+fn gram_row(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { gram_row_avx2(a, columns, n, from, dots) };
+    }
+    gram_row_inline(a, columns, n, from, dots)
+}
+
+/// [`gram_row`] compiled for AVX2 (the same operations in the same order).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gram_row_avx2(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64]) {
+    gram_row_inline(a, columns, n, from, dots)
+}
+
+#[inline(always)]
+fn gram_row_inline(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64]) {
+    for (&ak, column) in a.iter().zip(columns.chunks_exact(n)) {
+        for (d, &b) in dots.iter_mut().zip(&column[from..]) {
+            *d += ak * b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gram_is_bit_identical_to_plain_dot_products() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        for (n, h) in [(0, 8), (1, 8), (2, 3), (7, 33), (40, 64)] {
+            let unit: Vec<Vec<f64>> = (0..n)
+                .map(|_| {
+                    let r: Vec<f64> = (0..h).map(|_| next()).collect();
+                    let norm = r.iter().map(|v| v * v).sum::<f64>().sqrt();
+                    r.iter().map(|v| v / norm).collect()
+                })
+                .collect();
+            let mut want = Vec::new();
+            for i in 0..n {
+                for j in i + 1..n {
+                    let dot: f64 = unit[i].iter().zip(&unit[j]).map(|(a, b)| a * b).sum();
+                    want.push(quantize_cosine(dot));
+                }
+            }
+            assert_eq!(gram(&unit, h), want, "n {n}, h {h}");
+            // The unquantised sums too, on the baseline instruction set and through the dispatch.
+            for i in 0..n {
+                let mut columns = vec![0f64; h * n];
+                for (j, row) in unit.iter().enumerate() {
+                    for (k, &v) in row.iter().enumerate() {
+                        columns[k * n + j] = v;
+                    }
+                }
+                let zero = std::iter::empty::<f64>().sum::<f64>();
+                let (mut a, mut b) = (vec![zero; n - i - 1], vec![zero; n - i - 1]);
+                gram_row(&unit[i], &columns, n, i + 1, &mut a);
+                gram_row_inline(&unit[i], &columns, n, i + 1, &mut b);
+                for (j, (a, b)) in a.iter().zip(&b).enumerate() {
+                    let dot: f64 = unit[i]
+                        .iter()
+                        .zip(&unit[i + 1 + j])
+                        .map(|(x, y)| x * y)
+                        .sum();
+                    assert_eq!((a.to_bits(), b.to_bits()), (dot.to_bits(), dot.to_bits()));
+                }
+            }
+        }
+    }
 }

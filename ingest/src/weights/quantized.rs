@@ -388,6 +388,13 @@ impl WeightSource for QuantizedSource {
         }
     }
 
+    fn read_f32_streaming(&self, index: usize, start: u64, out: &mut [f32]) -> Result<()> {
+        match self.views.get(index) {
+            Some(View::Stored(i)) => self.inner.read_f32_streaming(*i, start, out),
+            _ => self.read_f32(index, start, out),
+        }
+    }
+
     fn release(&self, index: usize, start: u64, count: u64) {
         match self.views.get(index) {
             Some(View::Stored(i)) => self.inner.release(*i, start, count),
