@@ -1,5 +1,6 @@
 //! Element types of stored tensors and their conversion to `f32`.
 
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
 /// A stored element type (safetensors names).
@@ -131,7 +132,19 @@ pub fn decode_to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
     }
     match dtype {
         Dtype::F32 => each!(4, |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        Dtype::F16 => each!(2, |c: &[u8]| f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        Dtype::F16 => {
+            // A block at a time through half's slice conversion, which converts eight values per instruction
+            // (F16C) where one-by-one conversion calls a function per value; the values are the same.
+            const BLOCK: usize = 256;
+            let mut block = [f16::ZERO; BLOCK];
+            for (o, b) in out.chunks_mut(BLOCK).zip(bytes.chunks(2 * BLOCK)) {
+                let n = o.len().min(b.len() / 2);
+                for (h, c) in block.iter_mut().zip(b.chunks_exact(2)) {
+                    *h = f16::from_le_bytes([c[0], c[1]]);
+                }
+                block[..n].convert_to_f32_slice(&mut o[..n]);
+            }
+        }
         Dtype::BF16 => each!(2, |c: &[u8]| bf16::from_le_bytes([c[0], c[1]]).to_f32()),
         Dtype::F64 => each!(
             8,
@@ -161,6 +174,25 @@ pub fn decode_to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn f16_blocks_decode_like_single_values() {
+        let bytes: Vec<u8> = (0..=u16::MAX).flat_map(|b| b.to_le_bytes()).collect();
+        let mut out = vec![0f32; 1 << 16];
+        decode_to_f32(Dtype::F16, &bytes, &mut out);
+        for (b, v) in (0..=u16::MAX).zip(&out) {
+            assert_eq!(
+                v.to_bits(),
+                f16::from_bits(b).to_f32().to_bits(),
+                "{b:#06x}"
+            );
+        }
+        // Short inputs leave the rest of `out` untouched; odd lengths and partial blocks.
+        let mut out = vec![7f32; 300];
+        decode_to_f32(Dtype::F16, &bytes[..2 * 257 + 1], &mut out);
+        assert_eq!(out[256], f16::from_bits(256).to_f32());
+        assert!(out[257..].iter().all(|&v| v == 7.0));
+    }
 
     #[test]
     fn decodes_halfs_and_fp8() {
