@@ -6,6 +6,7 @@
 //! long-running `serve` process; a one-shot query scans the memory-mapped vectors instead.
 
 use crate::error::{Error, Result};
+use hnsw_rs::hnswio::ReloadOptions;
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 use std::path::Path;
 
@@ -103,6 +104,9 @@ impl Graph {
             // (small) loader is leaked rather than made self-referential.
             let io: &'static mut HnswIo =
                 Box::leak(Box::new(HnswIo::new(&dir, super::segment::GRAPH_BASENAME)));
+            // Vectors stay in the memory-mapped dump (clean, reclaimable page cache, like the records) instead
+            // of a heap copy per point: 512 bytes per record less resident anonymous memory.
+            io.set_options(ReloadOptions::new(true));
             io.load_hnsw::<i8, DotI8>().map_err(|e| e.to_string())
         });
         match loaded {

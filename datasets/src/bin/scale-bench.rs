@@ -9,7 +9,8 @@
 //! that the exhaustive mode calls related to the query within its top-k, the fraction the approximate path
 //! returns), recall_at_10, p50_ms / p99_ms (warm, single-threaded queries through the HNSW graphs),
 //! cold_query_ms (a new process opens the index from disk and answers one query without graphs),
-//! disk_bytes_per_fingerprint and ram_bytes_per_fingerprint (resident memory of the loaded graphs).
+//! disk_bytes_per_fingerprint, ram_bytes_per_fingerprint (resident memory of the loaded graphs) and
+//! ram_anon_bytes_per_fingerprint (its anonymous part: the vectors stay in the mapped dump, reclaimable page cache).
 //! `--cold-query DIR ID` is the child process of the cold measurement. `--separation N` instead prints how
 //! the composite similarity separates related from unrelated pairs in a corpus of N (and what an exact
 //! comparison costs), the measurement behind the composite's dimension and weights.
@@ -84,10 +85,15 @@ fn parse() -> Result<Args> {
 }
 
 fn rss_bytes() -> u64 {
+    status_bytes("VmRSS:")
+}
+
+/// A `/proc/self/status` field in bytes (`VmRSS:`, `RssAnon:`, ...).
+fn status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|v| v.parse::<u64>().ok())
@@ -289,11 +295,12 @@ fn main() -> Result<()> {
 
     // Warm process state: graphs loaded.
     let reader = IndexReader::open(&dir)?;
-    let rss0 = rss_bytes();
+    let (rss0, anon0) = (rss_bytes(), status_bytes("RssAnon:"));
     let t1 = Instant::now();
     reader.load_graphs()?;
     let graph_load_seconds = t1.elapsed().as_secs_f64();
     let ram = rss_bytes().saturating_sub(rss0);
+    let ram_anon = status_bytes("RssAnon:").saturating_sub(anon0);
 
     // Query set: every k-th model, so roots and derivatives both appear.
     let step = (corpus.len() / args.queries.max(1)).max(1);
@@ -395,6 +402,7 @@ fn main() -> Result<()> {
         "graph_load_seconds": (graph_load_seconds * 100.0).round() / 100.0,
         "disk_bytes_per_fingerprint": disk / corpus.len().max(1) as u64,
         "ram_bytes_per_fingerprint": ram / corpus.len().max(1) as u64,
+        "ram_anon_bytes_per_fingerprint": ram_anon / corpus.len().max(1) as u64,
         "top_k": args.top_k, "candidates": args.candidates, "min_candidates": args.min_candidates,
         "rescore_floor": args.floor, "ef_search": args.ef, "mean_rescored": approx.iter().map(|r| r.rescored).sum::<usize>() as f64 / approx.len().max(1) as f64,
         "dimension": reader.manifest().composite.dimension,
