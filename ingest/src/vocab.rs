@@ -31,27 +31,19 @@ const MINHASH_SEED_BASE: u64 = 0x7072_6f76_7365_6172; // "provsear"
 
 /// TFV features + MinHash sketch for the fingerprint.
 pub fn tokenizer_signals(vocab: &Vocabulary) -> TokenizerSignals {
+    // Independent parts, as rayon tasks so that a core left idle by the weight pass takes some of them.
+    let ((counts, (merge_rule_hash, merges_hash)), (vocab_hash, (script_distribution, minhash))) =
+        rayon::join(
+            || rayon::join(|| token_counts(vocab), || merge_hashes(vocab)),
+            || {
+                rayon::join(
+                    || vocab_hash(vocab),
+                    || rayon::join(|| script_distribution(vocab), || minhash(vocab)),
+                )
+            },
+        );
     let n = vocab.tokens.len();
-    let (mut chars, mut ws_prefix, mut byte_tokens) = (0u64, 0u64, 0u64);
-    for (token, _) in &vocab.tokens {
-        chars += token.chars().count() as u64;
-        if token.starts_with(['\u{2581}', '\u{120}', ' ']) {
-            ws_prefix += 1;
-        }
-        if is_byte_fallback_token(token) {
-            byte_tokens += 1;
-        }
-    }
     let frac = |count: u64| if n == 0 { 0.0 } else { count as f64 / n as f64 };
-    let (merge_rule_hash, merges_hash) = if vocab.merges.is_empty() {
-        (String::new(), String::new())
-    } else {
-        let prefix = &vocab.merges[..vocab.merges.len().min(MERGE_RULE_PREFIX)];
-        (
-            sha256_hex(prefix.join("\n").as_bytes()),
-            sha256_hex(vocab.merges.join("\n").as_bytes()),
-        )
-    };
     TokenizerSignals {
         model_kind: model_kind_name(vocab.kind).to_string(),
         convention: convention_name(vocab.convention).to_string(),
@@ -62,18 +54,55 @@ pub fn tokenizer_signals(vocab: &Vocabulary) -> TokenizerSignals {
         num_merges: saturating_u32(vocab.merges.len()),
         merge_rule_hash,
         merges_hash,
-        vocab_hash: vocab_hash(vocab),
+        vocab_hash,
         bos_token_id: vocab.special.bos,
         eos_token_id: vocab.special.eos,
         pad_token_id: vocab.special.pad,
         unk_token_id: vocab.special.unk,
         mask_token_id: vocab.special.mask,
-        avg_token_length: round_to(frac(chars), 2) as f32,
-        pct_whitespace_prefix: round_to(frac(ws_prefix), 4) as f32,
-        pct_byte_tokens: round_to(frac(byte_tokens), 4) as f32,
-        script_distribution: script_distribution(vocab),
-        minhash: minhash(vocab),
+        avg_token_length: round_to(frac(counts.chars), 2) as f32,
+        pct_whitespace_prefix: round_to(frac(counts.ws_prefix), 4) as f32,
+        pct_byte_tokens: round_to(frac(counts.byte_tokens), 4) as f32,
+        script_distribution,
+        minhash,
     }
+}
+
+/// Character, whitespace-prefix and byte-fallback token counts.
+struct TokenCounts {
+    chars: u64,
+    ws_prefix: u64,
+    byte_tokens: u64,
+}
+
+fn token_counts(vocab: &Vocabulary) -> TokenCounts {
+    let mut c = TokenCounts {
+        chars: 0,
+        ws_prefix: 0,
+        byte_tokens: 0,
+    };
+    for (token, _) in &vocab.tokens {
+        c.chars += token.chars().count() as u64;
+        if token.starts_with(['\u{2581}', '\u{120}', ' ']) {
+            c.ws_prefix += 1;
+        }
+        if is_byte_fallback_token(token) {
+            c.byte_tokens += 1;
+        }
+    }
+    c
+}
+
+/// `merge_rule_hash` and `merges_hash` (empty strings without merges).
+fn merge_hashes(vocab: &Vocabulary) -> (String, String) {
+    if vocab.merges.is_empty() {
+        return (String::new(), String::new());
+    }
+    let prefix = &vocab.merges[..vocab.merges.len().min(MERGE_RULE_PREFIX)];
+    (
+        sha256_hex(prefix.join("\n").as_bytes()),
+        sha256_hex(vocab.merges.join("\n").as_bytes()),
+    )
 }
 
 /// For each anchor in provsearch_index::anchors::ANCHORS (same order, same length), the token id it resolves
@@ -114,16 +143,28 @@ pub fn resolve_anchors(vocab: &Vocabulary) -> Vec<Option<u32>> {
         .collect();
 
     // The lowest id of each candidate string among the non-special tokens. Only candidate strings are looked
-    // up, so a token longer than all of them is skipped unhashed.
+    // up, so a token whose first byte or length no candidate has is skipped unhashed.
     let special = vocab.special_contents();
     let mut lookup: HashMap<&str, Option<u32>> = candidates
         .iter()
         .flatten()
         .map(|c| (c.as_str(), None))
         .collect();
-    let longest = lookup.keys().map(|c| c.len()).max().unwrap_or(0);
+    let mut first_bytes = [false; 256];
+    let mut lengths = [false; 64];
+    for c in lookup.keys() {
+        if let Some(&b) = c.as_bytes().first() {
+            first_bytes[b as usize] = true;
+        }
+        lengths[c.len().min(63)] = true;
+    }
     for (token, id) in &vocab.tokens {
-        if token.len() > longest {
+        let possible = token
+            .as_bytes()
+            .first()
+            .is_some_and(|&b| first_bytes[b as usize])
+            && lengths[token.len().min(63)];
+        if !possible {
             continue;
         }
         if let Some(slot) = lookup.get_mut(token.as_str()) {
@@ -298,6 +339,14 @@ pub fn script_distribution(vocab: &Vocabulary) -> Vec<ScriptShare> {
             .map(|(c, _, _)| c.as_str())
             .collect();
         added.sort_unstable();
+        let mut added_first = [false; 256];
+        for a in &added {
+            added_first[a.as_bytes().first().map_or(0, |&b| b as usize)] = true;
+        }
+        let is_added = |t: &str| {
+            added_first[t.as_bytes().first().map_or(0, |&b| b as usize)]
+                && added.binary_search(&t).is_ok()
+        };
         let mut inverse = [None::<u8>; 0x144];
         for (b, c) in byte_to_unicode().iter().enumerate() {
             if let Some(slot) = inverse.get_mut(*c as usize) {
@@ -306,7 +355,7 @@ pub fn script_distribution(vocab: &Vocabulary) -> Vec<ScriptShare> {
         }
         let mut bytes = Vec::new();
         for (token, _) in &vocab.tokens {
-            if added.binary_search(&token.as_str()).is_ok() {
+            if is_added(token) {
                 count_letters(token, &mut counts);
                 continue;
             }
@@ -320,7 +369,11 @@ pub fn script_distribution(vocab: &Vocabulary) -> Vec<ScriptShare> {
                     }
                 }
             }
-            count_letters(&String::from_utf8_lossy(&bytes), &mut counts);
+            if bytes.is_ascii() {
+                counts[LATIN] += bytes.iter().filter(|b| b.is_ascii_alphabetic()).count() as u64;
+            } else {
+                count_letters(&String::from_utf8_lossy(&bytes), &mut counts);
+            }
         }
     } else {
         for (token, _) in &vocab.tokens {
