@@ -56,7 +56,7 @@ impl Default for QueryOptions {
             exact: false,
             exclude_id: None,
             arch_candidates: 4,
-            expand: 2,
+            expand: 4,
         }
     }
 }
