@@ -69,6 +69,9 @@ pub trait WeightSource: Sync {
 /// One or more safetensors files (a single file or the shards of an index).
 pub struct SafetensorsSource {
     files: Vec<SafetensorsFile>,
+    /// The same files opened for `pread` ([`WeightSource::read_f32_streaming`]).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    handles: Vec<std::fs::File>,
     tensors: Vec<TensorMeta>,
     /// For each entry of `tensors`: (file index, header entry).
     locations: Vec<(usize, TensorInfo)>,
@@ -78,10 +81,12 @@ impl SafetensorsSource {
     /// Open the given files. Tensor names must be unique across files.
     pub fn open(paths: &[PathBuf]) -> Result<SafetensorsSource> {
         let mut files = Vec::with_capacity(paths.len());
+        let mut handles = Vec::with_capacity(paths.len());
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut located = Vec::new();
         for (file_index, path) in paths.iter().enumerate() {
             let file = SafetensorsFile::open(path)?;
+            handles.push(std::fs::File::open(path).map_err(|e| FormatError::io(path, e))?);
             for info in file.tensors() {
                 if seen.insert(info.name.clone(), file_index).is_some() {
                     return Err(Error::DuplicateTensor {
@@ -106,6 +111,7 @@ impl SafetensorsSource {
             .collect();
         Ok(SafetensorsSource {
             files,
+            handles,
             tensors,
             locations: located,
         })
@@ -156,11 +162,10 @@ impl WeightSource for SafetensorsSource {
         if !in_range || !info.dtype.is_float() {
             return self.read_f32(index, start, out);
         }
-        let path = file.path();
+        let (path, handle) = (file.path(), &self.handles[*file_index]);
         BYTES.with(|bytes| -> Result<()> {
             let mut bytes = bytes.borrow_mut();
             bytes.resize((count * size) as usize, 0);
-            let handle = std::fs::File::open(path).map_err(|e| FormatError::io(path, e))?;
             handle
                 .read_exact_at(&mut bytes, info.offset + start * size)
                 .map_err(|e| FormatError::io(path, e))?;

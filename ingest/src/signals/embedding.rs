@@ -20,10 +20,14 @@ pub const SAMPLES_PER_ANCHOR_ROW: usize = 32;
 /// Number of END quantiles (0/32 .. 32/32).
 const QUANTILES: usize = 33;
 
-/// Rows per streamed chunk, sized so one chunk is about 4 MiB of `f32`.
+/// Rows per streamed chunk, sized so one chunk is about 4 MiB of `f32`. Part of the definition: the column
+/// sums are added up per chunk, then chunk by chunk.
 fn chunk_rows(hidden: u64) -> u64 {
     ((1u64 << 20) / hidden.max(1)).max(1)
 }
+
+/// Values read at a time within a chunk (256 KiB of `f32`): an I/O size only, it changes no sum.
+const BLOCK_ELEMENTS: u64 = 1 << 16;
 
 struct Pass {
     column_sum: Vec<f64>,
@@ -59,23 +63,29 @@ pub fn embedding_pass(source: &dyn WeightSource, index: usize) -> Result<Embeddi
     // One pass: column sums and row norms, in parallel over chunks of rows.
     let step = chunk_rows(hidden);
     let chunks: Vec<u64> = (0..used_rows).step_by(step as usize).collect();
+    // A chunk is read in blocks of whole rows that stay in the L2 cache from the read to the scan, into one
+    // buffer per worker (a fresh buffer per chunk would cost page faults and zeroing). The sums are the same:
+    // rows are added to their chunk's sums in order whatever the block size.
+    let block_rows = (BLOCK_ELEMENTS / hidden).max(1);
     let passes: Vec<Pass> = chunks
         .par_iter()
-        // One buffer per worker, reused: a fresh 4 MiB allocation per chunk costs page faults and zeroing.
         .map_init(Vec::new, |buf: &mut Vec<f32>, &first| -> Result<Pass> {
             let n = step.min(used_rows - first);
-            buf.resize((n * hidden) as usize, 0.0);
-            source.read_f32_streaming(index, first * hidden, buf)?;
-            source.release(index, first * hidden, n * hidden);
             let mut pass = Pass {
                 column_sum: vec![0f64; h],
                 row_norms: Vec::with_capacity(n as usize),
             };
-            scan_rows(buf, h, first, &mut pass).map_err(|m| Error::NonFinite {
-                path: meta.file.clone(),
-                tensor: meta.name.clone(),
-                what: if m.has_nan { "NaN" } else { "infinite" },
-            })?;
+            for block in (first..first + n).step_by(block_rows as usize) {
+                let m = block_rows.min(first + n - block);
+                buf.resize((m * hidden) as usize, 0.0);
+                source.read_f32_streaming(index, block * hidden, buf)?;
+                scan_rows(buf, h, block, &mut pass).map_err(|m| Error::NonFinite {
+                    path: meta.file.clone(),
+                    tensor: meta.name.clone(),
+                    what: if m.has_nan { "NaN" } else { "infinite" },
+                })?;
+            }
+            source.release(index, first * hidden, n * hidden);
             Ok(pass)
         })
         .collect::<Result<_>>()?;
