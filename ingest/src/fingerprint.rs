@@ -138,22 +138,13 @@ pub fn fingerprint_location(
     let plan = signals::plan(source);
     let files = source.files();
 
-    // Three independent jobs: the tokenizer (parse, features, anchors), the weight pass (embedding statistics
-    // and layer samples), and the file digests. Rayon spreads them over the cores.
-    let (tokenizer, (weights, digests)) = rayon::join(
-        || -> Result<_> {
-            // Tokenizer files beside a GGUF file win over its `tokenizer.ggml.*` metadata.
-            let vocabulary = match load_vocabulary(&location.root)? {
-                Some(v) => Some(v),
-                None => match weights.gguf() {
-                    Some(g) => g.file().vocabulary()?,
-                    None => None,
-                },
-            };
-            let anchors = vocabulary.as_ref().map(resolve_anchors).unwrap_or_default();
-            let features = vocabulary.as_ref().map(tokenizer_signals);
-            Ok((vocabulary, anchors, features))
-        },
+    // Three independent jobs: the file digests, the weight pass (embedding statistics and layer samples) and
+    // the tokenizer (parse, features, anchors). The digest is one sequential read, so it starts first, on its
+    // own core; the weight pass and the tokenizer split into many small tasks that fill the cores around it
+    // (the tokenizer is waited for last, by the embedding's anchor rows). Without a digest the two signal jobs
+    // share the cores from the start.
+    let (digests, (weights, tokenizer)) = rayon::join(
+        || file_digests(&files, &location.root, options),
         || {
             rayon::join(
                 || -> Result<_> {
@@ -163,7 +154,19 @@ pub fn fingerprint_location(
                     };
                     Ok((pass, signals::layer_signals(source, &plan)?))
                 },
-                || file_digests(&files, &location.root, options),
+                || -> Result<_> {
+                    // Tokenizer files beside a GGUF file win over its `tokenizer.ggml.*` metadata.
+                    let vocabulary = match load_vocabulary(&location.root)? {
+                        Some(v) => Some(v),
+                        None => match weights.gguf() {
+                            Some(g) => g.file().vocabulary()?,
+                            None => None,
+                        },
+                    };
+                    let anchors = vocabulary.as_ref().map(resolve_anchors).unwrap_or_default();
+                    let features = vocabulary.as_ref().map(tokenizer_signals);
+                    Ok((vocabulary, anchors, features))
+                },
             )
         },
     );
