@@ -2,12 +2,13 @@
 //! run (this machine is noisy: ratios, not absolute times, are what to compare).
 //!
 //! `cargo bench --bench fingerprint [-- --big-gb 2.2] [-- --skip-big]` prints one JSON line per model:
-//! - `read_seconds`: best of 3 sequential `read()`s of the weight files (page cache warm);
-//! - `fingerprint_seconds`: best of 3 fingerprints in a fresh child process (timed inside the child, so process
-//!   start-up is excluded), and `ratio` = fingerprint / read. This includes the BLAKE3 content digest that a
-//!   local directory needs; `signals_only_seconds`/`signals_only_ratio` are the same without it, which is
-//!   also the cost for a Hugging Face cache snapshot (its SHA-256s come free with the blob names);
-//! - `peak_rss_bytes` (the child's VmHWM), `embedding_bytes` (the stored embedding matrix) and
+//! - `read_seconds`: the best of [`runs`] sequential `read()`s of the weight files (page cache warm);
+//! - `fingerprint_seconds`: the best of [`runs`] fingerprints, each in a fresh child process (timed inside the
+//!   child, so process start-up is excluded), and `ratio` = fingerprint / read. This includes the BLAKE3
+//!   content digest that a local directory needs; `signals_only_seconds`/`signals_only_ratio` are the same
+//!   without it, which is also the cost for a Hugging Face cache snapshot (its SHA-256s come free with the blob
+//!   names);
+//! - `peak_rss_bytes` (the highest VmHWM of the children), `embedding_bytes` (the stored embedding matrix) and
 //!   `peak_rss_minus_embedding_bytes`;
 //!
 //! A last line times `provsearch compare` on the real all-MiniLM-L6-v2 against its int8 copy (whole command,
@@ -74,11 +75,21 @@ fn child(model: &str, skip_digests: bool) {
     );
 }
 
-/// Best of 3 child runs: (seconds, peak RSS, embedding bytes).
-fn run_children(model: &Path, skip_digests: bool) -> Option<(f64, u64, u64)> {
+/// Repetitions of each measurement: 3 for a multi-GB model, 10 below 1 GB, whose runs take tens of
+/// milliseconds, so that the best is not a sample of the other processes' load.
+fn runs(bytes: u64) -> usize {
+    if bytes < 1 << 30 {
+        10
+    } else {
+        3
+    }
+}
+
+/// Best of `runs` child runs: (seconds, peak RSS, embedding bytes).
+fn run_children(model: &Path, skip_digests: bool, runs: usize) -> Option<(f64, u64, u64)> {
     let exe = std::env::current_exe().expect("own path");
     let (mut best, mut rss, mut emb) = (f64::MAX, 0u64, 0u64);
-    for _ in 0..3 {
+    for _ in 0..runs {
         let mut cmd = Command::new(&exe);
         cmd.arg("--child").arg(model);
         if skip_digests {
@@ -105,11 +116,12 @@ fn measure(name: &str, model: &Path) {
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
         .sum();
     read_all(&files); // warm the page cache
-    let read = (0..3).map(|_| read_all(&files)).fold(f64::MAX, f64::min);
-    let Some((best, rss, emb)) = run_children(model, false) else {
+    let runs = runs(bytes);
+    let read = (0..runs).map(|_| read_all(&files)).fold(f64::MAX, f64::min);
+    let Some((best, rss, emb)) = run_children(model, false, runs) else {
         return;
     };
-    let Some((signals_only, _, _)) = run_children(model, true) else {
+    let Some((signals_only, _, _)) = run_children(model, true, runs) else {
         return;
     };
     println!(

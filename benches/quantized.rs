@@ -7,9 +7,10 @@
 //! - `safetensors`: per GPTQ/AWQ/bitsandbytes/FP8 layout, GB/s of stored layer bytes (codes plus their scales,
 //!   zero points and indices) streamed through the ingest reader in 1 Mi-element chunks, as the signals read
 //!   them, on a synthetic Llama (2 layers, hidden 1024, MLP 2816) written by `datasets::quantize`;
-//! - `real_gguf`: SmolLM2-135M-Instruct Q4_1 (98 MB, from scripts/fetch-test-models.sh): best of 3 sequential
-//!   reads of the file (page cache warm), best of 3 in-process fingerprints with and without the BLAKE3 content
-//!   digest, and their ratios to the read.
+//! - `real_gguf`: SmolLM2-135M-Instruct Q4_1 (98 MB, from scripts/fetch-test-models.sh): the best of at least
+//!   10 runs (and at least 1 s) of a sequential read of the file (page cache warm) and of in-process
+//!   fingerprints with and without the BLAKE3 content digest, and their ratios to the read. Each run takes tens
+//!   of milliseconds, so fewer runs would measure the machine's other load more than the code.
 
 use datasets::quantize::{is_quantized_layer, write_quantized, Scheme};
 use datasets::synth::{build, Family, Spec};
@@ -23,10 +24,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Repeat `f` for at least `min` (and 3 runs); the best time of one run.
-fn best_of(min: Duration, mut f: impl FnMut()) -> f64 {
+/// Repeat `f` for at least `min` and `min_runs` runs; the best time of one run.
+fn best_of(min: Duration, min_runs: usize, mut f: impl FnMut()) -> f64 {
     let (start, mut runs, mut best) = (Instant::now(), 0, f64::MAX);
-    while runs < 3 || start.elapsed() < min {
+    while runs < min_runs || start.elapsed() < min {
         let t = Instant::now();
         f();
         best = best.min(t.elapsed().as_secs_f64());
@@ -52,7 +53,7 @@ fn gguf_kernels(min: Duration) -> Vec<Value> {
         let Ok(blocks) = quantize(ty, &values) else {
             continue;
         };
-        let secs = best_of(min, || {
+        let secs = best_of(min, 3, || {
             dequantize(ty, std::hint::black_box(&blocks), &mut out).expect("dequantize");
             std::hint::black_box(&out);
         });
@@ -170,7 +171,7 @@ fn safetensors_layouts(dir: &Path, min: Duration) -> Vec<Value> {
             })
             .collect();
         let elements: u64 = decoded.iter().map(|&i| source.tensors()[i].numel()).sum();
-        let secs = best_of(min, || {
+        let secs = best_of(min, 3, || {
             for &i in &decoded {
                 let n = source.tensors()[i].numel();
                 let mut start = 0;
@@ -195,7 +196,8 @@ fn safetensors_layouts(dir: &Path, min: Duration) -> Vec<Value> {
 
 fn real_gguf(file: &Path) -> Value {
     let mut buf = vec![0u8; 8 << 20];
-    let read = best_of(Duration::ZERO, || {
+    let (min, runs) = (Duration::from_secs(1), 10);
+    let read = best_of(min, runs, || {
         let mut f = std::fs::File::open(file).expect("open GGUF");
         while f.read(&mut buf).expect("read") > 0 {}
     });
@@ -205,7 +207,7 @@ fn real_gguf(file: &Path) -> Value {
             skip_digests,
             ..Default::default()
         };
-        best_of(Duration::ZERO, || {
+        best_of(min, runs, || {
             fingerprint(&spec, &options).expect("fingerprint the real GGUF");
         })
     };
