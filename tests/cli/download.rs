@@ -4,7 +4,7 @@
 //! cache.
 
 use super::fake_hub::{sha256, FakeHub, FakeRepo};
-use super::util::{assert_error, derive, minilm, synth, Run};
+use super::util::{assert_error, derive, minilm, output, synth, Run};
 use datasets::synth::Family;
 use datasets::Storage;
 use serde_json::Value;
@@ -38,18 +38,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run provsearch");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !run.stderr.contains("panicked"),
-        "provsearch panicked:\n{}",
-        run.stderr
-    );
-    run
+    output(cmd)
 }
 
 fn json(run: &Run) -> Value {

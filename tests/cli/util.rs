@@ -35,6 +35,11 @@ where
     for (k, v) in env {
         cmd.env(k, v);
     }
+    output(cmd)
+}
+
+/// Run a prepared `provsearch` command and capture its outcome (a panic fails the test).
+pub fn output(mut cmd: Command) -> Run {
     let out = cmd.output().expect("run provsearch");
     let run = Run {
         code: out.status.code().unwrap_or(-1),
