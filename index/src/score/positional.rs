@@ -169,7 +169,6 @@ pub fn align_layers(a: &TensorSamples, b: &TensorSamples) -> LayerAlignment {
             a_layers.len(),
             b_layers.len()
         ));
-        let _ = small;
     }
     alignment.summary = notes.join("; ");
     alignment
