@@ -1,14 +1,15 @@
-//! The HNSW graph of a segment (hnsw_rs over `i8` composite vectors with an inner-product distance): build,
-//! dump, load and search.
+//! Building a segment's proximity graph with hnsw_rs (over `i8` composite vectors with an inner-product
+//! distance), handed over as a [`Layout`] that [`crate::graph`] stores and searches.
 //!
+//! hnsw_rs is used for construction only: its in-memory structure costs ≈ 3.5 KiB per point and its dump
+//! takes seconds per million points to reload, so queries run on the compact memory-mapped copy instead.
 //! hnsw_rs has no deletion: tombstoned records stay in the graph and are filtered out of its results.
-//! Loading a dump rebuilds the graph in memory (seconds per million points), so graphs are loaded by the
-//! long-running `serve` process; a one-shot query scans the memory-mapped vectors instead.
 
-use crate::error::{Error, Result};
-use hnsw_rs::hnswio::ReloadOptions;
-use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
-use std::path::Path;
+use crate::graph::Layout;
+use hnsw_rs::prelude::{Distance, Hnsw};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// Graph parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +29,7 @@ impl Default for GraphParams {
     }
 }
 
-/// Layers of the graph: hnsw_rs's maximum, which its dump format requires.
+/// Layers of the graph (hnsw_rs's maximum; with M ≥ 8 a million points reach about layer 7).
 const MAX_LAYER: usize = 16;
 
 /// Offset that keeps the distance positive: `|dot| ≤ 512 · 127² < 2²³`.
@@ -45,133 +46,135 @@ impl Distance<i8> for DotI8 {
     }
 }
 
-/// Convert a graph distance back to the integer inner product.
-pub fn distance_to_dot(d: f32) -> i32 {
-    (DOT_OFFSET - d).round() as i32
+/// Build the graph over `count` vectors of `dim` values (record `i` at `vectors[i*dim..]`), inserting on
+/// every core, and return its layout (see [`Builder::finish`] for the error).
+pub fn build(
+    vectors: &[i8],
+    dim: usize,
+    params: GraphParams,
+) -> std::result::Result<Layout, String> {
+    let mut b = Builder::new(params, vectors.len() / dim.max(1));
+    for v in vectors.chunks_exact(dim.max(1)) {
+        b.push(v);
+    }
+    b.finish()
 }
 
-/// A segment's graph in memory.
-pub struct Graph {
-    hnsw: Hnsw<'static, i8, DotI8>,
+/// Records handed to the inserting thread at a time: large enough for `parallel_insert` to keep every core
+/// busy, small enough that the graph never lags far behind the records.
+const INSERT_BATCH: usize = 2048;
+
+type SharedHnsw = Arc<Hnsw<'static, i8, DotI8>>;
+
+/// Builds a graph while its records are still being written: vectors go to a background thread that inserts
+/// them in batches (each batch on every core), so the graph is nearly complete when the segment is sealed
+/// instead of being built from scratch then. Record numbers are the order of [`Builder::push`].
+pub struct Builder {
+    params: GraphParams,
+    hnsw: SharedHnsw,
+    batch: Vec<(Vec<i8>, usize)>,
+    pushed: usize,
+    sender: Option<SyncSender<Vec<(Vec<i8>, usize)>>>,
+    inserter: Option<JoinHandle<()>>,
 }
 
-impl Graph {
-    /// Build a graph over `count` vectors of `dim` values (record `i` at `vectors[i*dim..]`), in parallel.
-    pub fn build(vectors: &[i8], dim: usize, params: GraphParams) -> Graph {
-        let count = vectors.len() / dim.max(1);
-        let hnsw = Hnsw::new(
+impl Builder {
+    /// A new, empty graph; `expected` (a size hint) only pre-sizes hnsw_rs's tables.
+    pub fn new(params: GraphParams, expected: usize) -> Builder {
+        let hnsw: SharedHnsw = Arc::new(Hnsw::new(
             params.max_connections,
-            count.max(1),
+            expected.max(1),
             MAX_LAYER,
             params.ef_construction,
             DotI8,
-        );
-        let data: Vec<(&[i8], usize)> = (0..count)
-            .map(|i| (&vectors[i * dim..(i + 1) * dim], i))
-            .collect();
-        hnsw.parallel_insert_slice(&data);
-        Graph { hnsw }
-    }
-
-    /// Number of points.
-    pub fn len(&self) -> usize {
-        self.hnsw.get_nb_point()
-    }
-
-    /// Whether the graph is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Write `<dir>/hnsw.hnsw.graph` and `<dir>/hnsw.hnsw.data`.
-    pub fn dump(&self, dir: &Path) -> Result<()> {
-        self.hnsw
-            .file_dump(dir, super::segment::GRAPH_BASENAME)
-            .map(|_| ())
-            .map_err(|e| Error::Graph {
-                path: dir.join(super::segment::GRAPH_BASENAME),
-                detail: e.to_string(),
-            })
-    }
-
-    /// Load a dumped graph. The caller has checked the files' checksums; a panic inside hnsw_rs on damaged
-    /// input is still caught and reported as an error.
-    pub fn load(dir: &Path) -> Result<Graph> {
-        let path = dir.join(super::segment::GRAPH_BASENAME);
-        let dir = dir.to_path_buf();
-        let loaded = std::panic::catch_unwind(move || {
-            // The loaded graph borrows its loader; graphs live as long as the process's index view, so the
-            // (small) loader is leaked rather than made self-referential.
-            let io: &'static mut HnswIo =
-                Box::leak(Box::new(HnswIo::new(&dir, super::segment::GRAPH_BASENAME)));
-            // Vectors stay in the memory-mapped dump (clean, reclaimable page cache, like the records) instead
-            // of a heap copy per point: 512 bytes per record less resident anonymous memory.
-            io.set_options(ReloadOptions::new(true));
-            io.load_hnsw::<i8, DotI8>().map_err(|e| e.to_string())
+        ));
+        // Bounded: when inserting falls behind, the writer waits instead of queueing every vector.
+        let (sender, receiver) = sync_channel::<Vec<(Vec<i8>, usize)>>(4);
+        let graph = Arc::clone(&hnsw);
+        let inserter = std::thread::spawn(move || {
+            for batch in receiver {
+                let refs: Vec<(&Vec<i8>, usize)> = batch.iter().map(|(v, i)| (v, *i)).collect();
+                graph.parallel_insert(&refs);
+            }
         });
-        match loaded {
-            Ok(Ok(hnsw)) => Ok(Graph { hnsw }),
-            Ok(Err(detail)) => Err(Error::Graph { path, detail }),
-            Err(_) => Err(Error::Graph {
-                path,
-                detail: "graph dump is malformed".into(),
-            }),
+        Builder {
+            params,
+            hnsw,
+            batch: Vec::with_capacity(INSERT_BATCH),
+            pushed: 0,
+            sender: Some(sender),
+            inserter: Some(inserter),
         }
     }
 
-    /// The `k` nearest records (record number, integer inner product), best first.
-    pub fn search(&self, query: &[i8], k: usize, ef: usize) -> Vec<(u32, i32)> {
-        self.hnsw
-            .search(query, k, ef.max(k))
-            .into_iter()
-            .map(|n| (n.d_id as u32, distance_to_dot(n.distance)))
-            .collect()
+    /// Add the next record's vector.
+    pub fn push(&mut self, vector: &[i8]) {
+        self.batch.push((vector.to_vec(), self.pushed));
+        self.pushed += 1;
+        if self.batch.len() >= INSERT_BATCH {
+            self.send();
+        }
     }
 
-    /// Like [`Graph::search`], keeping only records that pass `allow`.
-    pub fn search_filtered(
-        &self,
-        query: &[i8],
-        k: usize,
-        ef: usize,
-        allow: &dyn Fn(usize) -> bool,
-    ) -> Vec<(u32, i32)> {
-        let filter = |id: &usize| allow(*id);
-        self.hnsw
-            .search_filter(query, k, ef.max(k), Some(&filter))
-            .into_iter()
-            .map(|n| (n.d_id as u32, distance_to_dot(n.distance)))
-            .collect()
+    fn send(&mut self) {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(INSERT_BATCH));
+        if let Some(sender) = &self.sender {
+            // A send fails only if the inserting thread died; `finish` reports that.
+            let _ = sender.send(batch);
+        }
+    }
+
+    /// Wait for every insertion and return the layout; an error describes a failure of the inserting thread.
+    pub fn finish(mut self) -> std::result::Result<Layout, String> {
+        self.send();
+        self.sender = None;
+        if let Some(t) = self.inserter.take() {
+            t.join()
+                .map_err(|_| "hnsw_rs panicked while inserting".to_string())?;
+        }
+        if self.hnsw.get_nb_point() != self.pushed {
+            return Err(format!(
+                "{} of {} vectors inserted",
+                self.hnsw.get_nb_point(),
+                self.pushed
+            ));
+        }
+        Ok(layout_of(&self.hnsw, self.pushed, self.params))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Drop for Builder {
+    fn drop(&mut self) {
+        // Abandoned (the segment failed): close the queue so the thread ends after its current batch.
+        self.sender = None;
+    }
+}
 
-    #[test]
-    fn build_dump_load_search() {
-        let dim = 32;
-        let n = 300;
-        let mut v = Vec::with_capacity(n * dim);
-        let mut x = 12345u64;
-        for _ in 0..n * dim {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v.push((x % 200) as i8);
-        }
-        let g = Graph::build(&v, dim, GraphParams::default());
-        assert_eq!(g.len(), n);
-        let q = &v[5 * dim..6 * dim];
-        assert_eq!(g.search(q, 1, 64)[0].0, 5);
-        let dir = tempfile::tempdir().unwrap();
-        g.dump(dir.path()).unwrap();
-        let h = Graph::load(dir.path()).unwrap();
-        assert_eq!(h.search(q, 1, 64)[0].0, 5);
-        let only_odd = h.search_filtered(q, 3, 64, &|i| i % 2 == 1);
-        assert!(only_odd.iter().all(|(i, _)| i % 2 == 1));
-        std::fs::write(dir.path().join("hnsw.hnsw.graph"), b"junk").unwrap();
-        assert!(Graph::load(dir.path()).is_err());
+/// Copy hnsw_rs's adjacency into a [`Layout`] indexed by record number.
+fn layout_of(hnsw: &Hnsw<'_, i8, DotI8>, count: usize, params: GraphParams) -> Layout {
+    let mut neighbours = vec![Vec::new(); count];
+    let points = hnsw.get_point_indexation();
+    let top = points.get_max_level_observed() as usize;
+    // hnsw_rs's entry point is a node of the top layer; any node of that layer serves (the layer is tiny).
+    let entry = points
+        .get_layer_iterator(top)
+        .next()
+        .map_or(0, |p| p.get_origin_id() as u32);
+    for point in points {
+        let Some(slot) = neighbours.get_mut(point.get_origin_id()) else {
+            continue;
+        };
+        *slot = point
+            .get_neighborhood_id()
+            .into_iter()
+            .take(point.get_point_id().0 as usize + 1)
+            .map(|layer| layer.iter().map(|n| n.d_id as u32).collect())
+            .collect();
+    }
+    Layout {
+        entry,
+        neighbours,
+        width0: 2 * params.max_connections,
+        width: params.max_connections,
     }
 }

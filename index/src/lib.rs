@@ -8,8 +8,9 @@
 //! - [`score`]: per-signal similarities, the identity score and the verdict.
 //! - [`eval`]: labelled pairs, evaluation metrics and calibration of the score configuration.
 //! - [`composite`]: the fixed-dimension `i8` vector whose inner product tracks the identity score.
-//! - Segment ([`segment`]): an immutable directory of rkyv records, composite vectors, an HNSW graph ([`hnsw`])
-//!   and a tantivy metadata index ([`meta_index`]).
+//! - Segment ([`segment`]): an immutable directory of rkyv records, composite vectors, an HNSW graph (built by
+//!   hnsw_rs in [`hnsw`], stored and searched memory-mapped by [`graph`]) and a tantivy metadata index
+//!   ([`meta_index`]).
 //! - Manifest ([`manifest`]): the list of live segments and tombstone files ([`tombstones`]), replaced
 //!   atomically by each commit.
 //!
@@ -26,6 +27,7 @@ pub mod composite;
 pub mod error;
 pub mod eval;
 pub mod footer;
+pub mod graph;
 pub mod hnsw;
 pub mod manifest;
 pub mod meta_index;

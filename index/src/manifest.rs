@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Format version of the index written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+/// Format version of the index written by this build (2: segment graphs in the compact `graph.bin` layout
+/// instead of hnsw_rs dumps).
+pub const FORMAT_VERSION: u32 = 2;
 /// Oldest format version this build reads.
-pub const OLDEST_READABLE: u32 = 1;
+pub const OLDEST_READABLE: u32 = 2;
 /// File name of the manifest inside the index directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -230,15 +231,20 @@ mod tests {
         std::fs::write(&path, &text[..text.len() / 2]).unwrap();
         let e = Manifest::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("not valid JSON"), "{e}");
-        std::fs::write(
-            &path,
-            text.replace("\"format_version\": 1", "\"format_version\": 9")
-                .replace("\"oldest_readable\": 1", "\"oldest_readable\": 9"),
-        )
-        .unwrap();
-        assert!(matches!(
-            Manifest::load(dir.path()),
-            Err(Error::IncompatibleFormat { .. })
-        ));
+        // A newer writer's index, and an index of format 1 (hnsw_rs graph dumps), are both refused.
+        let current = format!("\"format_version\": {FORMAT_VERSION}");
+        let oldest = format!("\"oldest_readable\": {OLDEST_READABLE}");
+        for (found, oldest_readable) in [(9, 9), (1, 1)] {
+            std::fs::write(
+                &path,
+                text.replace(&current, &format!("\"format_version\": {found}"))
+                    .replace(&oldest, &format!("\"oldest_readable\": {oldest_readable}")),
+            )
+            .unwrap();
+            assert!(matches!(
+                Manifest::load(dir.path()),
+                Err(Error::IncompatibleFormat { found: f, .. }) if f == found
+            ));
+        }
     }
 }

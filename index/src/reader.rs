@@ -172,7 +172,8 @@ impl IndexReader {
             .sum()
     }
 
-    /// Load the HNSW graphs of every segment that has one (for long-running processes).
+    /// Warm the graphs of every segment that has one (for long-running processes: CRC check and read-ahead;
+    /// queries use the graphs without this).
     pub fn load_graphs(&self) -> Result<()> {
         for s in &self.segments {
             s.load_graph()?;

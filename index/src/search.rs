@@ -1,5 +1,6 @@
 //! Answering "which indexed models is this fingerprint derived from?": candidates from the composite vectors
-//! (HNSW graphs when loaded, an exact scan of the memory-mapped vectors otherwise) plus exact metadata hits
+//! (each segment's memory-mapped HNSW graph, or an exact scan of its vectors when it has none or a filter is
+//! selective) plus exact metadata hits
 //! (same weights digest, declared parents and children, same architecture), each rescored exactly with
 //! [`crate::score::compare`] and ranked related-first by identity score. `exact` rescores every live record:
 //! the ground truth the approximate path is measured against.
@@ -207,15 +208,18 @@ fn vector_candidates(
         }
         let selective = (allowed_count as f64) < SCAN_FRACTION * count as f64;
         match s.graph() {
-            Some(g) if !selective => {
+            Some(_) if !selective => {
                 used_graph = true;
-                // Over-fetch in proportion to what the filter and tombstones remove, then post-filter.
-                let k = ((n as f64) * count as f64 / allowed_count as f64).ceil() as usize;
-                let k = k.min(count as usize);
-                for (doc, score) in g.search(q, k, ef_search.max(k)) {
-                    if allow.is_none_or(|b| b.contains(doc)) {
-                        top.push(score, DocRef { segment: i, doc });
-                    }
+                // Widen the search in proportion to what the filter and tombstones remove; refused records
+                // are walked through but not returned.
+                let wide = ((n as f64) * count as f64 / allowed_count as f64).ceil() as usize;
+                let ef = ef_search.max(wide.min(count as usize));
+                let accept = |doc: u32| allow.is_none_or(|b| b.contains(doc));
+                let hits = s
+                    .graph_search(q, n, ef, allow.is_some().then_some(&accept as _))
+                    .unwrap_or_default();
+                for (doc, score) in hits {
+                    top.push(score, DocRef { segment: i, doc });
                 }
             }
             _ => match allow {

@@ -261,6 +261,8 @@ impl IndexWriter {
                 &self.dir.join(SEGMENTS_DIR),
                 &id,
                 self.manifest.composite,
+                self.options.graph,
+                self.options.graph_min_records,
             )?);
         }
         let Some(seg) = self.current.as_mut() else {
@@ -314,7 +316,7 @@ impl IndexWriter {
         let mut next = self.manifest.clone();
         let mut records = 0;
         if let Some(seg) = self.current.take() {
-            let meta = seg.seal_with(self.options.graph, self.options.graph_min_records)?;
+            let meta = seg.seal()?;
             records = meta.count;
             next.segments.push(meta);
         }
@@ -354,8 +356,13 @@ impl IndexWriter {
         let reader = &self.committed;
         let total: u64 = reader.segments().iter().map(|s| s.count() as u64).sum();
         let id = new_segment_id();
-        let mut out =
-            SegmentWriter::create(&self.dir.join(SEGMENTS_DIR), &id, self.manifest.composite)?;
+        let mut out = SegmentWriter::create(
+            &self.dir.join(SEGMENTS_DIR),
+            &id,
+            self.manifest.composite,
+            self.options.graph,
+            self.options.graph_min_records,
+        )?;
         for (i, s) in reader.segments().iter().enumerate() {
             let dead = reader.deleted(i);
             for doc in 0..s.count() {
@@ -369,7 +376,7 @@ impl IndexWriter {
         let kept = out.len();
         let mut next = self.manifest.clone();
         next.segments = if kept > 0 {
-            vec![out.seal_with(self.options.graph, self.options.graph_min_records)?]
+            vec![out.seal()?]
         } else {
             drop(out);
             Vec::new()

@@ -5,7 +5,7 @@
 //! Files (byte layouts in docs/format.md):
 //! - `fingerprints.rkyv`: rkyv records at 16-byte-aligned offsets, an offset table, footer `FPRS`;
 //! - `vectors.bin`: a 16-byte header and `count × dimension` `i8` composite vectors, footer `VECS`;
-//! - `hnsw.hnsw.graph`, `hnsw.hnsw.data`: the hnsw_rs dump (segments with at least
+//! - `graph.bin`: the HNSW graph in the compact layout of [`crate::graph`] (segments with at least
 //!   [`writer::GRAPH_MIN_RECORDS`] records only);
 //! - `meta/`: the tantivy index of the records' metadata.
 
@@ -24,8 +24,6 @@ pub const VECTORS_KIND: [u8; 4] = *b"VECS";
 pub const RECORDS_FILE: &str = "fingerprints.rkyv";
 /// Vectors file name.
 pub const VECTORS_FILE: &str = "vectors.bin";
-/// Base name of the hnsw_rs dump (it appends `.hnsw.graph` / `.hnsw.data`).
-pub const GRAPH_BASENAME: &str = "hnsw";
 /// Metadata index directory name.
 pub const META_DIR: &str = "meta";
 /// Alignment of each record in the records file.

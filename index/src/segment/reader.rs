@@ -1,15 +1,14 @@
-//! Reading a segment: memory-maps the records and vectors, checks their footers and tables at open (O(records)
-//! for the offset table, O(1) per file otherwise), and gives zero-copy access to each archived record. A
+//! Reading a segment: memory-maps the records, vectors and graph, checks their footers and tables at open
+//! (O(records) for the offset table, O(1) per file otherwise), and gives zero-copy access to each archived record. A
 //! record's rkyv structure is validated (bytecheck) the first time it is touched and trusted afterwards; the
 //! CRC over whole files is `index verify`'s job (and the writer's).
 
 use super::{
-    verify_files, GRAPH_BASENAME, META_DIR, RECORDS_FILE, RECORDS_KIND, RECORD_ALIGN, VECTORS_FILE,
-    VECTORS_KIND,
+    verify_files, META_DIR, RECORDS_FILE, RECORDS_KIND, RECORD_ALIGN, VECTORS_FILE, VECTORS_KIND,
 };
 use crate::error::{Error, Result};
 use crate::footer;
-use crate::hnsw::Graph;
+use crate::graph::{GraphFile, GRAPH_FILE};
 use crate::manifest::SegmentMeta;
 use crate::meta_index::MetaReader;
 use crate::schema::{ArchivedFingerprint, Fingerprint};
@@ -29,7 +28,7 @@ pub struct SegmentReader {
     dim: usize,
     validated: Vec<AtomicU64>,
     meta_index: OnceLock<std::result::Result<MetaReader, String>>,
-    graph: OnceLock<Graph>,
+    graph: Option<GraphFile>,
 }
 
 fn map(path: &Path) -> Result<Mmap> {
@@ -110,6 +109,11 @@ impl SegmentReader {
             ));
         }
         let words = (count as usize).div_ceil(64);
+        let graph = if meta.graph {
+            Some(GraphFile::open(&dir, count as u32)?)
+        } else {
+            None
+        };
         Ok(SegmentReader {
             meta: meta.clone(),
             dir,
@@ -119,7 +123,7 @@ impl SegmentReader {
             dim,
             validated: (0..words).map(|_| AtomicU64::new(0)).collect(),
             meta_index: OnceLock::new(),
-            graph: OnceLock::new(),
+            graph,
         })
     }
 
@@ -209,37 +213,39 @@ impl SegmentReader {
         }
     }
 
-    /// The loaded graph, if [`SegmentReader::load_graph`] ran.
-    pub fn graph(&self) -> Option<&Graph> {
-        self.graph.get()
+    /// The segment's graph (memory-mapped at open), if it has one.
+    pub fn graph(&self) -> Option<&GraphFile> {
+        self.graph.as_ref()
     }
 
-    /// Load the segment's graph (checksums of its files first). No-op for graph-less segments.
+    /// The `k` records nearest to `query` through the graph (see [`GraphFile::search`]); `None` when the
+    /// segment has no graph.
+    pub fn graph_search(
+        &self,
+        query: &[i8],
+        k: usize,
+        ef: usize,
+        allow: Option<&dyn Fn(u32) -> bool>,
+    ) -> Option<Vec<(u32, i32)>> {
+        let g = self.graph.as_ref()?;
+        Some(g.search(self.vectors(), query, k, ef, allow))
+    }
+
+    /// Warm the graph for a long-running server: check its CRC against the manifest and ask the kernel to
+    /// read it ahead. One-shot queries skip this (the graph is usable as soon as the segment is open).
     pub fn load_graph(&self) -> Result<()> {
-        if !self.meta.graph || self.graph.get().is_some() {
+        let Some(g) = &self.graph else {
             return Ok(());
-        }
-        let prefix = format!("{GRAPH_BASENAME}.hnsw.");
-        let files: Vec<_> = self
+        };
+        let listed: Vec<_> = self
             .meta
             .files
             .iter()
-            .filter(|f| f.name.starts_with(&prefix))
+            .filter(|f| f.name == GRAPH_FILE)
             .cloned()
             .collect();
-        verify_files(&self.dir, &files)?;
-        let g = Graph::load(&self.dir)?;
-        if g.len() != self.meta.count as usize {
-            return Err(Error::Graph {
-                path: self.dir.join(format!("{prefix}graph")),
-                detail: format!(
-                    "{} points, segment has {} records",
-                    g.len(),
-                    self.meta.count
-                ),
-            });
-        }
-        let _ = self.graph.set(g);
+        verify_files(&self.dir, &listed)?;
+        g.prefetch();
         Ok(())
     }
 
@@ -250,6 +256,9 @@ impl SegmentReader {
         footer::verified(&rpath, &self.records, RECORDS_KIND)?;
         let vpath = self.dir.join(VECTORS_FILE);
         footer::verified(&vpath, &self.vectors, VECTORS_KIND)?;
+        if let Some(g) = &self.graph {
+            g.verify()?;
+        }
         for doc in 0..self.count() {
             self.record(doc)?;
         }

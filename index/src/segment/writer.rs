@@ -1,15 +1,17 @@
 //! Writing a segment: records are streamed to disk as they are added (only the composite vectors stay in
-//! memory), then [`SegmentWriter::seal`] finishes the files, builds the graph, fsyncs everything and returns the
-//! [`SegmentMeta`] that a commit lists in the manifest.
+//! memory), and once the segment is large enough to get a graph, its vectors are inserted into the graph in
+//! the background as they arrive. [`SegmentWriter::seal`] finishes the files, waits for the graph, fsyncs
+//! everything and returns the [`SegmentMeta`] that a commit lists in the manifest.
 
 use super::{
-    combined_checksum, file_meta, GRAPH_BASENAME, META_DIR, RECORDS_FILE, RECORDS_KIND,
-    RECORD_ALIGN, VECTORS_FILE, VECTORS_KIND,
+    combined_checksum, file_meta, META_DIR, RECORDS_FILE, RECORDS_KIND, RECORD_ALIGN, VECTORS_FILE,
+    VECTORS_KIND,
 };
 use crate::composite::{composite, CompositeConfig};
 use crate::error::{Error, Result};
 use crate::footer::FooterWriter;
-use crate::hnsw::{Graph, GraphParams};
+use crate::graph::GRAPH_FILE;
+use crate::hnsw::{Builder, GraphParams};
 use crate::manifest::{sync_dir, SegmentMeta};
 use crate::meta_index::MetaWriter;
 use crate::schema::Fingerprint;
@@ -29,6 +31,10 @@ pub struct SegmentWriter {
     vectors: Vec<i8>,
     meta: MetaWriter,
     config: CompositeConfig,
+    graph_params: GraphParams,
+    graph_min: u64,
+    /// The graph under construction, started once the segment reaches `graph_min` records.
+    graph: Option<Builder>,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -36,8 +42,14 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 impl SegmentWriter {
-    /// Start segment `id` under `segments_dir`.
-    pub fn create(segments_dir: &Path, id: &str, config: CompositeConfig) -> Result<Self> {
+    /// Start segment `id` under `segments_dir`; it gets a graph if it reaches `graph_min` records.
+    pub fn create(
+        segments_dir: &Path,
+        id: &str,
+        config: CompositeConfig,
+        graph_params: GraphParams,
+        graph_min: u64,
+    ) -> Result<Self> {
         let dir = segments_dir.join(id);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let path = dir.join(RECORDS_FILE);
@@ -51,6 +63,9 @@ impl SegmentWriter {
             vectors: Vec::new(),
             meta,
             config,
+            graph_params,
+            graph_min,
+            graph: None,
         })
     }
 
@@ -84,6 +99,7 @@ impl SegmentWriter {
         self.offsets.push((start, self.records.position()));
         self.vectors.extend_from_slice(vector);
         self.meta.add(doc as u64, f)?;
+        self.grow_graph();
         Ok(doc)
     }
 
@@ -93,13 +109,24 @@ impl SegmentWriter {
         self.add_with_vector(f, &v)
     }
 
-    /// Finish every file, build the graph when the segment is large enough, fsync, and describe the segment.
-    pub fn seal(self, params: GraphParams) -> Result<SegmentMeta> {
-        self.seal_with(params, GRAPH_MIN_RECORDS)
+    /// Feed the graph: once the segment is large enough to get one, every vector goes to the builder, which
+    /// inserts in the background while records keep streaming in.
+    fn grow_graph(&mut self) {
+        let count = self.offsets.len();
+        let dim = self.config.dimension as usize;
+        if let Some(b) = &mut self.graph {
+            b.push(&self.vectors[(count - 1) * dim..]);
+        } else if count as u64 >= self.graph_min.max(1) {
+            let mut b = Builder::new(self.graph_params, count);
+            for v in self.vectors.chunks_exact(dim) {
+                b.push(v);
+            }
+            self.graph = Some(b);
+        }
     }
 
-    /// [`SegmentWriter::seal`] with an explicit graph threshold.
-    pub fn seal_with(mut self, params: GraphParams, graph_min: u64) -> Result<SegmentMeta> {
+    /// Finish every file, complete the graph when the segment has one, fsync, and describe the segment.
+    pub fn seal(mut self) -> Result<SegmentMeta> {
         let count = self.offsets.len() as u64;
         let path = self.dir.join(RECORDS_FILE);
         // Record table (start, end) per record, then count and table offset.
@@ -137,17 +164,19 @@ impl SegmentWriter {
         }
 
         self.meta.finish()?;
-        let graph = count >= graph_min && count > 0;
-        if graph {
-            let g = Graph::build(&self.vectors, dim, params);
-            g.dump(&self.dir)?;
+        let graph = self.graph.is_some();
+        if let Some(b) = self.graph.take() {
+            let layout = b.finish().map_err(|detail| Error::Graph {
+                path: self.dir.join(GRAPH_FILE),
+                detail,
+            })?;
+            layout.write(&self.dir)?;
         }
         sync_tree(&self.dir)?;
 
         let mut names = vec![RECORDS_FILE.to_string(), VECTORS_FILE.to_string()];
         if graph {
-            names.push(format!("{GRAPH_BASENAME}.hnsw.graph"));
-            names.push(format!("{GRAPH_BASENAME}.hnsw.data"));
+            names.push(GRAPH_FILE.to_string());
         }
         let meta_dir = self.dir.join(META_DIR);
         let mut meta_files: Vec<String> = std::fs::read_dir(&meta_dir)
