@@ -106,9 +106,16 @@ fn hnormal(h: u64) -> f64 {
 
 /// Latent standardised value of `(model seed, key, t)`.
 fn latent(seed: u64, key: u64, t: u64) -> f64 {
-    hnormal(splitmix64(
-        seed ^ splitmix64(key ^ t.wrapping_mul(0xA076_1D64_78BD_642F)),
-    ))
+    latent_at(seed, position(key, t))
+}
+
+/// The model-independent half of [`latent`]'s hash, shared by every model of a derivation chain.
+fn position(key: u64, t: u64) -> u64 {
+    splitmix64(key ^ t.wrapping_mul(0xA076_1D64_78BD_642F))
+}
+
+fn latent_at(seed: u64, position: u64) -> f64 {
+    hnormal(splitmix64(seed ^ position))
 }
 
 impl Corpus {
@@ -277,10 +284,19 @@ impl Corpus {
         }
         let root_seed = self.seed_of(chain[0].0);
         let mat_seed = self.seed_of(matrices_from);
-        let value = |seed0: u64, steps: &[(usize, f64)], key: u64, t: u64| -> f64 {
-            let mut x = latent(seed0, key, t);
-            for &(idx, sigma) in steps {
-                x = (x + sigma * latent(self.seed_of(idx), key, t)) / (1.0 + sigma * sigma).sqrt();
+        // Each derivation step mixes in its own noise: (seed, relative size, normaliser), computed once.
+        let steps_of = |chain: &[(usize, f64)]| -> Vec<(u64, f64, f64)> {
+            chain
+                .iter()
+                .map(|&(idx, sigma)| (self.seed_of(idx), sigma, (1.0 + sigma * sigma).sqrt()))
+                .collect()
+        };
+        let (matrix_chain, gram_chain) = (steps_of(&matrix_chain), steps_of(&gram_chain));
+        let value = |seed0: u64, steps: &[(u64, f64, f64)], key: u64, t: u64| -> f64 {
+            let at = position(key, t);
+            let mut x = latent_at(seed0, at);
+            for &(seed, sigma, norm) in steps {
+                x = (x + sigma * latent_at(seed, at)) / norm;
             }
             x
         };
