@@ -1,5 +1,6 @@
-//! `provsearch serve`: keep an index open with its HNSW graphs loaded, pick up new commits, and answer queries
-//! over HTTP/1.1 on a loopback port; plus the client that `query` uses when a server is running.
+//! `provsearch serve`: keep an index open with its HNSW graphs checked and warm in the page cache, pick up new
+//! commits, and answer queries over HTTP/1.1 on a loopback port; plus the client that `query` uses when a
+//! server is running.
 //!
 //! Discovery: the server writes `serve.json` (`{"address", "pid", "generation"}`) into the index directory.
 //! Endpoints (JSON bodies): `POST /query/model` ([`ModelRequest`] → [`ModelResponse`]), `POST /query/text`
@@ -246,7 +247,7 @@ pub fn run(index: &IndexArg, listen: &str) -> Result<()> {
         IndexReader::open(&dir).with_context(|| format!("cannot open index {}", dir.display()))?;
     reader
         .load_graphs()
-        .with_context(|| format!("cannot load the graphs of {}", dir.display()))?;
+        .with_context(|| format!("cannot warm the graphs of {}", dir.display()))?;
     let listener =
         TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
