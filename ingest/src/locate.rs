@@ -65,20 +65,49 @@ fn name_of(path: &Path) -> String {
 /// by its stem, except the parts of a model split by gguf-split (`<prefix>-00001-of-00003.gguf`, ...), which
 /// form one model named by the prefix, with every part's path in order (present or not: opening reports a
 /// missing part).
+///
+/// Names are unique. When several models would share one (`x.gguf` beside the parts `x-00001-of-00002.gguf`,
+/// or two split models with the same prefix and different part counts), each split model among them is named
+/// by its first part's stem instead (`x-00001-of-00002`); files whose stems still coincide (`x.gguf` and
+/// `x.GGUF`) are named by their file names.
 pub fn gguf_models(dir: &Path, files: &[PathBuf]) -> Vec<(String, Vec<PathBuf>)> {
-    let mut models = Vec::new();
+    let mut models: Vec<(String, Vec<PathBuf>, Option<SplitName>)> = Vec::new();
     let mut splits = HashSet::new();
     for file in files.iter().filter(|p| has_extension(p, "gguf")) {
         match SplitName::parse(&name_of(file)) {
             Some(split) => {
                 if splits.insert((split.prefix.clone(), split.count)) {
-                    models.push((split.prefix.clone(), split.part_paths(dir)));
+                    models.push((split.prefix.clone(), split.part_paths(dir), Some(split)));
                 }
             }
-            None => models.push((stem_of(file), vec![file.clone()])),
+            None => models.push((stem_of(file), vec![file.clone()], None)),
         }
     }
+    let shared = |models: &[(String, Vec<PathBuf>, Option<SplitName>)], name: &str| {
+        models.iter().filter(|m| m.0 == name).count() > 1
+    };
+    let names: Vec<String> = models
+        .iter()
+        .map(|(name, _, split)| match split {
+            Some(split) if shared(&models, name) => split.first_stem(),
+            _ => name.clone(),
+        })
+        .collect();
+    for (model, name) in models.iter_mut().zip(names) {
+        model.0 = name;
+    }
+    let names: Vec<String> = models
+        .iter()
+        .map(|(name, files, split)| match (split, files.first()) {
+            (None, Some(file)) if shared(&models, name) => name_of(file),
+            _ => name.clone(),
+        })
+        .collect();
     models
+        .into_iter()
+        .zip(names)
+        .map(|((_, files, _), name)| (name, files))
+        .collect()
 }
 
 fn stem_of(path: &Path) -> String {
@@ -163,11 +192,15 @@ pub fn locate_directory(dir: &Path, id: String, revision: Option<String>) -> Res
         .iter()
         .filter_map(|m| m.weight_files.first().map(|f| name_of(f)))
         .collect();
-    let hub = cache_id_of_snapshot(dir).map_or("org/name[@revision]".to_string(), |(id, _)| id);
+    // For a Hub id, the file's path inside the snapshot.
+    let (hub, folder) = in_cache_snapshot(dir).map_or_else(
+        || ("org/name[@revision]".to_string(), String::new()),
+        |(id, _, sub)| (id, if sub.is_empty() { sub } else { sub + "/" }),
+    );
     Err(Error::no_weights(
         dir,
         format!(
-            "the directory holds {} GGUF models ({}); name one file, as `{}` or, for a Hub id, `{hub}:{}`",
+            "the directory holds {} GGUF models ({}); name one file, as `{}` or, for a Hub id, `{hub}:{folder}{}`",
             files.len(),
             files.join(", "),
             dir.join(&files[0]).display(),
@@ -176,9 +209,14 @@ pub fn locate_directory(dir: &Path, id: String, revision: Option<String>) -> Res
     ))
 }
 
-/// A directory's id: `org/name` and the commit for a Hugging Face cache snapshot, else its name.
+/// A directory's id: `org/name` and the commit for a Hugging Face cache snapshot, `org/name/<folder>` and the
+/// commit for a folder inside one (`org/name/Q4_K_M`), else its name.
 fn directory_id(dir: &Path) -> (String, Option<String>) {
-    cache_id_of_snapshot(dir).unwrap_or_else(|| (name_of(dir), None))
+    match in_cache_snapshot(dir) {
+        Some((id, commit, sub)) if sub.is_empty() => (id, Some(commit)),
+        Some((id, commit, sub)) => (format!("{id}/{sub}"), Some(commit)),
+        None => (name_of(dir), None),
+    }
 }
 
 /// Every model at a local path: [`locate_directory_models`] for a directory (a cache repo folder
@@ -237,16 +275,17 @@ pub fn locate_path(path: &Path) -> Result<ModelLocation> {
 }
 
 /// A `.gguf` file named directly: with the other parts of its gguf-split model, if it is one. In a model
-/// directory (a Hugging Face cache snapshot, or one with config.json) its id is the one the directory gives
-/// it ([`locate_directory_models`]: `org/name`, or `org/name/<name>` beside other models), so that a file and
-/// its ingested directory agree. Elsewhere the id is the file stem (the split prefix; the directory name for
-/// `model.gguf`).
+/// directory (a Hugging Face cache snapshot or a folder of one, or a directory with config.json) its id is the
+/// one the directory gives it ([`locate_directory_models`]: `org/name`, or `org/name/<name>` beside other
+/// models; `org/name/<folder>[/<name>]` in a folder of a snapshot), so that a file and its ingested directory
+/// agree. Elsewhere the id is its name among the directory's GGUF models ([`gguf_models`]: the file stem or
+/// the split prefix, unless another model there has the same; the directory name for `model.gguf`).
 fn locate_gguf_file(path: &Path, root: PathBuf) -> Result<ModelLocation> {
     let (name, weight_files) = match SplitName::parse(&name_of(path)) {
         Some(split) => (split.prefix.clone(), split.part_paths(&root)),
         None => (stem_of(path), vec![path.to_path_buf()]),
     };
-    let snapshot = cache_id_of_snapshot(&root);
+    let snapshot = in_cache_snapshot(&root);
     if snapshot.is_some() || root.join("config.json").is_file() {
         let (dir_id, revision) = directory_id(&root);
         // A directory that cannot be listed as models (a broken shard index, say) leaves the file on its own.
@@ -262,6 +301,14 @@ fn locate_gguf_file(path: &Path, root: PathBuf) -> Result<ModelLocation> {
             return Ok(model);
         }
     }
+    let name = list_dir(&root)
+        .ok()
+        .and_then(|files| {
+            gguf_models(&root, &files)
+                .into_iter()
+                .find(|(_, files)| files.first() == weight_files.first())
+        })
+        .map_or(name, |(unique, _)| unique);
     let id = if name == "model" {
         name_of(&root.canonicalize().unwrap_or(root.clone()))
     } else {
@@ -294,6 +341,16 @@ pub fn hf_cache_dir(explicit: Option<&Path>) -> PathBuf {
 pub fn file_selector(spec: &str) -> Option<(&str, &str)> {
     let (repo, file) = spec.split_once(':')?;
     (!file.is_empty() && looks_like_hub_id(repo)).then_some((repo, file))
+}
+
+/// A Hub model: `org/name[@revision]` → (it, no file); `org/name[@revision]:FILE` → (`org/name[@revision]`,
+/// `FILE`) ([`file_selector`]); anything else → `None`. A `:` cannot appear in a Git revision, so it always
+/// starts the file.
+pub fn hub_spec(spec: &str) -> Option<(&str, Option<&str>)> {
+    if spec.contains(':') {
+        return file_selector(spec).map(|(repo, file)| (repo, Some(file)));
+    }
+    looks_like_hub_id(spec).then_some((spec, None))
 }
 
 /// Whether a string looks like a Hub id `org/name[@revision]` rather than a path.
@@ -428,8 +485,23 @@ fn resolve_cache_repo_dir(dir: &Path) -> Option<PathBuf> {
     snapshot.is_dir().then_some(snapshot)
 }
 
+/// A directory in a Hugging Face cache snapshot (the snapshot itself or a folder of it):
+/// `…/models--org--name/snapshots/<commit>/<folder>` → (`org/name`, commit, `<folder>`, `/`-separated and empty
+/// for the snapshot itself).
+fn in_cache_snapshot(dir: &Path) -> Option<(String, String, String)> {
+    let mut folders = Vec::new();
+    for ancestor in dir.ancestors() {
+        if let Some((id, commit)) = cache_id_of_snapshot(ancestor) {
+            folders.reverse();
+            return Some((id, commit, folders.join("/")));
+        }
+        folders.push(ancestor.file_name()?.to_str()?);
+    }
+    None
+}
+
 /// `…/models--org--name/snapshots/<commit>` → (`org/name`, commit).
-fn cache_id_of_snapshot(dir: &Path) -> Option<(String, Option<String>)> {
+fn cache_id_of_snapshot(dir: &Path) -> Option<(String, String)> {
     let commit = dir.file_name()?.to_str()?;
     let snapshots = dir.parent()?;
     if snapshots.file_name()? != "snapshots" {
@@ -437,7 +509,7 @@ fn cache_id_of_snapshot(dir: &Path) -> Option<(String, Option<String>)> {
     }
     let repo = snapshots.parent()?.file_name()?.to_str()?;
     let id = repo.strip_prefix("models--")?.replacen("--", "/", 1);
-    Some((id, Some(commit.to_string())))
+    Some((id, commit.to_string()))
 }
 
 /// Locate a model named by a path, or by a Hub id looked up in the cache.
@@ -446,11 +518,10 @@ pub fn locate(spec: &str, cache_dir: Option<&Path>) -> Result<ModelLocation> {
     if path.exists() {
         return locate_path(path);
     }
-    if file_selector(spec).is_some() {
-        return locate_file_in_cache(spec, &hf_cache_dir(cache_dir));
-    }
-    if looks_like_hub_id(spec) {
-        return locate_in_cache(spec, &hf_cache_dir(cache_dir));
+    match hub_spec(spec) {
+        Some((_, Some(_))) => return locate_file_in_cache(spec, &hf_cache_dir(cache_dir)),
+        Some((_, None)) => return locate_in_cache(spec, &hf_cache_dir(cache_dir)),
+        None => {}
     }
     Err(Error::NotFound {
         spec: spec.to_string(),
@@ -475,5 +546,69 @@ mod tests {
         );
         assert_eq!(file_selector("org/name:"), None);
         assert_eq!(file_selector("a/b/c:x.gguf"), None);
+        assert_eq!(hub_spec("org/name@v1"), Some(("org/name@v1", None)));
+        assert_eq!(
+            hub_spec("org/name:sub/x.gguf"),
+            Some(("org/name", Some("sub/x.gguf")))
+        );
+        assert_eq!(hub_spec("org/name@v1:"), None);
+        assert_eq!(hub_spec("a/b/c:x.gguf"), None);
+    }
+
+    #[test]
+    fn gguf_model_names_are_unique_in_a_directory() {
+        let dir = Path::new("d");
+        let mut files: Vec<PathBuf> = [
+            "x.gguf",
+            "x-00002-of-00002.gguf",
+            "x-00001-of-00002.gguf",
+            "x-00001-of-00003.gguf",
+            "y.gguf",
+            "y.GGUF",
+            "z-00002-of-00002.gguf",
+            "w.gguf",
+            "README.md",
+        ]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+        files.sort();
+        let models = gguf_models(dir, &files);
+        let names: Vec<(&str, usize)> = models
+            .iter()
+            .map(|(name, files)| (name.as_str(), files.len()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("w", 1),
+                ("x-00001-of-00002", 2),
+                ("x-00001-of-00003", 3),
+                ("x", 1),
+                ("y.GGUF", 1),
+                ("y.gguf", 1),
+                ("z", 2),
+            ]
+        );
+        assert_eq!(models[2].1[2], dir.join("x-00003-of-00003.gguf"));
+    }
+
+    #[test]
+    fn folders_of_cache_snapshots_keep_the_hub_id() {
+        let snapshot = Path::new("/c/hub/models--org--name/snapshots/abc");
+        assert_eq!(
+            in_cache_snapshot(snapshot),
+            Some(("org/name".into(), "abc".into(), String::new()))
+        );
+        assert_eq!(
+            in_cache_snapshot(&snapshot.join("Q4_K_M/more")),
+            Some(("org/name".into(), "abc".into(), "Q4_K_M/more".into()))
+        );
+        assert_eq!(
+            directory_id(&snapshot.join("Q4_K_M")),
+            ("org/name/Q4_K_M".to_string(), Some("abc".to_string()))
+        );
+        assert_eq!(in_cache_snapshot(Path::new("/c/hub/elsewhere/x")), None);
+        assert_eq!(in_cache_snapshot(Path::new("x")), None);
     }
 }

@@ -52,9 +52,13 @@ pub struct SplitName {
     pub count: u64,
 }
 
+/// Most parts a model can be split into: `split.count` is a u16.
+pub const MAX_PARTS: u64 = u16::MAX as u64;
+
 impl SplitName {
-    /// Parse a file name (not a path). `None` unless it follows the pattern with `1 <= number <= count` and
-    /// `count >= 2`.
+    /// Parse a file name. `None` unless it follows the pattern with `1 <= number <= count` and
+    /// `2 <= count <=` [`MAX_PARTS`] (so that a name cannot ask for millions of parts). A `/`-separated
+    /// relative path parses too: its directories stay in the prefix, and so in every part's name.
     pub fn parse(file_name: &str) -> Option<SplitName> {
         let stem = file_name
             .len()
@@ -70,7 +74,11 @@ impl SplitName {
                 .flatten()
         };
         let (number, count) = (digits(number)?, digits(count)?);
-        (!prefix.is_empty() && count >= 2 && (1..=count).contains(&number)).then(|| SplitName {
+        let valid = !prefix.is_empty()
+            && !prefix.ends_with('/')
+            && (2..=MAX_PARTS).contains(&count)
+            && (1..=count).contains(&number);
+        valid.then(|| SplitName {
             prefix: prefix.to_string(),
             number,
             count,
@@ -82,11 +90,22 @@ impl SplitName {
         part_file_name(&self.prefix, number, self.count)
     }
 
+    /// The names of every part, in order.
+    pub fn part_names(&self) -> Vec<String> {
+        (1..=self.count).map(|n| self.part_name(n)).collect()
+    }
+
     /// The paths of every part, in order, in directory `dir`.
     pub fn part_paths(&self, dir: &Path) -> Vec<PathBuf> {
         (1..=self.count)
             .map(|n| dir.join(self.part_name(n)))
             .collect()
+    }
+
+    /// The first part's file name without `.gguf` (`model-00001-of-00003`): a name for the model that no other
+    /// split model with the same prefix shares.
+    pub fn first_stem(&self) -> String {
+        format!("{}-{:05}-of-{:05}", self.prefix, 1, self.count)
     }
 }
 
@@ -119,5 +138,22 @@ mod tests {
         assert!(SplitName::parse("-00001-of-00003.gguf").is_none());
         assert!(SplitName::parse("model.gguf").is_none());
         assert!(SplitName::parse("é.gguf").is_none());
+        assert!(SplitName::parse("model-00001-of-65536.gguf").is_none());
+        assert_eq!(
+            SplitName::parse("model-00001-of-65535.gguf").map(|n| n.count),
+            Some(MAX_PARTS)
+        );
+        assert!(SplitName::parse("model-00001-of-99999999999999999999999.gguf").is_none());
+        assert_eq!(n.first_stem(), "Qwen3-8B-Q4_K_M-00001-of-00003");
+        // Paths inside a repository keep their directory in every part's name.
+        let p = SplitName::parse("Q4_K_M/m-00002-of-00002.GGUF").unwrap();
+        assert_eq!(
+            p.part_names(),
+            [
+                "Q4_K_M/m-00001-of-00002.gguf",
+                "Q4_K_M/m-00002-of-00002.gguf"
+            ]
+        );
+        assert!(SplitName::parse("dir/-00001-of-00002.gguf").is_none());
     }
 }

@@ -23,14 +23,12 @@ mod select;
 
 use crate::digest::file_sha256;
 use crate::error::{Error, Result};
-use crate::locate::{
-    hf_cache_dir, locate_in_cache, looks_like_hub_id, split_hub_spec, ModelLocation,
-};
+use crate::locate::{hf_cache_dir, hub_spec, locate_in_cache, split_hub_spec, ModelLocation};
 use hf_hub::api::sync::{ApiBuilder, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 use provsearch_index::schema::SourceFormat;
 use response::Probe;
-use select::{gguf_parts, plan, repo_path, shards_of_index, Plan};
+use select::{model_files, plan, repo_path, shards_of_index, Plan};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -142,18 +140,6 @@ pub struct Fetched {
     pub files: Vec<String>,
     /// Their bytes.
     pub bytes: u64,
-}
-
-/// `org/name[@revision]` → (it, no file); `org/name[@revision]:FILE` → (`org/name[@revision]`, `FILE`); else
-/// `None`.
-fn hub_spec(spec: &str) -> Option<(&str, Option<&str>)> {
-    // A `:` cannot appear in a Git revision, so it always starts the file.
-    match spec.split_once(':') {
-        Some((repo, file)) => {
-            (!file.is_empty() && looks_like_hub_id(repo)).then_some((repo, Some(file)))
-        }
-        None => looks_like_hub_id(spec).then_some((spec, None)),
-    }
 }
 
 /// Whether `spec` names a Hub model [`ensure_cached`] can fetch: `org/name[@revision]`, or one file of it as
@@ -302,8 +288,7 @@ impl<'a> Session<'a> {
         let complete = match self.selection {
             Some(file) => {
                 let path = repo_path(file).ok()?;
-                gguf_parts(&path)
-                    .unwrap_or_else(|| vec![path])
+                model_files(&path)
                     .iter()
                     .all(|f| snapshot.join(f).is_file())
             }
@@ -496,9 +481,18 @@ mod tests {
         assert_eq!(hub_spec("o/n@v1"), Some(("o/n@v1", None)));
         assert_eq!(hub_spec("o/n@v1:m.gguf"), Some(("o/n@v1", Some("m.gguf"))));
         assert_eq!(hub_spec("o/n:"), None);
+        assert_eq!(hub_spec("o/n@v1:"), None);
         assert_eq!(hub_spec("./dir"), None);
-        assert_eq!(gguf_parts("m-00001-of-00002.gguf").unwrap().len(), 2);
-        assert_eq!(gguf_parts("m-00003-of-00002.gguf"), None);
-        assert_eq!(gguf_parts("m.gguf"), None);
+        assert!(is_hub_spec("o/n:sub/m.gguf") && !is_hub_spec("a/b/c"));
+        assert_eq!(model_files("m-00001-of-00002.gguf").len(), 2);
+        assert_eq!(
+            model_files("sub/m-00002-of-00002.gguf"),
+            ["sub/m-00001-of-00002.gguf", "sub/m-00002-of-00002.gguf"]
+        );
+        assert_eq!(
+            model_files("m-00003-of-00002.gguf"),
+            ["m-00003-of-00002.gguf"]
+        );
+        assert_eq!(model_files("m.gguf"), ["m.gguf"]);
     }
 }

@@ -2,6 +2,7 @@
 //! to stay inside the snapshot.
 
 use super::clip;
+use provsearch_formats::gguf::split::SplitName;
 use std::path::Path;
 
 /// Files a fingerprint reads beside the weights; each is downloaded when the repository lists it.
@@ -31,29 +32,10 @@ const PICKLE_EXTENSIONS: &[&str] = &["bin", "pt", "pth", "ckpt", "pkl", "pickle"
 
 const INDEX_FILE: &str = "model.safetensors.index.json";
 
-/// gguf-split's part names, `<prefix>-00001-of-00003.gguf`: the names of every part of the model `name` is a
-/// part of, or `None` when it is not a part.
-pub(super) fn gguf_parts(name: &str) -> Option<Vec<String>> {
-    let stem = name
-        .len()
-        .checked_sub(5)
-        .filter(|&i| name.is_char_boundary(i) && name[i..].eq_ignore_ascii_case(".gguf"))
-        .map(|i| &name[..i])?;
-    let (rest, count) = stem.rsplit_once("-of-")?;
-    let (prefix, number) = rest.rsplit_once('-')?;
-    let digits = |s: &str| -> Option<u64> {
-        (s.len() >= 5 && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    let (number, count) = (digits(number)?, digits(count)?);
-    (!prefix.is_empty() && (2..=10_000).contains(&count) && (1..=count).contains(&number)).then(
-        || {
-            (1..=count)
-                .map(|n| format!("{prefix}-{n:05}-of-{count:05}.gguf"))
-                .collect()
-        },
-    )
+/// The names of every part of the gguf-split model that the repository path `name` is a part of
+/// (`<prefix>-00001-of-00003.gguf`, ...), or `name` alone when it is not a part.
+pub(super) fn model_files(name: &str) -> Vec<String> {
+    SplitName::parse(name).map_or_else(|| vec![name.to_string()], |s| s.part_names())
 }
 
 fn extension(name: &str) -> Option<String> {
@@ -130,7 +112,7 @@ pub(super) fn plan(
                 clip(file)
             ));
         }
-        let weights = gguf_parts(&path).unwrap_or_else(|| vec![path.clone()]);
+        let weights = model_files(&path);
         if let Some(missing) = weights.iter().find(|w| !listed(w)) {
             return Err(format!("the repository does not list `{}`", clip(missing)));
         }
@@ -160,7 +142,7 @@ pub(super) fn plan(
     } else if !of_kind("gguf").is_empty() {
         let mut models: Vec<Vec<String>> = Vec::new();
         for name in of_kind("gguf") {
-            let files = gguf_parts(&name).unwrap_or_else(|| vec![name.clone()]);
+            let files = model_files(&name);
             if !models.contains(&files) {
                 models.push(files);
             }
@@ -306,6 +288,10 @@ mod tests {
         assert_eq!(p.weights, names(&["b.Q8_0.gguf"]));
         assert!(super::plan("o/n", &names(&both), Some("c.gguf")).is_err());
         assert!(super::plan("o/n", &names(&split), Some("m-00001-of-00003.gguf")).is_err());
+        // A split model in a folder of the repository: every part, in that folder.
+        let sub = ["sub/m-00001-of-00002.gguf", "sub/m-00002-of-00002.gguf"];
+        let p = super::plan("o/n", &names(&sub), Some("sub/m-00002-of-00002.gguf")).unwrap();
+        assert_eq!(p.weights, names(&sub));
         assert!(super::plan("o/n", &names(&both), Some("config.json")).is_err());
 
         let e = plan(&["config.json", "pytorch_model.bin"]).unwrap_err();

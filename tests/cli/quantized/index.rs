@@ -431,3 +431,123 @@ fn gguf_split_parts_are_read_as_one_model() {
         run.stderr
     );
 }
+
+/// GGUF ids are unique and keep their Hub id: a folder of a cache snapshot (`Q8_0/…`, as some repos ship one
+/// quantization per folder) gives `org/name/<folder>[/<name>]`, whether named by `org/name:FILE`, by path or
+/// ingested as a directory; and `x.gguf` beside the parts of a split `x` is another model with another id,
+/// in a snapshot and in a plain directory.
+#[test]
+fn gguf_ids_in_snapshot_folders_and_beside_split_parts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = build(&spec(43));
+    let hub = tmp.path().join("hub");
+    let repo = hub.join("models--acme--folders");
+    let snapshot = repo.join("snapshots").join(COMMIT);
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), COMMIT).unwrap();
+    let (q4, q8) = (snapshot.join("Q4_0"), snapshot.join("Q8_0"));
+    std::fs::create_dir_all(&q4).unwrap();
+    std::fs::create_dir_all(&q8).unwrap();
+    write_gguf(&ckpt, &q4.join("smol-Q4_0.gguf"), GgmlType::Q4_0);
+    // In Q8_0/: `m.gguf`, and `m` split in two parts.
+    write_gguf(&ckpt, &q8.join("m.gguf"), GgmlType::Q8_0);
+    let parts = gguf_writer(&ckpt, GgmlType::Q8_0).split(11, false);
+    for (i, part) in parts.iter().enumerate() {
+        part.write(&q8.join(part_file_name("m", i as u64 + 1, 2)))
+            .unwrap();
+    }
+    let hub_s = hub.to_str().unwrap();
+    let source = |spec: &str| -> Value {
+        let run = ok(provsearch([
+            "fingerprint",
+            spec,
+            "--hf-cache",
+            hub_s,
+            "--json",
+            "--no-digest",
+        ]));
+        let f: Value = serde_json::from_str(&run.stdout).unwrap();
+        f["source"].clone()
+    };
+    let id_of = |spec: &str| {
+        let s = source(spec);
+        assert_eq!(s["revision"], COMMIT, "{spec}: {s}");
+        (
+            s["id"].as_str().unwrap().to_string(),
+            s["files"].as_array().unwrap().len(),
+        )
+    };
+    let q4_file = q4.join("smol-Q4_0.gguf");
+    for spec in [
+        "acme/folders:Q4_0/smol-Q4_0.gguf",
+        q4_file.to_str().unwrap(),
+    ] {
+        assert_eq!(id_of(spec), ("acme/folders/Q4_0".to_string(), 1), "{spec}");
+    }
+    let split_part = q8.join(part_file_name("m", 2, 2));
+    for (spec, id, files) in [
+        ("acme/folders:Q8_0/m.gguf", "acme/folders/Q8_0/m", 1),
+        (
+            "acme/folders:Q8_0/m-00002-of-00002.gguf",
+            "acme/folders/Q8_0/m-00001-of-00002",
+            2,
+        ),
+        (
+            split_part.to_str().unwrap(),
+            "acme/folders/Q8_0/m-00001-of-00002",
+            2,
+        ),
+    ] {
+        assert_eq!(id_of(spec), (id.to_string(), files), "{spec}");
+    }
+
+    // Ingested as a directory: the same two ids, both added.
+    let index = tmp.path().join("index");
+    let run = ok(provsearch([
+        "ingest",
+        q8.to_str().unwrap(),
+        "--index",
+        index.to_str().unwrap(),
+        "--json",
+        "--no-digest",
+    ]));
+    let mut ids: Vec<(String, String)> = json_lines(&run.stdout)
+        .into_iter()
+        .filter(|l| l["event"] == "model")
+        .map(|l| {
+            (
+                l["id"].as_str().unwrap_or_default().to_string(),
+                l["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            ("acme/folders/Q8_0/m".to_string(), "added".to_string()),
+            (
+                "acme/folders/Q8_0/m-00001-of-00002".to_string(),
+                "added".to_string()
+            ),
+        ]
+    );
+
+    // A plain directory: file ids are the names, unique as well.
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    for entry in std::fs::read_dir(&q8).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, plain.join(path.file_name().unwrap())).unwrap();
+    }
+    for (file, id) in [
+        ("m.gguf", "m"),
+        ("m-00001-of-00002.gguf", "m-00001-of-00002"),
+    ] {
+        let s = source(plain.join(file).to_str().unwrap());
+        assert_eq!((s["id"].as_str(), &s["revision"]), (Some(id), &Value::Null));
+    }
+    std::fs::remove_file(plain.join("m.gguf")).unwrap();
+    let s = source(plain.join("m-00002-of-00002.gguf").to_str().unwrap());
+    assert_eq!(s["id"], "m", "alone, a split model is named by its prefix");
+}
