@@ -29,6 +29,7 @@ pub mod split;
 #[cfg(feature = "gguf-writer")]
 pub mod writer;
 
+pub use crate::strings::StringList;
 pub use dequant::{dequantize, DequantError, GgmlType};
 
 use crate::error::{Error, Result};
@@ -64,8 +65,11 @@ pub enum GgufValue {
     Bool(bool),
     /// Type 8 (invalid UTF-8 is replaced by U+FFFD).
     String(String),
-    /// Type 9: elements of one type.
+    /// Type 9: elements of one type, other than strings.
     Array(Vec<GgufValue>),
+    /// Type 9 with elements of type 8: an array of strings, packed into one buffer (a vocabulary holds
+    /// hundreds of thousands of them). [`GgufFile::parse`] gives every array of strings this form.
+    StringArray(Box<StringList>),
     /// Type 10.
     U64(u64),
     /// Type 11.
@@ -131,10 +135,27 @@ impl GgufValue {
         }
     }
 
-    /// An array value.
+    /// An array value (`None` for an array of strings: see [`GgufValue::as_string_array`]).
     pub fn as_array(&self) -> Option<&[GgufValue]> {
         match self {
             GgufValue::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// An array of strings.
+    pub fn as_string_array(&self) -> Option<&StringList> {
+        match self {
+            GgufValue::StringArray(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The number of elements of an array value, of either form.
+    pub fn array_len(&self) -> Option<usize> {
+        match self {
+            GgufValue::Array(a) => Some(a.len()),
+            GgufValue::StringArray(a) => Some(a.len()),
             _ => None,
         }
     }
@@ -209,6 +230,9 @@ impl GgufHeader {
 pub struct GgufFile {
     path: PathBuf,
     mmap: memmap2::Mmap,
+    /// The same file, for [`GgufFile::pread_f32`].
+    #[cfg_attr(not(unix), allow(dead_code))]
+    file: std::fs::File,
     header: GgufHeader,
 }
 
@@ -250,6 +274,7 @@ impl GgufFile {
         Ok(GgufFile {
             path: path.to_path_buf(),
             mmap,
+            file,
             header,
         })
     }
@@ -303,7 +328,40 @@ impl GgufFile {
     /// that cover the range are decoded, so single elements are cheap and whole tensors can be streamed in
     /// chunks of any size.
     pub fn read_f32(&self, tensor: &GgufTensor, start: u64, out: &mut [f32]) -> Result<()> {
-        self.view().read_f32(tensor, start, out)
+        let view = self.view();
+        let mut blocks = Mapped {
+            data: view.slice(tensor, tensor.offset, tensor.len)?,
+        };
+        view.read_f32(tensor, start, out, &mut blocks)
+    }
+
+    /// [`GgufFile::read_f32`] through `pread` instead of the memory map: the same values, but the blocks are
+    /// copied from the page cache into a reused per-thread buffer (at most [`PREAD_BYTES`] at a time), so no
+    /// page of the map is faulted in and nothing needs releasing afterwards. Cheaper for scattered rows (no
+    /// page-table entries to set up and tear down) and for long streams alike. Reads through the map on
+    /// platforms without `pread`.
+    pub fn pread_f32(&self, tensor: &GgufTensor, start: u64, out: &mut [f32]) -> Result<()> {
+        #[cfg(unix)]
+        {
+            thread_local! {
+                static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+            let view = self.view();
+            // The same bounds check as a mapped read: the tensor's bytes lie in the file.
+            view.slice(tensor, tensor.offset, tensor.len)?;
+            BUF.with(|buf| {
+                let mut blocks = Pread {
+                    file: &self.file,
+                    path: &self.path,
+                    offset: tensor.offset,
+                    len: tensor.len,
+                    buf: &mut buf.borrow_mut(),
+                };
+                view.read_f32(tensor, start, out, &mut blocks)
+            })
+        }
+        #[cfg(not(unix))]
+        self.read_f32(tensor, start, out)
     }
 
     /// Tell the kernel that the mapped pages holding logical elements `start .. start + count` of a tensor are
@@ -401,8 +459,14 @@ impl<'a> FileView<'a> {
         }
     }
 
-    /// See [`GgufFile::read_f32`].
-    fn read_f32(&self, tensor: &GgufTensor, start: u64, out: &mut [f32]) -> Result<()> {
+    /// See [`GgufFile::read_f32`]; the tensor's bytes come from `blocks`.
+    fn read_f32(
+        &self,
+        tensor: &GgufTensor,
+        start: u64,
+        out: &mut [f32],
+        blocks: &mut impl Blocks,
+    ) -> Result<()> {
         let numel = tensor.numel();
         let end = start.checked_add(out.len() as u64).filter(|&e| e <= numel);
         if end.is_none() {
@@ -425,9 +489,8 @@ impl<'a> FileView<'a> {
                 ),
             });
         }
-        let data = self.slice(tensor, tensor.offset, tensor.len)?;
         let Some(heads) = tensor.unpermute_heads else {
-            return self.decode_range(tensor, data, start, out);
+            return self.decode_range(tensor, blocks, start, out);
         };
         // A permuted 2-D weight has rows of ne[0] elements; a permuted 1-D bias has rows of one element.
         let cols = if tensor.dims.len() >= 2 {
@@ -449,57 +512,125 @@ impl<'a> FileView<'a> {
             let (row, col) = (pos / cols, pos % cols);
             let take = ((cols - col) as usize).min(out.len() - done);
             let stored = names::permuted_row(row, head_dim) * cols + col;
-            self.decode_range(tensor, data, stored, &mut out[done..done + take])?;
+            self.decode_range(tensor, blocks, stored, &mut out[done..done + take])?;
             done += take;
             pos += take as u64;
         }
         Ok(())
     }
 
-    /// Decode stored elements `start .. start + out.len()` of `data` (the tensor's bytes).
-    fn decode_range(
+    /// Decode stored elements `start .. start + out.len()` of a tensor, fetching the blocks that cover them
+    /// from `blocks` (all at once, or in pieces of at most [`Blocks::MAX_BYTES`]).
+    fn decode_range<B: Blocks>(
         &self,
         tensor: &GgufTensor,
-        data: &[u8],
+        blocks: &mut B,
         start: u64,
         out: &mut [f32],
     ) -> Result<()> {
         let ty = tensor.ggml_type;
-        let (bs, ts) = (ty.block_size() as u64, ty.type_size());
-        let mut block = start / bs;
-        let mut skip = (start % bs) as usize;
+        let (bs, ts) = (ty.block_size(), ty.type_size());
+        let mut block = start / bs as u64;
+        let mut skip = (start % bs as u64) as usize;
         let mut done = 0usize;
         let fail = |e: DequantError| self.tensor_error(tensor, e.to_string());
-        let block_bytes = |first: u64, count: usize| -> Result<&[u8]> {
-            let s = usize::try_from(first).ok().and_then(|f| f.checked_mul(ts));
-            let e = s.and_then(|s| count.checked_mul(ts).and_then(|n| s.checked_add(n)));
-            s.zip(e).and_then(|(s, e)| data.get(s..e)).ok_or_else(|| {
-                self.tensor_error(tensor, format!("block {first} is outside the tensor data"))
-            })
+        let outside = |first: u64| {
+            self.tensor_error(tensor, format!("block {first} is outside the tensor data"))
         };
+        let per_fetch = (B::MAX_BYTES / ts).max(1);
         while done < out.len() {
-            let left = out.len() - done;
-            if skip == 0 && left >= bs as usize {
-                // Whole blocks straight into the output.
-                let count = left / bs as usize;
-                let n = count * bs as usize;
-                dequantize(ty, block_bytes(block, count)?, &mut out[done..done + n])
+            // The blocks covering the rest of the range, or as many as one fetch takes.
+            let wanted = (skip + out.len() - done).div_ceil(bs).min(per_fetch);
+            let offset = block.checked_mul(ts as u64).ok_or_else(|| outside(block))?;
+            let bytes = blocks
+                .fetch(offset, wanted * ts)
+                .map_err(|e| e.unwrap_or_else(|| outside(block)))?;
+            let mut at = 0usize;
+            while at < wanted && done < out.len() {
+                let left = out.len() - done;
+                if skip == 0 && left >= bs {
+                    // Whole blocks straight into the output.
+                    let count = (left / bs).min(wanted - at);
+                    let n = count * bs;
+                    dequantize(
+                        ty,
+                        &bytes[at * ts..(at + count) * ts],
+                        &mut out[done..done + n],
+                    )
                     .map_err(fail)?;
-                done += n;
-                block += count as u64;
-            } else {
-                // A partial block: decode it aside and copy the part that is wanted.
-                let mut tmp = [0f32; dequant::MAX_BLOCK];
-                let tmp = &mut tmp[..bs as usize];
-                dequantize(ty, block_bytes(block, 1)?, tmp).map_err(fail)?;
-                let take = (bs as usize - skip).min(left);
-                out[done..done + take].copy_from_slice(&tmp[skip..skip + take]);
-                done += take;
-                skip = 0;
-                block += 1;
+                    done += n;
+                    at += count;
+                } else {
+                    // A partial block: decode it aside and copy the part that is wanted.
+                    let mut tmp = [0f32; dequant::MAX_BLOCK];
+                    let tmp = &mut tmp[..bs];
+                    dequantize(ty, &bytes[at * ts..(at + 1) * ts], tmp).map_err(fail)?;
+                    let take = (bs - skip).min(left);
+                    out[done..done + take].copy_from_slice(&tmp[skip..skip + take]);
+                    done += take;
+                    skip = 0;
+                    at += 1;
+                }
             }
+            block += at as u64;
         }
         Ok(())
+    }
+}
+
+/// Where the bytes of a tensor being read come from.
+trait Blocks {
+    /// Most bytes asked for at once.
+    const MAX_BYTES: usize;
+    /// Bytes `offset .. offset + len` of the tensor's data. `Err(None)` when they lie outside it.
+    fn fetch(&mut self, offset: u64, len: usize) -> std::result::Result<&[u8], Option<Error>>;
+}
+
+/// A tensor's bytes in the memory map (or a file image).
+struct Mapped<'a> {
+    data: &'a [u8],
+}
+
+impl Blocks for Mapped<'_> {
+    const MAX_BYTES: usize = usize::MAX;
+
+    fn fetch(&mut self, offset: u64, len: usize) -> std::result::Result<&[u8], Option<Error>> {
+        let s = usize::try_from(offset).ok();
+        s.and_then(|s| s.checked_add(len).and_then(|e| self.data.get(s..e)))
+            .ok_or(None)
+    }
+}
+
+/// Bytes read with `pread` at a time by [`GgufFile::pread_f32`] (a range is read in pieces of whole blocks).
+pub const PREAD_BYTES: usize = 1 << 18;
+
+/// A tensor's bytes read from the file with `pread` into a buffer.
+#[cfg(unix)]
+struct Pread<'a> {
+    file: &'a std::fs::File,
+    path: &'a Path,
+    /// The tensor's first byte in the file, and its length.
+    offset: u64,
+    len: u64,
+    buf: &'a mut Vec<u8>,
+}
+
+#[cfg(unix)]
+impl Blocks for Pread<'_> {
+    const MAX_BYTES: usize = PREAD_BYTES;
+
+    fn fetch(&mut self, offset: u64, len: usize) -> std::result::Result<&[u8], Option<Error>> {
+        use std::os::unix::fs::FileExt;
+        let end = offset.checked_add(len as u64).filter(|&e| e <= self.len);
+        let at = self.offset.checked_add(offset);
+        let (Some(_), Some(at)) = (end, at) else {
+            return Err(None);
+        };
+        self.buf.resize(len, 0);
+        self.file
+            .read_exact_at(self.buf, at)
+            .map_err(|e| Some(Error::io(self.path, e)))?;
+        Ok(self.buf)
     }
 }
 
@@ -511,7 +642,11 @@ pub(crate) fn read_f32_in(
     start: u64,
     out: &mut [f32],
 ) -> Result<()> {
-    FileView { path, bytes }.read_f32(tensor, start, out)
+    let view = FileView { path, bytes };
+    let mut blocks = Mapped {
+        data: view.slice(tensor, tensor.offset, tensor.len)?,
+    };
+    view.read_f32(tensor, start, out, &mut blocks)
 }
 
 /// [`GgufFile::vocabulary`] of a parsed header.
@@ -602,6 +737,55 @@ impl<'a> Cursor<'a> {
         self.take(n, what)
     }
 
+    /// `n` strings (the elements of an array of strings), each its length and bytes: one copy of all the bytes
+    /// and one UTF-8 check over them (a vocabulary holds a few hundred thousand short strings).
+    fn strings(&mut self, n: usize, key: &str) -> Result<StringList> {
+        // Find where the strings end, checking each length against the bytes left.
+        let (start, mut total) = (self.pos, 0usize);
+        let mut ends = Vec::with_capacity(n);
+        for _ in 0..n {
+            let rest = &self.bytes[self.pos..];
+            let len = rest
+                .first_chunk::<8>()
+                .map(|l| u64::from_le_bytes(*l))
+                .and_then(|l| usize::try_from(l).ok())
+                .filter(|&l| l <= rest.len() - 8);
+            let Some(len) = len else {
+                // Truncated: the single-string reader says how.
+                self.bytes_string(key)?;
+                return Err(self.corrupt(format!("metadata `{key}`: truncated string")));
+            };
+            self.pos += 8 + len;
+            total += len;
+            ends.push(total);
+        }
+        let mut text = Vec::with_capacity(total);
+        let mut at = start;
+        let mut begin = 0;
+        for &end in &ends {
+            let len = end - begin;
+            text.extend_from_slice(&self.bytes[at + 8..at + 8 + len]);
+            at += 8 + len;
+            begin = end;
+        }
+        // The strings are valid UTF-8 each exactly when their concatenation is and every one ends on a
+        // character boundary of it. Otherwise each string is converted on its own, as a single string is.
+        let (text, ends) = match String::from_utf8(text) {
+            Ok(text) => match StringList::from_parts(text, ends) {
+                Ok(list) => return Ok(list),
+                Err((text, ends)) => (text.into_bytes(), ends),
+            },
+            Err(e) => (e.into_bytes(), ends),
+        };
+        let mut a = StringList::with_capacity(n);
+        let mut begin = 0;
+        for &end in &ends {
+            a.push_lossy(&text[begin..end]);
+            begin = end;
+        }
+        Ok(a)
+    }
+
     fn strict_string(&mut self, what: &str) -> Result<String> {
         let at = self.pos;
         let b = self.bytes_string(what)?;
@@ -634,6 +818,14 @@ impl<'a> Cursor<'a> {
                     ))
                 })?;
                 let n = self.count(min, &format!("metadata `{key}` array length"))?;
+                if elem == 8 {
+                    return Ok(GgufValue::StringArray(Box::new(self.strings(n, key)?)));
+                }
+                // Numbers and booleans: all the bytes at once (a vocabulary's token types and scores).
+                if let Some(size) = value_min_size(elem).filter(|_| !matches!(elem, 8 | 9)) {
+                    let bytes = self.take(n * size, key)?;
+                    return Ok(GgufValue::Array(numbers(elem, bytes)));
+                }
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
                     v.push(self.value(elem, depth + 1, key)?);
@@ -645,6 +837,30 @@ impl<'a> Cursor<'a> {
             12 => GgufValue::F64(f64::from_le_bytes(self.array(key)?)),
             _ => return Err(self.corrupt(format!("metadata `{key}`: unknown value type {ty}"))),
         })
+    }
+}
+
+/// The elements of an array of numbers or booleans of type `ty` (0–7, 10–12), from exactly their bytes.
+fn numbers(ty: u32, bytes: &[u8]) -> Vec<GgufValue> {
+    fn each<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> GgufValue) -> Vec<GgufValue> {
+        bytes
+            .chunks_exact(N)
+            .map(|c| f(c.first_chunk::<N>().copied().unwrap_or([0; N])))
+            .collect()
+    }
+    match ty {
+        0 => each(bytes, |[b]| GgufValue::U8(b)),
+        1 => each(bytes, |[b]| GgufValue::I8(b as i8)),
+        2 => each(bytes, |b| GgufValue::U16(u16::from_le_bytes(b))),
+        3 => each(bytes, |b| GgufValue::I16(i16::from_le_bytes(b))),
+        4 => each(bytes, |b| GgufValue::U32(u32::from_le_bytes(b))),
+        5 => each(bytes, |b| GgufValue::I32(i32::from_le_bytes(b))),
+        6 => each(bytes, |b| GgufValue::F32(f32::from_le_bytes(b))),
+        7 => each(bytes, |[b]| GgufValue::Bool(b != 0)),
+        10 => each(bytes, |b| GgufValue::U64(u64::from_le_bytes(b))),
+        11 => each(bytes, |b| GgufValue::I64(i64::from_le_bytes(b))),
+        12 => each(bytes, |b| GgufValue::F64(f64::from_le_bytes(b))),
+        _ => Vec::new(),
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`config`]: `config.json` with the reference's alias table.
 //! - [`tokenizer`]: tokenizer files of every common kind into one [`tokenizer::Vocabulary`].
 //! - [`card`]: README front matter.
+//! - [`strings`]: lists of many short strings in one buffer.
 //! - [`fuzzing`]: the fuzz entry points (never panic on any input).
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod gguf;
 pub mod safetensors;
+pub mod strings;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@
 mod json;
 
 use crate::error::{Error, Result};
+use crate::strings::StringList;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -73,8 +74,9 @@ pub struct Vocabulary {
     pub tokens: Vec<(String, u32)>,
     /// Added tokens (content, id, special flag).
     pub added_tokens: Vec<(String, u32, bool)>,
-    /// BPE merges as `"a b"` strings, in order; empty for non-BPE.
-    pub merges: Vec<String>,
+    /// BPE merges as `"a b"` strings, in order; empty for non-BPE. One buffer for all of them (a vocabulary
+    /// has up to a few hundred thousand).
+    pub merges: StringList,
     /// Whether the normalizer lower-cases input (BERT uncased): anchors are then looked up lower-cased.
     pub lowercase: bool,
     /// `tokenizer_config.json:tokenizer_class`, when present.
@@ -247,7 +249,7 @@ struct JsonParts {
     kind: TokenizerModelKind,
     /// The model vocabulary (without added tokens).
     tokens: Vec<(String, u32)>,
-    merges: Vec<String>,
+    merges: StringList,
     added_tokens: Vec<(String, u32, bool)>,
     /// `model.unk_token` when it is a string (not Unigram).
     unk_token: Option<String>,
@@ -292,7 +294,7 @@ fn typed_parts(file: json::TokenizerFile) -> Option<(JsonParts, Components)> {
     };
     let merges = match kind {
         TokenizerModelKind::Bpe => model.merges.unwrap_or_default(),
-        _ => Vec::new(),
+        _ => StringList::new(),
     };
     let added_tokens = file
         .added_tokens
@@ -385,17 +387,19 @@ fn parse_tokenizer_json_value(path: &Path, text: &str) -> Result<Vocabulary> {
         }
     }
 
-    let mut merges = Vec::new();
+    let mut merges = StringList::new();
     if kind == TokenizerModelKind::Bpe {
         match model.get("merges") {
             None | Some(Value::Null) => {}
             Some(Value::Array(list)) => {
-                merges.reserve(list.len());
+                merges = StringList::with_capacity(list.len());
                 for (i, m) in list.iter().enumerate() {
-                    let merge = match m {
-                        Value::String(s) => s.clone(),
+                    match m {
+                        Value::String(s) => merges.push(s),
                         Value::Array(pair) => match pair.as_slice() {
-                            [Value::String(a), Value::String(b)] => format!("{a} {b}"),
+                            [Value::String(a), Value::String(b)] => {
+                                merges.push_concat(&[a, " ", b])
+                            }
                             _ => {
                                 return Err(json_err(
                                     path,
@@ -409,8 +413,7 @@ fn parse_tokenizer_json_value(path: &Path, text: &str) -> Result<Vocabulary> {
                                 format!("`model.merges[{i}]` is not a string or a pair"),
                             ))
                         }
-                    };
-                    merges.push(merge);
+                    }
                 }
             }
             Some(_) => return Err(json_err(path, "`model.merges` is not a list")),
@@ -566,7 +569,7 @@ pub fn parse_vocab_txt(path: &Path, text: &str) -> Result<Vocabulary> {
         convention: Convention::WordPiece,
         tokens,
         added_tokens: Vec::new(),
-        merges: Vec::new(),
+        merges: StringList::new(),
         lowercase: false,
         tokenizer_class: None,
         special: SpecialTokens {
@@ -590,16 +593,14 @@ pub fn parse_gpt2_vocab(path: &Path, vocab_json: &str, merges_txt: &str) -> Resu
     };
 
     let merges_path = path.with_file_name("merges.txt");
-    let mut merges = Vec::new();
+    let mut merges = StringList::new();
     for (i, line) in merges_txt.lines().enumerate() {
         if (i == 0 && line.starts_with("#version")) || line.is_empty() {
             continue;
         }
         let mut parts = line.split(' ');
         match (parts.next(), parts.next(), parts.next()) {
-            (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty() => {
-                merges.push(line.to_string())
-            }
+            (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty() => merges.push(line),
             _ => {
                 return Err(Error::corrupt(
                     &merges_path,
@@ -730,7 +731,7 @@ pub fn parse_sentencepiece_model(path: &Path, bytes: &[u8]) -> Result<Vocabulary
         convention: Convention::Metaspace,
         tokens,
         added_tokens,
-        merges: Vec::new(),
+        merges: StringList::new(),
         lowercase: false,
         tokenizer_class: None,
         special: SpecialTokens {

@@ -2,7 +2,7 @@
 //! crate's own writer for every quantizer, random access, and bad input.
 
 use provsearch_formats::gguf::writer::{llama_permute, quantize, GgufWriter};
-use provsearch_formats::gguf::{dequantize, GgmlType, GgufFile, GgufValue};
+use provsearch_formats::gguf::{dequantize, GgmlType, GgufFile, GgufTensor, GgufValue};
 use provsearch_formats::tokenizer::{Convention, TokenizerModelKind};
 use provsearch_formats::Error;
 use std::path::{Path, PathBuf};
@@ -122,7 +122,7 @@ fn smollm2_header_config_and_vocabulary() {
         (TokenizerModelKind::Bpe, Convention::ByteLevel)
     );
     assert_eq!(v.merges.len(), 48900);
-    assert_eq!(v.merges[0], "Ġ t");
+    assert_eq!(&v.merges[0], "Ġ t");
     assert_eq!(v.tokens[1], ("<|im_start|>".to_string(), 1));
     assert!(v
         .tokens
@@ -525,33 +525,66 @@ fn random_access_matches_a_full_read() {
         for name in ["blk.0.attn_q.weight", "blk.0.ffn_down.weight"] {
             let t = f.tensor(name).unwrap();
             let full = read_all(&f, name);
-            // Single elements at scattered positions.
-            let n = t.numel();
-            for i in 0..500u64 {
-                let pos = (i * 7919 + i * i * 31) % n;
-                let mut one = [0f32];
-                f.read_f32(t, pos, &mut one).unwrap();
-                assert_eq!(one[0], full[pos as usize], "{ty} {name} element {pos}");
+            // Through the map and with pread.
+            for pread in [false, true] {
+                let read = |start: u64, out: &mut [f32]| match pread {
+                    false => f.read_f32(t, start, out),
+                    true => f.pread_f32(t, start, out),
+                };
+                // Single elements at scattered positions.
+                let n = t.numel();
+                for i in 0..500u64 {
+                    let pos = (i * 7919 + i * i * 31) % n;
+                    let mut one = [0f32];
+                    read(pos, &mut one).unwrap();
+                    assert_eq!(one[0], full[pos as usize], "{ty} {name} element {pos}");
+                }
+                // Odd-sized chunks that straddle blocks and rows.
+                let mut start = 0u64;
+                let mut chunk = vec![0f32; 1001];
+                while start < n {
+                    let k = chunk.len().min((n - start) as usize);
+                    read(start, &mut chunk[..k]).unwrap();
+                    assert_eq!(
+                        chunk[..k],
+                        full[start as usize..start as usize + k],
+                        "{ty} {name} chunk at {start}"
+                    );
+                    start += k as u64;
+                }
+                // Out of range.
+                let mut two = [0f32; 2];
+                assert!(matches!(read(n - 1, &mut two), Err(Error::Tensor { .. })));
             }
-            // Odd-sized chunks that straddle blocks and rows.
-            let mut start = 0u64;
-            let mut chunk = vec![0f32; 1001];
-            while start < n {
-                let k = chunk.len().min((n - start) as usize);
-                f.read_f32(t, start, &mut chunk[..k]).unwrap();
-                assert_eq!(
-                    chunk[..k],
-                    full[start as usize..start as usize + k],
-                    "{ty} {name} chunk at {start}"
-                );
-                start += k as u64;
-            }
-            // Out of range.
-            let mut two = [0f32; 2];
-            assert!(matches!(
-                f.read_f32(t, n - 1, &mut two),
-                Err(Error::Tensor { .. })
-            ));
+        }
+    }
+}
+
+/// A read longer than one pread buffer ([`PREAD_BYTES`]) is read in pieces of whole blocks, from any start.
+#[test]
+fn long_preads_come_in_pieces_with_the_same_values() {
+    use provsearch_formats::gguf::PREAD_BYTES;
+    let (rows, cols) = (192usize, 4096usize);
+    let values = gaussian(rows * cols, 5, 0.02);
+    for ty in [GgmlType::Q8_0, GgmlType::Q4K, GgmlType::F32] {
+        let mut w = GgufWriter::new();
+        w.add_string("general.architecture", "llama");
+        w.add_tensor(
+            "blk.0.ffn_up.weight",
+            ty,
+            &[rows as u64, cols as u64],
+            &values,
+        )
+        .unwrap();
+        let (_dir, path) = write_temp(&w.to_bytes());
+        let f = GgufFile::open(&path).unwrap();
+        let t = &f.tensors()[0];
+        assert!(t.len as usize > PREAD_BYTES, "{ty}: {} bytes", t.len);
+        let full = read_all(&f, &t.name);
+        for start in [0usize, 1, 31, 257, 5000] {
+            let mut got = vec![0f32; rows * cols - start - 3];
+            f.pread_f32(t, start as u64, &mut got).unwrap();
+            assert_eq!(got, full[start..start + got.len()], "{ty} from {start}");
         }
     }
 }
@@ -1027,9 +1060,79 @@ fn hand_built_tensors_cannot_make_reads_panic() {
         f.read_f32(&t, u64::MAX - 100, &mut out).is_err(),
         "overflowing dims"
     );
-    let mut t = good;
+    let mut t = good.clone();
     t.dims = vec![0, 256];
     assert!(f.read_f32(&t, 0, &mut out).is_err(), "empty rows");
+    // The same through pread.
+    for (what, change) in [
+        (
+            "more heads than rows",
+            (|t: &mut GgufTensor| t.unpermute_heads = Some(1000)) as fn(&mut GgufTensor),
+        ),
+        ("offset beyond the file", |t| t.offset = u64::MAX - 4),
+        ("length shorter than the blocks", |t| t.len = 10),
+        ("data past the end of the file", |t| t.offset += 1 << 20),
+        ("empty rows", |t| t.dims = vec![0, 256]),
+    ] {
+        let mut t = good.clone();
+        change(&mut t);
+        assert!(f.pread_f32(&t, 0, &mut out).is_err(), "{what}");
+    }
+}
+
+#[test]
+fn string_arrays_are_packed_and_read_like_single_strings() {
+    let mut w = GgufWriter::new();
+    w.add_string("general.architecture", "llama")
+        .add_strings("tokenizer.ggml.tokens", &["a", "", "Ġé", "<s>"])
+        .add_strings("empty", &[] as &[&str])
+        .add_metadata(
+            "nested",
+            GgufValue::Array(vec![GgufValue::StringArray(Box::new(
+                ["x", "y"].into_iter().collect(),
+            ))]),
+        );
+    let bytes = w.to_bytes();
+    let h = GgufFile::parse(Path::new("s.gguf"), &bytes).unwrap();
+    let tokens = h.get("tokenizer.ggml.tokens").unwrap();
+    assert_eq!(tokens.as_string_array().unwrap(), &["a", "", "Ġé", "<s>"]);
+    assert_eq!((tokens.array_len(), tokens.as_array()), (Some(4), None));
+    assert_eq!(h.get("empty").unwrap().array_len(), Some(0));
+    let nested = h.get("nested").unwrap().as_array().unwrap();
+    assert_eq!(nested[0].as_string_array().unwrap(), &["x", "y"]);
+
+    // Invalid UTF-8 in one string is replaced in that string only, as for a single string value; a string
+    // cut inside a character too.
+    let mut raw = bytes.clone();
+    let at = raw.windows(4).position(|w| w == "Ġé".as_bytes()).unwrap();
+    raw[at + 2] = 0xff;
+    let h = GgufFile::parse(Path::new("s.gguf"), &raw).unwrap();
+    let tokens = h
+        .get("tokenizer.ggml.tokens")
+        .unwrap()
+        .as_string_array()
+        .unwrap();
+    assert_eq!(tokens, &["a", "", "Ġ\u{fffd}\u{fffd}", "<s>"]);
+    // Two strings that are valid UTF-8 together but not apart (a character cut between them): each is
+    // converted on its own.
+    let mut w = GgufWriter::new();
+    w.add_strings("cut", &["QQ", "ZZ"]);
+    let mut raw = w.to_bytes();
+    let at = raw.windows(2).position(|w| w == b"QQ").unwrap();
+    raw[at + 1] = 0xc3;
+    let at = raw.windows(2).position(|w| w == b"ZZ").unwrap();
+    raw[at] = 0xa9;
+    let h = GgufFile::parse(Path::new("s.gguf"), &raw).unwrap();
+    let cut = h.get("cut").unwrap().as_string_array().unwrap();
+    assert_eq!(cut, &["Q\u{fffd}", "\u{fffd}Z"]);
+
+    // Arrays of strings cut anywhere are errors (the header ends at most 31 bytes of padding before the data).
+    let whole = GgufFile::parse(Path::new("s.gguf"), &bytes).unwrap();
+    let header_end = whole.data_offset as usize - 31;
+    for cut in 24..header_end {
+        let err = GgufFile::parse(Path::new("s.gguf"), &bytes[..cut]).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "cut at {cut}: {err}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -98,9 +98,8 @@ fn merge_hashes(vocab: &Vocabulary) -> (String, String) {
     if vocab.merges.is_empty() {
         return (String::new(), String::new());
     }
-    let prefix = &vocab.merges[..vocab.merges.len().min(MERGE_RULE_PREFIX)];
     (
-        sha256_hex(prefix.join("\n").as_bytes()),
+        sha256_hex(vocab.merges.join_first(MERGE_RULE_PREFIX, "\n").as_bytes()),
         sha256_hex(vocab.merges.join("\n").as_bytes()),
     )
 }
@@ -273,18 +272,44 @@ pub fn minhash(vocab: &Vocabulary) -> Vec<u32> {
         .iter()
         .map(|(token, _)| fnv1a64(token.as_bytes()))
         .collect();
-    let mut slots = [u32::MAX; MINHASH_SIZE];
-    minhash_update(&mut slots, &seeds, &hashes);
-    slots.to_vec()
+    // Two halves of the tokens as rayon tasks, merged slot by slot (a minimum does not depend on the order).
+    let sketch = |hashes: &[u64]| {
+        let mut slots = [u32::MAX; MINHASH_SIZE];
+        minhash_update(&mut slots, &seeds, hashes);
+        slots
+    };
+    let (a, b) = hashes.split_at(hashes.len() / 2);
+    let (a, b) = rayon::join(|| sketch(a), || sketch(b));
+    a.iter().zip(&b).map(|(x, y)| *x.min(y)).collect()
 }
 
 /// `slots[k] = min(slots[k], low 32 bits of splitmix64(h ^ seeds[k]))` over every token hash `h`.
 fn minhash_update(slots: &mut [u32; MINHASH_SIZE], seeds: &[u64; MINHASH_SIZE], hashes: &[u64]) {
     #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq") {
+        // SAFETY: the CPU supports AVX-512F and AVX-512DQ (checked just above).
+        return unsafe { minhash_update_avx512(slots, seeds, hashes) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
         return unsafe { minhash_update_avx2(slots, seeds, hashes) };
     }
+    minhash_update_inline(slots, seeds, hashes)
+}
+
+/// [`minhash_update`] compiled for AVX-512 (DQ has the 64-bit multiply that AVX2 lacks; integer arithmetic, so
+/// the same result on any instruction set).
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX-512DQ.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn minhash_update_avx512(
+    slots: &mut [u32; MINHASH_SIZE],
+    seeds: &[u64; MINHASH_SIZE],
+    hashes: &[u64],
+) {
     minhash_update_inline(slots, seeds, hashes)
 }
 
@@ -597,7 +622,7 @@ mod tests {
                 .map(|(i, t)| (t.to_string(), i as u32))
                 .collect(),
             added_tokens: Vec::new(),
-            merges: Vec::new(),
+            merges: Default::default(),
             lowercase: false,
             tokenizer_class: None,
             special: SpecialTokens::default(),
@@ -1100,7 +1125,7 @@ mod tests {
         lines.dedup();
         assert_eq!(vocab_hash(&v), sha256_hex(lines.concat().as_bytes()));
 
-        // MinHash: the AVX2 build and the baseline build of the update give the same slots.
+        // MinHash: the AVX-512, AVX2 and baseline builds of the update give the same slots.
         let hashes: Vec<u64> = v
             .tokens
             .iter()
@@ -1114,6 +1139,13 @@ mod tests {
         minhash_update(&mut a, &seeds, &hashes);
         minhash_update_inline(&mut b, &seeds, &hashes);
         assert_eq!(a, b);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            let mut c = [u32::MAX; MINHASH_SIZE];
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { minhash_update_avx2(&mut c, &seeds, &hashes) };
+            assert_eq!(c, b);
+        }
         assert_eq!(minhash(&v), a.to_vec());
     }
 
@@ -1150,7 +1182,14 @@ mod tests {
         assert_eq!(s.num_merges, 60);
         assert_eq!(
             s.merge_rule_hash,
-            sha256_hex(v.merges[..50].join("\n").as_bytes())
+            sha256_hex(
+                v.merges
+                    .iter()
+                    .take(50)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .as_bytes()
+            )
         );
         assert_eq!(s.merges_hash, sha256_hex(v.merges.join("\n").as_bytes()));
         assert_ne!(s.merge_rule_hash, s.merges_hash);

@@ -307,13 +307,17 @@ impl fmt::Display for GgmlType {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn h(b: &[u8], i: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32()
 }
 
 /// Dequantize whole blocks: `blocks.len()` must be a multiple of `ty.type_size()` and `out.len()` exactly the
 /// matching number of elements. Returns the number of elements written.
+///
+/// On x86-64 CPUs with AVX2 and F16C the kernels run compiled for those extensions: the same operations in the
+/// same order (Rust never fuses a multiply and an add), so the values are bit for bit those of the baseline
+/// build, only computed eight lanes at a time.
 pub fn dequantize(ty: GgmlType, blocks: &[u8], out: &mut [f32]) -> Result<usize, DequantError> {
     let (bs, ts) = (ty.block_size(), ty.type_size());
     if blocks.len() % ts != 0 || blocks.len() / ts * bs != out.len() {
@@ -323,6 +327,43 @@ pub fn dequantize(ty: GgmlType, blocks: &[u8], out: &mut [f32]) -> Result<usize,
             out: out.len(),
         });
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
+        // SAFETY: the CPU supports AVX2 and F16C (checked just above).
+        return unsafe { dequantize_avx2(ty, blocks, out) };
+    }
+    dequantize_inline(ty, blocks, out)
+}
+
+/// [`dequantize`] on the baseline instruction set, whatever the CPU (for tests against the dispatched one).
+#[cfg(test)]
+fn dequantize_baseline(
+    ty: GgmlType,
+    blocks: &[u8],
+    out: &mut [f32],
+) -> Result<usize, DequantError> {
+    dequantize_inline(ty, blocks, out)
+}
+
+/// [`dequantize`] compiled for AVX2 and F16C.
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dequantize_avx2(
+    ty: GgmlType,
+    blocks: &[u8],
+    out: &mut [f32],
+) -> Result<usize, DequantError> {
+    dequantize_inline(ty, blocks, out)
+}
+
+/// The kernels, inlined into [`dequantize`]'s callers for each instruction set. Lengths are checked by the
+/// caller.
+#[inline(always)]
+fn dequantize_inline(ty: GgmlType, blocks: &[u8], out: &mut [f32]) -> Result<usize, DequantError> {
+    let (bs, ts) = (ty.block_size(), ty.type_size());
     macro_rules! each {
         ($f:expr) => {
             for (b, o) in blocks.chunks_exact(ts).zip(out.chunks_exact_mut(bs)) {
@@ -369,6 +410,7 @@ pub fn dequantize(ty: GgmlType, blocks: &[u8], out: &mut [f32]) -> Result<usize,
 }
 
 /// 16-bit floats through `half`'s slice conversion (F16C on x86-64 when the CPU has it), 256 at a time.
+#[inline(always)]
 fn halfs<T>(bytes: &[u8], out: &mut [f32])
 where
     T: Copy + Default + HalfBits,
@@ -403,6 +445,7 @@ impl HalfBits for bf16 {
 
 // Each kernel gets exactly one block (`b.len() == type_size`) and its `block_size` outputs.
 
+#[inline(always)]
 fn q4_0(b: &[u8], o: &mut [f32]) {
     let d = h(b, 0);
     let qs = &b[2..18];
@@ -412,6 +455,7 @@ fn q4_0(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn q4_1(b: &[u8], o: &mut [f32]) {
     let (d, m) = (h(b, 0), h(b, 2));
     let qs = &b[4..20];
@@ -421,6 +465,7 @@ fn q4_1(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn q5_0(b: &[u8], o: &mut [f32]) {
     let d = h(b, 0);
     let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
@@ -433,6 +478,7 @@ fn q5_0(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn q5_1(b: &[u8], o: &mut [f32]) {
     let (d, m) = (h(b, 0), h(b, 2));
     let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
@@ -445,6 +491,7 @@ fn q5_1(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn q8_0(b: &[u8], o: &mut [f32]) {
     let d = h(b, 0);
     for (y, &q) in o.iter_mut().zip(&b[2..34]) {
@@ -452,6 +499,7 @@ fn q8_0(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn q8_1(b: &[u8], o: &mut [f32]) {
     // d (f16), s = d * sum(qs) (f16, unused here), qs[32].
     let d = h(b, 0);
@@ -460,6 +508,7 @@ fn q8_1(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn q2_k(b: &[u8], o: &mut [f32]) {
     // scales[16] (low nibble scale, high nibble min), qs[64], d, dmin. Elements half·128 + shift·32 + k take
     // bits 2·shift of qs[half·32 + k]; each run of 16 has its own scale and min.
@@ -478,6 +527,7 @@ fn q2_k(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn q3_k(b: &[u8], o: &mut [f32]) {
     // hmask[32], qs[64], scales[12] (16 packed 6-bit scales), d. Element e = half·128 + shift·32 + k takes bits
     // 2·shift of qs[half·32 + k] and bit e/32 of hmask[k]; a clear high bit subtracts 4.
@@ -509,7 +559,7 @@ fn q3_k(b: &[u8], o: &mut [f32]) {
 }
 
 /// The 8 (scale, min) pairs of Q4_K/Q5_K, 6 bits each, packed in 12 bytes.
-#[inline]
+#[inline(always)]
 fn k_scale_min(s: &[u8], j: usize) -> (u8, u8) {
     if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
@@ -521,6 +571,7 @@ fn k_scale_min(s: &[u8], j: usize) -> (u8, u8) {
     }
 }
 
+#[inline(always)]
 fn q4_k(b: &[u8], o: &mut [f32]) {
     let (d, dmin) = (h(b, 0), h(b, 2));
     let s = &b[4..16];
@@ -537,6 +588,7 @@ fn q4_k(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn q5_k(b: &[u8], o: &mut [f32]) {
     let (d, dmin) = (h(b, 0), h(b, 2));
     let s = &b[4..16];
@@ -556,6 +608,7 @@ fn q5_k(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn q6_k(b: &[u8], o: &mut [f32]) {
     // ql[128], qh[64], scales[16] (i8), d. In each half of 128, position l < 32 and its three companions l + 32,
     // l + 64, l + 96 share ql[l], ql[l + 32] (low / high nibbles) and qh[l] (2 bits each); ggml's loop order.
@@ -587,6 +640,7 @@ fn q6_k(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn q8_k(b: &[u8], o: &mut [f32]) {
     let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     for (y, &q) in o.iter_mut().zip(&b[4..4 + QK_K]) {
@@ -599,6 +653,7 @@ const KVALUES_IQ4NL: [i8; 16] = [
     -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
 ];
 
+#[inline(always)]
 fn iq4_nl(b: &[u8], o: &mut [f32]) {
     let d = h(b, 0);
     for (j, &q) in b[2..18].iter().enumerate() {
@@ -607,6 +662,7 @@ fn iq4_nl(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn iq4_xs(b: &[u8], o: &mut [f32]) {
     // d, scales_h (u16), scales_l[4], qs[128]: 8 sub-blocks of 32 with 6-bit scales (offset 32).
     let d = h(b, 0);
@@ -624,6 +680,7 @@ fn iq4_xs(b: &[u8], o: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn tq2_0(b: &[u8], o: &mut [f32]) {
     // qs[64] (2-bit codes 0..2 meaning -1..1), d.
     let d = h(b, 64);
@@ -640,6 +697,7 @@ fn tq2_0(b: &[u8], o: &mut [f32]) {
 /// e2m1 values, doubled (the e8m0 scale is halved to match).
 const KVALUES_MXFP4: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
 
+#[inline(always)]
 fn mxfp4(b: &[u8], o: &mut [f32]) {
     // e (e8m0 exponent), qs[16].
     let e = b[0] as u32;
@@ -684,6 +742,29 @@ mod tests {
         assert_eq!(o[0], 0.5 * 10.0 - 1.0);
         assert_eq!(o[16], 0.5 * 3.0 - 1.0);
         assert_eq!(o[1], -1.0);
+    }
+
+    /// The kernels compiled for AVX2/F16C give the bits of the baseline build, for every type, on blocks of
+    /// random bytes (every scale, NaN and infinity included) and on the writer's quantized values.
+    #[test]
+    fn dispatched_kernels_match_the_baseline_bit_for_bit() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for ty in GgmlType::ALL.into_iter().filter(|t| t.can_dequantize()) {
+            let blocks = 64;
+            let bytes: Vec<u8> = (0..blocks * ty.type_size()).map(|_| next() as u8).collect();
+            let n = blocks * ty.block_size();
+            let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+            dequantize(ty, &bytes, &mut a).unwrap();
+            dequantize_baseline(ty, &bytes, &mut b).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "{ty}");
+        }
     }
 
     #[test]

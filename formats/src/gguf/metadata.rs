@@ -1,6 +1,6 @@
 //! GGUF metadata → the vocabulary (`tokenizer.ggml.*`) and the config fields (`general.architecture`, `<arch>.*`).
 
-use super::{GgufHeader, GgufValue};
+use super::{GgufHeader, GgufValue, StringList};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::tokenizer::{Convention, SpecialTokens, TokenizerModelKind, Vocabulary};
@@ -17,13 +17,12 @@ pub(super) fn vocabulary(path: &Path, h: &GgufHeader) -> Result<Option<Vocabular
         return Ok(None);
     };
     let bad = |detail: String| Error::corrupt(path, detail);
-    let list = list
-        .as_array()
-        .ok_or_else(|| bad("tokenizer.ggml.tokens is not an array".into()))?;
+    let list =
+        StrList::of(list).ok_or_else(|| bad("tokenizer.ggml.tokens is not an array".into()))?;
     let mut tokens = Vec::with_capacity(list.len());
-    for (id, t) in list.iter().enumerate() {
-        let s = t
-            .as_str()
+    for id in 0..list.len() {
+        let s = list
+            .get(id)
             .ok_or_else(|| bad(format!("tokenizer.ggml.tokens[{id}] is not a string")))?;
         let id = u32::try_from(id).map_err(|_| bad("more than 2^32 tokens".into()))?;
         tokens.push((s.to_string(), id));
@@ -39,25 +38,23 @@ pub(super) fn vocabulary(path: &Path, h: &GgufHeader) -> Result<Option<Vocabular
                 .collect()
         }
     };
-    let strings = |key: &str| -> Result<Vec<String>> {
-        match h.get(key) {
-            None => Ok(Vec::new()),
-            Some(v) => {
-                let a = v
-                    .as_array()
-                    .ok_or_else(|| bad(format!("{key} is not an array")))?;
-                a.iter()
-                    .enumerate()
-                    .map(|(i, m)| {
-                        m.as_str()
-                            .map(str::to_string)
-                            .ok_or_else(|| bad(format!("{key}[{i}] is not a string")))
-                    })
-                    .collect()
+    // The merges as they are in the header (one buffer); a header built by hand may list them as values.
+    let merges = match h.get("tokenizer.ggml.merges") {
+        None => StringList::new(),
+        Some(GgufValue::StringArray(a)) => StringList::clone(a),
+        Some(v) => {
+            let key = "tokenizer.ggml.merges";
+            let a = StrList::of(v).ok_or_else(|| bad(format!("{key} is not an array")))?;
+            let mut merges = StringList::with_capacity(a.len());
+            for i in 0..a.len() {
+                merges.push(
+                    a.get(i)
+                        .ok_or_else(|| bad(format!("{key}[{i}] is not a string")))?,
+                );
             }
+            merges
         }
     };
-    let merges = strings("tokenizer.ggml.merges")?;
     let token_type = |id: usize| types.get(id).copied().unwrap_or(TOKEN_NORMAL);
 
     let model = h
@@ -122,12 +119,43 @@ pub(super) fn vocabulary(path: &Path, h: &GgufHeader) -> Result<Option<Vocabular
     }))
 }
 
+/// An array of strings in either form: packed (as parsed) or as separate values (a header built by hand).
+enum StrList<'a> {
+    Packed(&'a StringList),
+    Values(&'a [GgufValue]),
+}
+
+impl<'a> StrList<'a> {
+    fn of(v: &'a GgufValue) -> Option<StrList<'a>> {
+        match v {
+            GgufValue::StringArray(a) => Some(StrList::Packed(a)),
+            GgufValue::Array(a) => Some(StrList::Values(a)),
+            _ => None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            StrList::Packed(a) => a.len(),
+            StrList::Values(a) => a.len(),
+        }
+    }
+
+    /// Element `i`, if it is a string.
+    fn get(&self, i: usize) -> Option<&'a str> {
+        match *self {
+            StrList::Packed(a) => a.get(i),
+            StrList::Values(a) => a.get(i)?.as_str(),
+        }
+    }
+}
+
 /// A "llama" (SentencePiece) vocabulary is BPE when it has merges, or when the scores of its ordinary pieces
 /// are all whole numbers (a SentencePiece BPE model scores a piece with minus its merge rank, as Llama 2's
 /// does); fractional scores are Unigram log-probabilities, and no scores at all also means Unigram.
 fn sentencepiece_kind(
     h: &GgufHeader,
-    merges: &[String],
+    merges: &StringList,
     token_type: &dyn Fn(usize) -> i64,
 ) -> TokenizerModelKind {
     if !merges.is_empty() {
@@ -217,7 +245,7 @@ pub(super) fn config(h: &GgufHeader) -> ModelConfig {
     };
     let vocab_size = u32_of("vocab_size")
         .or_else(|| {
-            let n = h.get("tokenizer.ggml.tokens")?.as_array()?.len();
+            let n = h.get("tokenizer.ggml.tokens")?.array_len()?;
             u32::try_from(n).ok()
         })
         .unwrap_or(0);
@@ -272,5 +300,56 @@ pub(super) fn config(h: &GgufHeader) -> ModelConfig {
         eos_token_id: token_id("eos"),
         name_or_path: None,
         is_encoder_decoder: arch == "t5",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`GgufHeader`]'s fields are public: a header built by hand may hold its token list and merges as
+    /// separate string values instead of the packed arrays that parsing gives. Both read the same.
+    #[test]
+    fn string_values_and_packed_arrays_give_the_same_vocabulary() {
+        let header = |tokens: GgufValue, merges: GgufValue| GgufHeader {
+            version: 3,
+            metadata: vec![
+                (
+                    "tokenizer.ggml.model".into(),
+                    GgufValue::String("gpt2".into()),
+                ),
+                ("tokenizer.ggml.tokens".into(), tokens),
+                ("tokenizer.ggml.merges".into(), merges),
+            ],
+            tensors: Vec::new(),
+            alignment: 32,
+            data_offset: 0,
+        };
+        let values = |l: &[&str]| {
+            GgufValue::Array(l.iter().map(|s| GgufValue::String(s.to_string())).collect())
+        };
+        let packed = |l: &[&str]| GgufValue::StringArray(Box::new(l.iter().collect()));
+        let path = Path::new("v.gguf");
+        let (tokens, merges) = (["a", "b", "ab"], ["a b"]);
+        let a = vocabulary(path, &header(packed(&tokens), packed(&merges)))
+            .unwrap()
+            .unwrap();
+        let b = vocabulary(path, &header(values(&tokens), values(&merges)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.merges, merges);
+        assert_eq!(a.tokens.len(), 3);
+        let bad = GgufValue::Array(vec![GgufValue::String("a".into()), GgufValue::U8(1)]);
+        let err = vocabulary(path, &header(packed(&tokens), bad.clone())).unwrap_err();
+        assert!(
+            err.to_string().contains("tokenizer.ggml.merges[1]"),
+            "{err}"
+        );
+        let err = vocabulary(path, &header(bad, packed(&merges))).unwrap_err();
+        assert!(
+            err.to_string().contains("tokenizer.ggml.tokens[1]"),
+            "{err}"
+        );
     }
 }

@@ -109,11 +109,8 @@ impl GgufWriter {
         key: impl Into<String>,
         values: &[S],
     ) -> &mut Self {
-        let a = values
-            .iter()
-            .map(|s| GgufValue::String(s.as_ref().into()))
-            .collect();
-        self.add_metadata(key, GgufValue::Array(a))
+        let a = values.iter().map(|s| s.as_ref()).collect();
+        self.add_metadata(key, GgufValue::StringArray(Box::new(a)))
     }
 
     /// Add a tensor whose bytes are already encoded; `dims` in GGUF `ne` order (row length first).
@@ -250,7 +247,7 @@ fn type_id(v: &GgufValue) -> u32 {
         GgufValue::F32(_) => 6,
         GgufValue::Bool(_) => 7,
         GgufValue::String(_) => 8,
-        GgufValue::Array(_) => 9,
+        GgufValue::Array(_) | GgufValue::StringArray(_) => 9,
         GgufValue::U64(_) => 10,
         GgufValue::I64(_) => 11,
         GgufValue::F64(_) => 12,
@@ -274,6 +271,13 @@ fn put_value(out: &mut Vec<u8>, v: &GgufValue) {
             out.extend_from_slice(&(a.len() as u64).to_le_bytes());
             for e in a {
                 put_value(out, e);
+            }
+        }
+        GgufValue::StringArray(a) => {
+            out.extend_from_slice(&8u32.to_le_bytes());
+            out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+            for s in a.iter() {
+                put_string(out, s);
             }
         }
         GgufValue::U64(x) => out.extend_from_slice(&x.to_le_bytes()),

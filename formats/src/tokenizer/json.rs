@@ -14,6 +14,7 @@
 //!
 //! The unit tests in `super` check the agreement on fixtures and on damaged inputs.
 
+use crate::strings::StringList;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -34,7 +35,7 @@ pub(super) struct Model {
     /// `model.vocab`.
     pub vocab: VocabField,
     /// `model.merges` as `"a b"` strings; `None` when absent or null.
-    pub merges: Option<Vec<String>>,
+    pub merges: Option<StringList>,
     /// `model.unk_token`, as written.
     pub unk_token: Option<Value>,
     /// `model.unk_id`, as written.
@@ -300,7 +301,7 @@ impl<'de> Visitor<'de> for PieceSeed {
 struct MergesSeed;
 
 impl<'de> DeserializeSeed<'de> for MergesSeed {
-    type Value = Option<Vec<String>>;
+    type Value = Option<StringList>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
@@ -308,7 +309,7 @@ impl<'de> DeserializeSeed<'de> for MergesSeed {
 }
 
 impl<'de> Visitor<'de> for MergesSeed {
-    type Value = Option<Vec<String>>;
+    type Value = Option<StringList>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("null or a list of merges")
@@ -319,41 +320,36 @@ impl<'de> Visitor<'de> for MergesSeed {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut merges = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(m) = seq.next_element_seed(MergeSeed)? {
-            merges.push(m);
-        }
+        let mut merges = StringList::with_capacity(seq.size_hint().unwrap_or(0));
+        while seq.next_element_seed(MergeSeed(&mut merges))?.is_some() {}
         Ok(Some(merges))
     }
 }
 
-/// One merge: `"a b"` as it is, or `["a", "b"]` joined with a space.
-struct MergeSeed;
+/// One merge, appended to the list: `"a b"` as it is, or `["a", "b"]` joined with a space.
+struct MergeSeed<'a>(&'a mut StringList);
 
-impl<'de> DeserializeSeed<'de> for MergeSeed {
-    type Value = String;
+impl<'de> DeserializeSeed<'de> for MergeSeed<'_> {
+    type Value = ();
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for MergeSeed {
-    type Value = String;
+impl<'de> Visitor<'de> for MergeSeed<'_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a merge string or a pair of strings")
     }
 
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<String, E> {
-        Ok(s.to_owned())
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        self.0.push(s);
+        Ok(())
     }
 
-    fn visit_string<E: de::Error>(self, s: String) -> Result<String, E> {
-        Ok(s)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<String, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let a: KeyStr<'de> = seq
             .next_element()?
             .ok_or_else(|| de::Error::invalid_length(0, &self))?;
@@ -363,12 +359,8 @@ impl<'de> Visitor<'de> for MergeSeed {
         if seq.next_element::<IgnoredAny>()?.is_some() {
             return Err(de::Error::invalid_length(3, &self));
         }
-        let (a, b) = (a.0.as_ref(), b.0.as_ref());
-        let mut merge = String::with_capacity(a.len() + 1 + b.len());
-        merge.push_str(a);
-        merge.push(' ');
-        merge.push_str(b);
-        Ok(merge)
+        self.0.push_concat(&[a.0.as_ref(), " ", b.0.as_ref()]);
+        Ok(())
     }
 }
 
