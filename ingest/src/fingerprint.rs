@@ -139,10 +139,9 @@ pub fn fingerprint_location(
     let files = source.files();
 
     // Three independent jobs: the file digests, the weight pass (embedding statistics and layer samples) and
-    // the tokenizer (parse, features, anchors). The digest is one sequential read, so it starts first, on its
-    // own core; the weight pass and the tokenizer split into many small tasks that fill the cores around it
-    // (the tokenizer is waited for last, by the embedding's anchor rows). Without a digest the two signal jobs
-    // share the cores from the start.
+    // the tokenizer (parse, features, anchors). All three split into small rayon tasks (the digest into leaves
+    // of its BLAKE3 tree, each read and hashed by one task) that share the cores. The digest is most of the
+    // work, so it is started first; the tokenizer is waited for last, by the embedding's anchor rows.
     let (digests, (weights, tokenizer)) = rayon::join(
         || file_digests(&files, &location.root, options),
         || {
@@ -163,8 +162,15 @@ pub fn fingerprint_location(
                             None => None,
                         },
                     };
-                    let anchors = vocabulary.as_ref().map(resolve_anchors).unwrap_or_default();
-                    let features = vocabulary.as_ref().map(tokenizer_signals);
+                    // Anchors and features both read the vocabulary only: side by side.
+                    let (anchors, features) = match vocabulary.as_ref() {
+                        Some(v) => {
+                            let (a, f) =
+                                rayon::join(|| resolve_anchors(v), || tokenizer_signals(v));
+                            (a, Some(f))
+                        }
+                        None => (Vec::new(), None),
+                    };
                     Ok((vocabulary, anchors, features))
                 },
             )

@@ -122,6 +122,11 @@ pub fn embedding_pass(source: &dyn WeightSource, index: usize) -> Result<Embeddi
 /// moments.
 fn scan_rows(buf: &[f32], h: usize, first: u64, pass: &mut Pass) -> Result<(), Moments> {
     #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above).
+        return unsafe { scan_rows_avx512(buf, h, first, pass) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
         return unsafe { scan_rows_avx2(buf, h, first, pass) };
@@ -136,6 +141,21 @@ fn scan_rows(buf: &[f32], h: usize, first: u64, pass: &mut Pass) -> Result<(), M
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn scan_rows_avx2(
+    buf: &[f32],
+    h: usize,
+    first: u64,
+    pass: &mut Pass,
+) -> Result<(), Moments> {
+    scan_rows_inline(buf, h, first, pass)
+}
+
+/// [`scan_rows`] compiled for AVX-512 (the same operations in the same order).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scan_rows_avx512(
     buf: &[f32],
     h: usize,
     first: u64,
@@ -178,9 +198,9 @@ pub fn finish_embedding(
     let norms = &pass.norms[..used_rows as usize];
     let centred_rms = pass.centred_rms;
     let h = hidden as usize;
-    let mut sorted = norms.to_vec();
-    // Values equal under total_cmp are the same bits, so the unstable sort gives the same order.
-    sorted.sort_unstable_by(f32::total_cmp);
+    // Sorted by f32::total_cmp, through keys with the same order (values equal under total_cmp are the same
+    // bits, so any sort gives the same sequence).
+    let sorted = sort_total(norms);
     let median = sorted[sorted.len() / 2].max(f32::MIN_POSITIVE) as f64;
     let log_ratio = |n: f32| ((n as f64 / median).max(1e-6)).ln();
     let norm_quantiles = (0..QUANTILES)
@@ -240,6 +260,39 @@ pub fn finish_embedding(
     })
 }
 
+/// `values` sorted by [`f32::total_cmp`]: an LSD radix sort (three passes of 11 bits) of keys that order as
+/// `total_cmp` does (sign-magnitude bits turned into an unsigned order).
+fn sort_total(values: &[f32]) -> Vec<f32> {
+    let key = |v: f32| {
+        let b = v.to_bits();
+        if b >> 31 == 1 {
+            !b
+        } else {
+            b | 0x8000_0000
+        }
+    };
+    let unkey = |k: u32| f32::from_bits(if k >> 31 == 1 { k & 0x7fff_ffff } else { !k });
+    let mut keys: Vec<u32> = values.iter().map(|&v| key(v)).collect();
+    let mut other = vec![0u32; keys.len()];
+    for shift in [0, 11, 22] {
+        let digit = |k: u32| ((k >> shift) & 0x7ff) as usize;
+        let mut counts = vec![0usize; 2049];
+        for &k in &keys {
+            counts[digit(k) + 1] += 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        for &k in &keys {
+            let d = digit(k);
+            other[counts[d]] = k;
+            counts[d] += 1;
+        }
+        std::mem::swap(&mut keys, &mut other);
+    }
+    keys.into_iter().map(unkey).collect()
+}
+
 /// The upper triangle of the cosine matrix of unit rows (row-major: (0,1), (0,2), ..., (1,2), ...), quantised.
 ///
 /// Each cosine is `Σ_k a[k]·b[k]`, summed in `k` order from the neutral element of `f64: Sum`, exactly as
@@ -267,6 +320,11 @@ fn gram(unit: &[Vec<f64>], h: usize) -> Vec<i8> {
 /// `dots[j - from] += Σ_k a[k]·columns[k·n + j]` for `j` in `from..n`, in `k` order.
 fn gram_row(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above).
+        return unsafe { gram_row_avx512(a, columns, n, from, dots) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
         return unsafe { gram_row_avx2(a, columns, n, from, dots) };
@@ -284,6 +342,16 @@ unsafe fn gram_row_avx2(a: &[f64], columns: &[f64], n: usize, from: usize, dots:
     gram_row_inline(a, columns, n, from, dots)
 }
 
+/// [`gram_row`] compiled for AVX-512 (the same operations in the same order).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gram_row_avx512(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64]) {
+    gram_row_inline(a, columns, n, from, dots)
+}
+
 #[inline(always)]
 fn gram_row_inline(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64]) {
     for (&ak, column) in a.iter().zip(columns.chunks_exact(n)) {
@@ -296,6 +364,36 @@ fn gram_row_inline(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn radix_sort_orders_as_total_cmp() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut values: Vec<f32> = (0..5000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                f32::from_bits((x >> 32) as u32)
+            })
+            .collect();
+        values.extend([
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::MIN_POSITIVE,
+            1.5,
+            1.5,
+        ]);
+        values.extend((0..2000).map(|i| (i % 37) as f32 * 0.25));
+        let mut want = values.clone();
+        want.sort_unstable_by(f32::total_cmp);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&sort_total(&values)), bits(&want));
+        assert!(sort_total(&[]).is_empty());
+    }
 
     #[test]
     fn gram_is_bit_identical_to_plain_dot_products() {

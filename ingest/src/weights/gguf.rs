@@ -227,6 +227,9 @@ impl WeightSource for GgufSource {
         &self.tensors
     }
 
+    /// Read with `pread` ([`GgufFile::pread_f32`]): the signals read a few scattered rows of every matrix and
+    /// stream the embedding once, and through the memory map each read would set up page-table entries for the
+    /// pages around it, which [`WeightSource::release`] then tears down again (a TLB shootdown on every core).
     fn read_f32(&self, index: usize, start: u64, out: &mut [f32]) -> Result<()> {
         let (part, tensor) = self.locate(index).ok_or_else(|| {
             Error::no_weights(
@@ -234,10 +237,15 @@ impl WeightSource for GgufSource {
                 format!("tensor index {index} out of range"),
             )
         })?;
-        Ok(part.read_f32(tensor, start, out)?)
+        Ok(part.pread_f32(tensor, start, out)?)
     }
 
+    /// Reads do not go through the memory map (see [`GgufSource::read_f32`]), so no mapped page is left to
+    /// release; on platforms without `pread` the mapped pages are released.
     fn release(&self, index: usize, start: u64, count: u64) {
+        if cfg!(unix) {
+            return;
+        }
         if let Some((part, tensor)) = self.locate(index) {
             part.release(tensor, start, count);
         }
