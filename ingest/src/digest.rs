@@ -44,25 +44,138 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// BLAKE3 (lower-case hex) of a file's bytes, read through a 4 MiB buffer and hashed on all cores (a memory
-/// map would keep the whole file resident). Larger buffers hash no faster here; smaller ones split too finely
-/// for two cores.
+/// BLAKE3 (lower-case hex) of a file's bytes: the standard BLAKE3 hash, computed as its tree of
+/// [`DIGEST_LEAF`]-byte subtrees hashed in parallel (see [`blake3_of_file`]).
 pub fn file_blake3(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| FormatError::io(path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| FormatError::io(path, e))?;
+    let len = file.metadata().map_err(|e| FormatError::io(path, e))?.len();
+    let hash = blake3_of_file(&file, len, DIGEST_LEAF).map_err(|e| FormatError::io(path, e))?;
+    Ok(hash.to_hex().to_string())
+}
+
+/// Bytes per leaf of the parallel file digest: each rayon task reads one leaf with `pread` into a buffer of
+/// its thread and hashes it there. A power of two (leaves must be whole BLAKE3 subtrees) small enough that the
+/// buffer stays in a core's L2 cache between the copy and the hash.
+pub const DIGEST_LEAF: usize = 256 << 10;
+
+/// BLAKE3 of the first `len` bytes of `file`, the same value as `blake3::hash` of those bytes.
+///
+/// The input is split along BLAKE3's own tree (left subtrees are the largest power of two below the length,
+/// [`left_subtree_len`]) down to subtrees of at most `leaf` bytes. Each leaf is a rayon task that reads its
+/// bytes with `pread` into a per-thread buffer and hashes them while they are in cache; the chaining values
+/// are merged back up the tree. So both cores read and hash (a single reader with a parallel hash leaves one
+/// core idle while it copies), nothing is memory-mapped (mapping page-cache pages costs about as much as
+/// copying them here, and would count towards our RSS), and memory stays at one leaf per thread.
+///
+/// `leaf` must be a power of two of at least [`blake3::CHUNK_LEN`] bytes. A file shorter than `len` is an
+/// `UnexpectedEof` error.
+#[cfg(unix)]
+pub fn blake3_of_file(
+    file: &std::fs::File,
+    len: u64,
+    leaf: usize,
+) -> std::io::Result<blake3::Hash> {
+    use blake3::hazmat::{left_subtree_len, merge_subtrees_root, Mode};
+    if !leaf.is_power_of_two() || leaf < blake3::CHUNK_LEN {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("digest leaf of {leaf} bytes: not a power of two of at least one BLAKE3 chunk"),
+        ));
+    }
+    if len <= leaf as u64 {
+        return with_leaf_buffer(leaf, |buf| {
+            let bytes = &mut buf[..len as usize];
+            read_exact_at(file, bytes, 0)?;
+            Ok(blake3::hash(bytes))
+        });
+    }
+    let left = left_subtree_len(len);
+    let (a, b) = rayon::join(
+        || subtree_cv(file, 0, left, leaf),
+        || subtree_cv(file, left, len - left, leaf),
+    );
+    Ok(merge_subtrees_root(&a?, &b?, Mode::Hash))
+}
+
+/// Chaining value of the BLAKE3 subtree of `len` bytes at `offset` (a multiple of `leaf`, or of a larger power
+/// of two, because every split is at a power of two not below `leaf`).
+#[cfg(unix)]
+fn subtree_cv(
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    leaf: usize,
+) -> std::io::Result<blake3::hazmat::ChainingValue> {
+    use blake3::hazmat::{left_subtree_len, merge_subtrees_non_root, HasherExt, Mode};
+    if len <= leaf as u64 {
+        return with_leaf_buffer(leaf, |buf| {
+            let bytes = &mut buf[..len as usize];
+            read_exact_at(file, bytes, offset)?;
+            Ok(blake3::Hasher::new()
+                .set_input_offset(offset)
+                .update(bytes)
+                .finalize_non_root())
+        });
+    }
+    let left = left_subtree_len(len);
+    let (a, b) = rayon::join(
+        || subtree_cv(file, offset, left, leaf),
+        || subtree_cv(file, offset + left, len - left, leaf),
+    );
+    Ok(merge_subtrees_non_root(&a?, &b?, Mode::Hash))
+}
+
+/// Run `f` on this thread's leaf buffer (at least `leaf` bytes, reused across leaves and files).
+#[cfg(unix)]
+fn with_leaf_buffer<T>(
+    leaf: usize,
+    f: impl FnOnce(&mut [u8]) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    thread_local! {
+        static LEAF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    LEAF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.len() < leaf {
+            buf.resize(leaf, 0);
+        }
+        f(&mut buf[..leaf])
+    })
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &std::fs::File, bytes: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, bytes, offset)
+}
+
+/// Elsewhere: one sequential reader, hashed on all cores a buffer at a time (same value).
+#[cfg(not(unix))]
+pub fn blake3_of_file(
+    file: &std::fs::File,
+    len: u64,
+    leaf: usize,
+) -> std::io::Result<blake3::Hash> {
+    let mut reader = std::io::Read::take(file, len);
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 4 << 20];
+    let mut buf = vec![0u8; leaf.max(4 << 20)];
+    let mut total = 0u64;
     loop {
-        let n = read_full(&mut file, &mut buf).map_err(|e| FormatError::io(path, e))?;
+        let n = read_full(&mut reader, &mut buf)?;
         if n == 0 {
             break;
         }
+        total += n as u64;
         hasher.update_rayon(&buf[..n]);
     }
-    Ok(hasher.finalize().to_hex().to_string())
+    if total < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(hasher.finalize())
 }
 
-/// Fill `buf` as far as the file allows; returns the bytes read (0 at the end).
-fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Fill `buf` as far as the reader allows; returns the bytes read (0 at the end).
+#[cfg(not(unix))]
+fn read_full(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {
@@ -114,5 +227,46 @@ mod tests {
         std::os::unix::fs::symlink(format!("../blobs/{fake}"), &link).unwrap();
         assert_eq!(file_sha256(&link).unwrap(), fake);
         assert_eq!(cached_sha256(&file), None);
+    }
+
+    /// The parallel tree digest is the standard BLAKE3 of the bytes at every length around chunk, leaf and
+    /// subtree boundaries, for small leaves (deep trees) and the production one.
+    #[test]
+    fn parallel_file_digest_is_standard_blake3() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.bin");
+        let mut data = vec![0u8; 3 * DIGEST_LEAF + 5000];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for b in data.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        std::fs::write(&path, &data).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let mut lengths = vec![
+            0usize, 1, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, 4097,
+        ];
+        lengths.extend([5 * 1024 + 17, 8192, 8193, 65536, 65537, 100_000]);
+        for leaf in [1024usize, 2048, 4096, DIGEST_LEAF] {
+            let mut lens = lengths.clone();
+            for k in [1usize, 2, 3, 4, 7] {
+                lens.extend([k * leaf - 1, k * leaf, k * leaf + 1]);
+            }
+            for len in lens.into_iter().filter(|&l| l <= data.len()) {
+                let got = blake3_of_file(&file, len as u64, leaf).unwrap();
+                assert_eq!(got, blake3::hash(&data[..len]), "len {len}, leaf {leaf}");
+            }
+        }
+        assert_eq!(
+            file_blake3(&path).unwrap(),
+            blake3::hash(&data).to_hex().to_string()
+        );
+        // Asking for more bytes than the file has is an error, not a short digest.
+        let err = blake3_of_file(&file, data.len() as u64 + 1, 4096).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(blake3_of_file(&file, 10, 1000).is_err());
+        assert!(blake3_of_file(&file, 10, 512).is_err());
     }
 }
