@@ -10,6 +10,10 @@
 //!   names);
 //! - `peak_rss_bytes` (the highest VmHWM of the children), `embedding_bytes` (the stored embedding matrix) and
 //!   `peak_rss_minus_embedding_bytes`;
+//! - `read_cpu_seconds`, `fingerprint_cpu_seconds`, `signals_only_cpu_seconds`: the least CPU time (all threads,
+//!   from `/proc/*/schedstat`) of the same runs. It moves less with the other processes' load than wall time:
+//!   with two cores free, the wall time of the parallel fingerprint approaches half its CPU time;
+//! - `loadavg`: the 1-minute load average before and after the model's measurements.
 //!
 //! A last line times `provsearch compare` on the real all-MiniLM-L6-v2 against its int8 copy (whole command,
 //! best of 3), for comparison with the reference tool's 6.6–9.4 s per pair.
@@ -35,14 +39,49 @@ fn weight_files(model: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn read_all(files: &[PathBuf]) -> f64 {
+/// (wall seconds, CPU seconds of this thread) of one sequential read of the files.
+fn read_all(files: &[PathBuf]) -> (f64, f64) {
     let mut buf = vec![0u8; 8 << 20];
+    let cpu = thread_cpu_ns();
     let start = Instant::now();
     for f in files {
         let mut file = std::fs::File::open(f).expect("open weights");
         while file.read(&mut buf).expect("read") > 0 {}
     }
-    start.elapsed().as_secs_f64()
+    (
+        start.elapsed().as_secs_f64(),
+        thread_cpu_ns().saturating_sub(cpu) as f64 * 1e-9,
+    )
+}
+
+/// CPU time of a task so far, in ns (first field of its `schedstat`; 0 when unavailable).
+fn schedstat_ns(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn thread_cpu_ns() -> u64 {
+    schedstat_ns(Path::new("/proc/thread-self/schedstat"))
+}
+
+/// CPU time of every thread of this process so far, in ns.
+fn process_cpu_ns() -> u64 {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| schedstat_ns(&e.path().join("schedstat")))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "null".into())
 }
 
 /// Child mode: fingerprint once and report the time and the peak RSS.
@@ -51,9 +90,11 @@ fn child(model: &str, skip_digests: bool) {
         skip_digests,
         ..Default::default()
     };
+    let cpu = process_cpu_ns();
     let start = Instant::now();
     let extracted = provsearch_ingest::fingerprint(model, &options).expect("fingerprint");
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = process_cpu_ns().saturating_sub(cpu) as f64 * 1e-9;
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let hwm_kb: u64 = status
         .lines()
@@ -69,7 +110,7 @@ fn child(model: &str, skip_digests: bool) {
     let bytes_per = extracted.fingerprint.source.total_bytes as f64
         / extracted.fingerprint.source.parameter_count.max(1) as f64;
     println!(
-        "{seconds} {} {}",
+        "{seconds} {} {} {cpu_seconds}",
         hwm_kb * 1024,
         (emb as f64 * bytes_per) as u64
     );
@@ -85,10 +126,10 @@ fn runs(bytes: u64) -> usize {
     }
 }
 
-/// Best of `runs` child runs: (seconds, peak RSS, embedding bytes).
-fn run_children(model: &Path, skip_digests: bool, runs: usize) -> Option<(f64, u64, u64)> {
+/// Best of `runs` child runs: (seconds, peak RSS, embedding bytes, least CPU seconds).
+fn run_children(model: &Path, skip_digests: bool, runs: usize) -> Option<(f64, u64, u64, f64)> {
     let exe = std::env::current_exe().expect("own path");
-    let (mut best, mut rss, mut emb) = (f64::MAX, 0u64, 0u64);
+    let (mut best, mut rss, mut emb, mut cpu) = (f64::MAX, 0u64, 0u64, f64::MAX);
     for _ in 0..runs {
         let mut cmd = Command::new(&exe);
         cmd.arg("--child").arg(model);
@@ -98,15 +139,16 @@ fn run_children(model: &Path, skip_digests: bool, runs: usize) -> Option<(f64, u
         let out = cmd.output().expect("run child");
         let text = String::from_utf8_lossy(&out.stdout);
         let parts: Vec<&str> = text.split_whitespace().collect();
-        let [s, r, e] = parts.as_slice() else {
+        let [s, r, e, c] = parts.as_slice() else {
             eprintln!("child failed: {}", String::from_utf8_lossy(&out.stderr));
             return None;
         };
         best = best.min(s.parse().unwrap_or(f64::MAX));
         rss = rss.max(r.parse().unwrap_or(0));
         emb = e.parse().unwrap_or(0);
+        cpu = cpu.min(c.parse().unwrap_or(f64::MAX));
     }
-    Some((best, rss, emb))
+    Some((best, rss, emb, cpu))
 }
 
 fn measure(name: &str, model: &Path) {
@@ -115,22 +157,26 @@ fn measure(name: &str, model: &Path) {
         .iter()
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
         .sum();
+    let load_before = loadavg();
     read_all(&files); // warm the page cache
     let runs = runs(bytes);
-    let read = (0..runs).map(|_| read_all(&files)).fold(f64::MAX, f64::min);
-    let Some((best, rss, emb)) = run_children(model, false, runs) else {
+    let reads: Vec<(f64, f64)> = (0..runs).map(|_| read_all(&files)).collect();
+    let read = reads.iter().map(|r| r.0).fold(f64::MAX, f64::min);
+    let read_cpu = reads.iter().map(|r| r.1).fold(f64::MAX, f64::min);
+    let Some((best, rss, emb, cpu)) = run_children(model, false, runs) else {
         return;
     };
-    let Some((signals_only, _, _)) = run_children(model, true, runs) else {
+    let Some((signals_only, _, _, signals_cpu)) = run_children(model, true, runs) else {
         return;
     };
     println!(
-        "{{\"model\":\"{name}\",\"bytes\":{bytes},\"read_seconds\":{read:.4},\"read_gb_per_s\":{:.2},\"fingerprint_seconds\":{best:.4},\"fingerprint_gb_per_s\":{:.2},\"ratio\":{:.2},\"signals_only_seconds\":{signals_only:.4},\"signals_only_ratio\":{:.2},\"peak_rss_bytes\":{rss},\"embedding_bytes\":{emb},\"peak_rss_minus_embedding_bytes\":{}}}",
+        "{{\"model\":\"{name}\",\"bytes\":{bytes},\"read_seconds\":{read:.4},\"read_gb_per_s\":{:.2},\"fingerprint_seconds\":{best:.4},\"fingerprint_gb_per_s\":{:.2},\"ratio\":{:.2},\"signals_only_seconds\":{signals_only:.4},\"signals_only_ratio\":{:.2},\"peak_rss_bytes\":{rss},\"embedding_bytes\":{emb},\"peak_rss_minus_embedding_bytes\":{},\"read_cpu_seconds\":{read_cpu:.4},\"fingerprint_cpu_seconds\":{cpu:.4},\"signals_only_cpu_seconds\":{signals_cpu:.4},\"loadavg\":[{load_before},{}]}}",
         bytes as f64 / read / 1e9,
         bytes as f64 / best / 1e9,
         best / read,
         signals_only / read,
         rss.saturating_sub(emb),
+        loadavg(),
     );
 }
 
