@@ -21,6 +21,7 @@ use provsearch_index::anchors::ANCHORS;
 use provsearch_index::schema::{ScriptShare, TokenizerSignals, MINHASH_SIZE};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 
 /// Number of leading merges covered by `merge_rule_hash`.
 const MERGE_RULE_PREFIX: usize = 50;
@@ -144,7 +145,7 @@ pub fn resolve_anchors(vocab: &Vocabulary) -> Vec<Option<u32>> {
     // The lowest id of each candidate string among the non-special tokens. Only candidate strings are looked
     // up, so a token whose first byte or length no candidate has is skipped unhashed.
     let special = vocab.special_contents();
-    let mut lookup: HashMap<&str, Option<u32>> = candidates
+    let mut lookup: HashMap<&str, Option<u32>, BuildHasherDefault<WordHasher>> = candidates
         .iter()
         .flatten()
         .map(|c| (c.as_str(), None))
@@ -191,6 +192,39 @@ pub fn resolve_anchors(vocab: &Vocabulary) -> Vec<Option<u32>> {
     resolved
 }
 
+/// A hasher for short strings, eight bytes a step (a multiply-rotate of each word, as rustc's FxHasher): the
+/// anchor lookup hashes most tokens of a vocabulary, and SipHash's resistance to chosen collisions buys nothing
+/// against a vocabulary of at most a few hundred thousand strings looked up among a few hundred.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl WordHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.add(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+        }
+        let rest = words.remainder();
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56));
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.add(u64::from(b));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Exact Jaccard of the raw token-string sets (VOA), in [0,1]; 0 if both are empty.
 pub fn exact_jaccard(a: &Vocabulary, b: &Vocabulary) -> f64 {
     let sa: HashSet<&str> = a.tokens.iter().map(|(t, _)| t.as_str()).collect();
@@ -214,8 +248,9 @@ pub fn exact_jaccard(a: &Vocabulary, b: &Vocabulary) -> f64 {
 /// Each line is `token`, a tab, the decimal id and a `\n`; lines are sorted by their bytes and exact duplicate
 /// lines are hashed once.
 pub fn vocab_hash(vocab: &Vocabulary) -> String {
-    // All lines in one buffer; each is sorted by its first 8 bytes (big-endian, zero-padded) and then by all of
-    // its bytes, which is the byte order of the lines themselves.
+    // All lines in one buffer; each is sorted by its first 16 bytes (big-endian, zero-padded) and then by all
+    // of its bytes, which is the byte order of the lines themselves (16 bytes leave a few hundred ties in a
+    // vocabulary of 50,000 byte-level tokens, 8 bytes left 14,000).
     let mut text: Vec<u8> =
         Vec::with_capacity(vocab.tokens.iter().map(|(t, _)| t.len() + 12).sum());
     let mut ends: Vec<usize> = Vec::with_capacity(vocab.tokens.len());
@@ -226,23 +261,23 @@ pub fn vocab_hash(vocab: &Vocabulary) -> String {
         text.push(b'\n');
         ends.push(text.len());
     }
-    let mut lines: Vec<(u64, &[u8])> = Vec::with_capacity(ends.len());
+    let mut lines: Vec<(u128, &[u8])> = Vec::with_capacity(ends.len());
     let mut start = 0;
     for &end in &ends {
         let line = &text[start..end];
-        let mut prefix = [0u8; 8];
-        let n = line.len().min(8);
+        let mut prefix = [0u8; 16];
+        let n = line.len().min(16);
         prefix[..n].copy_from_slice(&line[..n]);
-        lines.push((u64::from_be_bytes(prefix), line));
+        lines.push((u128::from_be_bytes(prefix), line));
         start = end;
     }
     lines.sort_unstable();
     lines.dedup();
-    let mut sorted = Vec::with_capacity(text.len());
+    let mut hasher = Sha256::new();
     for (_, line) in &lines {
-        sorted.extend_from_slice(line);
+        hasher.update(line);
     }
-    sha256_hex(&sorted)
+    hex(&hasher.finalize())
 }
 
 /// Append the decimal digits of `n`.
@@ -382,6 +417,21 @@ pub fn script_distribution(vocab: &Vocabulary) -> Vec<ScriptShare> {
         for (token, _) in &vocab.tokens {
             if is_added(token) {
                 count_letters(token, &mut counts);
+                continue;
+            }
+            // Fast path: ASCII characters map back to their own bytes and `Ġ` to a space, so a token of only
+            // those decodes to ASCII whose letters are its ASCII letters.
+            let mut letters = 0;
+            for c in token.chars() {
+                if c.is_ascii() {
+                    letters += c.is_ascii_alphabetic() as u64;
+                } else if c != '\u{120}' {
+                    letters = u64::MAX;
+                    break;
+                }
+            }
+            if letters != u64::MAX {
+                counts[LATIN] += letters;
                 continue;
             }
             bytes.clear();
@@ -740,6 +790,52 @@ mod tests {
         );
         let v = vocab_of(&["ä"], Convention::ByteLevel);
         assert!(script_distribution(&v).is_empty());
+    }
+
+    /// The ASCII-and-`Ġ` fast path of the byte-level script counts gives what decoding every token gives.
+    #[test]
+    fn byte_level_fast_path_counts_like_decoding() {
+        let tokens = [
+            "Ġthe",
+            "ĠĠ",
+            "a\tb",
+            "Ġ\u{7f}x",
+            "A Z",
+            "Ġ",
+            "",
+            "x1_",
+            "Ġ\n",
+            "Ġ中",
+            "Ċa",
+            "ĠÄ",
+        ];
+        let alphabet = byte_to_unicode();
+        let decoded_letters = |t: &str| {
+            let bytes: Vec<u8> = t
+                .chars()
+                .flat_map(|c| match alphabet.iter().position(|&a| a == c) {
+                    Some(b) => vec![b as u8],
+                    None => c.to_string().into_bytes(),
+                })
+                .collect();
+            let mut counts = [0u64; SCRIPTS.len()];
+            count_letters(&String::from_utf8_lossy(&bytes), &mut counts);
+            counts
+        };
+        for t in tokens {
+            let mut want = [0u64; SCRIPTS.len()];
+            let mut got = [0u64; SCRIPTS.len()];
+            for (slot, c) in want.iter_mut().zip(decoded_letters(t)) {
+                *slot += c;
+            }
+            let shares = script_distribution(&vocab_of(&[t], Convention::ByteLevel));
+            let total: u64 = want.iter().sum();
+            for share in shares {
+                let i = SCRIPTS.iter().position(|s| *s == share.script).unwrap();
+                got[i] = (share.share as f64 * total as f64).round() as u64;
+            }
+            assert_eq!(got, want, "{t:?}");
+        }
     }
 
     #[test]

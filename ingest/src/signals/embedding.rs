@@ -354,9 +354,34 @@ unsafe fn gram_row_avx512(a: &[f64], columns: &[f64], n: usize, from: usize, dot
 
 #[inline(always)]
 fn gram_row_inline(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64]) {
-    for (&ak, column) in a.iter().zip(columns.chunks_exact(n)) {
-        for (d, &b) in dots.iter_mut().zip(&column[from..]) {
-            *d += ak * b;
+    // Blocks of GRAM_LANES cosines: each block's sums stay in registers over every k (still in k order) and
+    // are stored once, instead of loading and storing every cosine at every k.
+    const GRAM_LANES: usize = 32;
+    for (b, block) in dots.chunks_mut(GRAM_LANES).enumerate() {
+        let first = from + b * GRAM_LANES;
+        match block.first_chunk_mut::<GRAM_LANES>() {
+            Some(block) => {
+                let mut acc = *block;
+                for (&ak, column) in a.iter().zip(columns.chunks_exact(n)) {
+                    let Some(c) = column
+                        .get(first..)
+                        .and_then(|c| c.first_chunk::<GRAM_LANES>())
+                    else {
+                        break; // unreachable: first + GRAM_LANES <= from + dots.len() = n
+                    };
+                    for l in 0..GRAM_LANES {
+                        acc[l] += ak * c[l];
+                    }
+                }
+                *block = acc;
+            }
+            None => {
+                for (&ak, column) in a.iter().zip(columns.chunks_exact(n)) {
+                    for (d, &b) in block.iter_mut().zip(&column[first..]) {
+                        *d += ak * b;
+                    }
+                }
+            }
         }
     }
 }
