@@ -65,6 +65,8 @@ pub fn build(
 const INSERT_BATCH: usize = 2048;
 
 type SharedHnsw = Arc<Hnsw<'static, i8, DotI8>>;
+/// Vectors with their record numbers, as sent to the inserting thread.
+type Batch = Vec<(Vec<i8>, usize)>;
 
 /// Builds a graph while its records are still being written: vectors go to a background thread that inserts
 /// them in batches (each batch on every core), so the graph is nearly complete when the segment is sealed
@@ -72,9 +74,9 @@ type SharedHnsw = Arc<Hnsw<'static, i8, DotI8>>;
 pub struct Builder {
     params: GraphParams,
     hnsw: SharedHnsw,
-    batch: Vec<(Vec<i8>, usize)>,
+    batch: Batch,
     pushed: usize,
-    sender: Option<SyncSender<Vec<(Vec<i8>, usize)>>>,
+    sender: Option<SyncSender<Batch>>,
     inserter: Option<JoinHandle<()>>,
 }
 
@@ -89,7 +91,7 @@ impl Builder {
             DotI8,
         ));
         // Bounded: when inserting falls behind, the writer waits instead of queueing every vector.
-        let (sender, receiver) = sync_channel::<Vec<(Vec<i8>, usize)>>(4);
+        let (sender, receiver) = sync_channel::<Batch>(4);
         let graph = Arc::clone(&hnsw);
         let inserter = std::thread::spawn(move || {
             for batch in receiver {
