@@ -11,8 +11,8 @@
 //!   10 runs (and at least 1 s) of a sequential read of the file (page cache warm) and of in-process
 //!   fingerprints with and without the BLAKE3 content digest, and their ratios to the read. Each run takes tens
 //!   of milliseconds, so fewer runs would measure the machine's other load more than the code. Beside the wall
-//!   times: the least CPU time of the same runs (all threads, from `/proc/self/task/*/schedstat`), which moves
-//!   less with the other processes' load, and the 1-minute load average before and after.
+//!   times: the least CPU time of the same runs (all threads, `CLOCK_PROCESS_CPUTIME_ID`), which moves less
+//!   with the other processes' load, and the 1-minute load average before and after.
 //!
 //! `-- real_gguf` runs only the last part (`--quick` shortens the first two).
 
@@ -198,21 +198,19 @@ fn safetensors_layouts(dir: &Path, min: Duration) -> Vec<Value> {
     rows
 }
 
-/// CPU time of every thread of this process so far, in ns (0 where `/proc` is unavailable).
+/// CPU time of every thread of this process so far, in ns (`CLOCK_PROCESS_CPUTIME_ID`, which includes the
+/// running threads' time up to now; 0 where it is unavailable).
 fn process_cpu_ns() -> u64 {
-    let schedstat = |path: PathBuf| -> u64 {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| schedstat(e.path().join("schedstat")))
-                .sum()
-        })
-        .unwrap_or(0)
+    // SAFETY: clock_gettime writes one timespec into `ts`, which lives for the call.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0;
+    if !ok {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
 fn loadavg() -> Value {
