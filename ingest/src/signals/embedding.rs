@@ -300,36 +300,42 @@ fn sort_total(values: &[f32]) -> Vec<f32> {
 /// with all later rows advance together, in independent lanes (vectorised, and no reordering of any sum).
 fn gram(unit: &[Vec<f64>], h: usize) -> Vec<i8> {
     let n = unit.len();
-    let mut columns = vec![0f64; h * n];
+    // Rows of `n` values padded with GRAM_LANES zeros, so that the last block of cosines loads whole blocks too.
+    let stride = n + GRAM_LANES;
+    let mut columns = vec![0f64; h * stride];
     for (j, row) in unit.iter().enumerate() {
         for (k, &v) in row.iter().enumerate().take(h) {
-            columns[k * n + j] = v;
+            columns[k * stride + j] = v;
         }
     }
     let rows: Vec<Vec<i8>> = (0..n)
         .into_par_iter()
         .map(|i| {
             let mut dots = vec![std::iter::empty::<f64>().sum::<f64>(); n - i - 1];
-            gram_row(&unit[i], &columns, n, i + 1, &mut dots);
+            gram_row(&unit[i], &columns, stride, i + 1, &mut dots);
             dots.into_iter().map(quantize_cosine).collect()
         })
         .collect();
     rows.concat()
 }
 
-/// `dots[j - from] += Σ_k a[k]·columns[k·n + j]` for `j` in `from..n`, in `k` order.
-fn gram_row(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64]) {
+/// Cosines computed at a time by [`gram_row`], kept in registers.
+const GRAM_LANES: usize = 32;
+
+/// `dots[j - from] += Σ_k a[k]·columns[k·stride + j]` for `j` in `from..from + dots.len()`, in `k` order
+/// (`columns` holds one row of `stride` values per `k`).
+fn gram_row(a: &[f64], columns: &[f64], stride: usize, from: usize, dots: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU supports AVX-512F (checked just above).
-        return unsafe { gram_row_avx512(a, columns, n, from, dots) };
+        return unsafe { gram_row_avx512(a, columns, stride, from, dots) };
     }
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { gram_row_avx2(a, columns, n, from, dots) };
+        return unsafe { gram_row_avx2(a, columns, stride, from, dots) };
     }
-    gram_row_inline(a, columns, n, from, dots)
+    gram_row_inline(a, columns, stride, from, dots)
 }
 
 /// [`gram_row`] compiled for AVX2 (the same operations in the same order).
@@ -338,8 +344,8 @@ fn gram_row(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64])
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn gram_row_avx2(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64]) {
-    gram_row_inline(a, columns, n, from, dots)
+unsafe fn gram_row_avx2(a: &[f64], columns: &[f64], stride: usize, from: usize, dots: &mut [f64]) {
+    gram_row_inline(a, columns, stride, from, dots)
 }
 
 /// [`gram_row`] compiled for AVX-512 (the same operations in the same order).
@@ -348,38 +354,43 @@ unsafe fn gram_row_avx2(a: &[f64], columns: &[f64], n: usize, from: usize, dots:
 /// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn gram_row_avx512(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64]) {
-    gram_row_inline(a, columns, n, from, dots)
+unsafe fn gram_row_avx512(
+    a: &[f64],
+    columns: &[f64],
+    stride: usize,
+    from: usize,
+    dots: &mut [f64],
+) {
+    gram_row_inline(a, columns, stride, from, dots)
 }
 
 #[inline(always)]
-fn gram_row_inline(a: &[f64], columns: &[f64], n: usize, from: usize, dots: &mut [f64]) {
+fn gram_row_inline(a: &[f64], columns: &[f64], stride: usize, from: usize, dots: &mut [f64]) {
     // Blocks of GRAM_LANES cosines: each block's sums stay in registers over every k (still in k order) and
-    // are stored once, instead of loading and storing every cosine at every k.
-    const GRAM_LANES: usize = 32;
+    // are stored once, instead of loading and storing every cosine at every k. A last block narrower than
+    // GRAM_LANES computes its lanes the same way when the rows are padded (the lanes past it are dropped).
     for (b, block) in dots.chunks_mut(GRAM_LANES).enumerate() {
         let first = from + b * GRAM_LANES;
-        match block.first_chunk_mut::<GRAM_LANES>() {
-            Some(block) => {
-                let mut acc = *block;
-                for (&ak, column) in a.iter().zip(columns.chunks_exact(n)) {
-                    let Some(c) = column
-                        .get(first..)
-                        .and_then(|c| c.first_chunk::<GRAM_LANES>())
-                    else {
-                        break; // unreachable: first + GRAM_LANES <= from + dots.len() = n
-                    };
-                    for l in 0..GRAM_LANES {
-                        acc[l] += ak * c[l];
-                    }
+        if first + GRAM_LANES <= stride {
+            let mut acc = [0f64; GRAM_LANES];
+            acc[..block.len()].copy_from_slice(block);
+            for (&ak, column) in a.iter().zip(columns.chunks_exact(stride)) {
+                let Some(c) = column
+                    .get(first..)
+                    .and_then(|c| c.first_chunk::<GRAM_LANES>())
+                else {
+                    break; // unreachable: first + GRAM_LANES <= stride
+                };
+                for l in 0..GRAM_LANES {
+                    acc[l] += ak * c[l];
                 }
-                *block = acc;
             }
-            None => {
-                for (&ak, column) in a.iter().zip(columns.chunks_exact(n)) {
-                    for (d, &b) in block.iter_mut().zip(&column[first..]) {
-                        *d += ak * b;
-                    }
+            let width = block.len();
+            block.copy_from_slice(&acc[..width]);
+        } else {
+            for (&ak, column) in a.iter().zip(columns.chunks_exact(stride)) {
+                for (d, &b) in block.iter_mut().zip(&column[first..]) {
+                    *d += ak * b;
                 }
             }
         }
@@ -429,7 +440,15 @@ mod tests {
             x ^= x << 17;
             (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
         };
-        for (n, h) in [(0, 8), (1, 8), (2, 3), (7, 33), (40, 64)] {
+        for (n, h) in [
+            (0, 8),
+            (1, 8),
+            (2, 3),
+            (7, 33),
+            (40, 64),
+            (75, 20),
+            (170, 9),
+        ] {
             let unit: Vec<Vec<f64>> = (0..n)
                 .map(|_| {
                     let r: Vec<f64> = (0..h).map(|_| next()).collect();
@@ -446,17 +465,17 @@ mod tests {
             }
             assert_eq!(gram(&unit, h), want, "n {n}, h {h}");
             // The unquantised sums too, on the baseline instruction set and through the dispatch.
-            for i in 0..n {
-                let mut columns = vec![0f64; h * n];
+            for (i, stride) in (0..n).flat_map(|i| [(i, n), (i, n + GRAM_LANES)]) {
+                let mut columns = vec![0f64; h * stride];
                 for (j, row) in unit.iter().enumerate() {
                     for (k, &v) in row.iter().enumerate() {
-                        columns[k * n + j] = v;
+                        columns[k * stride + j] = v;
                     }
                 }
                 let zero = std::iter::empty::<f64>().sum::<f64>();
                 let (mut a, mut b) = (vec![zero; n - i - 1], vec![zero; n - i - 1]);
-                gram_row(&unit[i], &columns, n, i + 1, &mut a);
-                gram_row_inline(&unit[i], &columns, n, i + 1, &mut b);
+                gram_row(&unit[i], &columns, stride, i + 1, &mut a);
+                gram_row_inline(&unit[i], &columns, stride, i + 1, &mut b);
                 for (j, (a, b)) in a.iter().zip(&b).enumerate() {
                     let dot: f64 = unit[i]
                         .iter()
