@@ -145,13 +145,6 @@ impl Builder {
     }
 }
 
-impl Drop for Builder {
-    fn drop(&mut self) {
-        // Abandoned (the segment failed): close the queue so the thread ends after its current batch.
-        self.sender = None;
-    }
-}
-
 /// Copy hnsw_rs's adjacency into a [`Layout`] indexed by record number.
 fn layout_of(hnsw: &Hnsw<'_, i8, DotI8>, count: usize, params: GraphParams) -> Layout {
     let mut neighbours = vec![Vec::new(); count];

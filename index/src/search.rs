@@ -208,16 +208,20 @@ fn vector_candidates(
         }
         let selective = (allowed_count as f64) < SCAN_FRACTION * count as f64;
         match s.graph() {
-            Some(_) if !selective => {
+            Some(graph) if !selective => {
                 used_graph = true;
                 // Widen the search in proportion to what the filter and tombstones remove; refused records
                 // are walked through but not returned.
                 let wide = ((n as f64) * count as f64 / allowed_count as f64).ceil() as usize;
                 let ef = ef_search.max(wide.min(count as usize));
                 let accept = |doc: u32| allow.is_none_or(|b| b.contains(doc));
-                let hits = s
-                    .graph_search(q, n, ef, allow.is_some().then_some(&accept as _))
-                    .unwrap_or_default();
+                let hits = graph.search(
+                    s.vectors(),
+                    q,
+                    n,
+                    ef,
+                    allow.is_some().then_some(&accept as _),
+                );
                 for (doc, score) in hits {
                     top.push(score, DocRef { segment: i, doc });
                 }

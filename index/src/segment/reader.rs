@@ -218,19 +218,6 @@ impl SegmentReader {
         self.graph.as_ref()
     }
 
-    /// The `k` records nearest to `query` through the graph (see [`GraphFile::search`]); `None` when the
-    /// segment has no graph.
-    pub fn graph_search(
-        &self,
-        query: &[i8],
-        k: usize,
-        ef: usize,
-        allow: Option<&dyn Fn(u32) -> bool>,
-    ) -> Option<Vec<(u32, i32)>> {
-        let g = self.graph.as_ref()?;
-        Some(g.search(self.vectors(), query, k, ef, allow))
-    }
-
     /// Warm the graph for a long-running server: check its CRC against the manifest and ask the kernel to
     /// read it ahead. One-shot queries skip this (the graph is usable as soon as the segment is open).
     pub fn load_graph(&self) -> Result<()> {
