@@ -1,7 +1,8 @@
 //! Fingerprinting speed and memory, measured against a plain sequential read of the same files in the same
 //! run (this machine is noisy: ratios, not absolute times, are what to compare).
 //!
-//! `cargo bench --bench fingerprint [-- --big-gb 2.2] [-- --skip-big]` prints one JSON line per model:
+//! `cargo bench --bench fingerprint [-- --big-gb 2.2] [-- --skip-big] [-- --no-cold] [-- --child-exe PATH]`
+//! prints one JSON line per model:
 //! - `read_seconds`: the best of [`runs`] sequential `read()`s of the weight files (page cache warm);
 //! - `fingerprint_seconds`: the best of [`runs`] fingerprints, each in a fresh child process (timed inside the
 //!   child, so process start-up is excluded), and `ratio` = fingerprint / read. This includes the BLAKE3
@@ -10,16 +11,26 @@
 //!   names);
 //! - `peak_rss_bytes` (the highest VmHWM of the children), `embedding_bytes` (the stored embedding matrix) and
 //!   `peak_rss_minus_embedding_bytes`;
-//! - `read_cpu_seconds`, `fingerprint_cpu_seconds`, `signals_only_cpu_seconds`: the least CPU time (all threads,
-//!   from `/proc/*/schedstat`) of the same runs. It moves less with the other processes' load than wall time:
-//!   with two cores free, the wall time of the parallel fingerprint approaches half its CPU time;
+//! - `read_cpu_seconds`, `fingerprint_cpu_seconds`, `signals_only_cpu_seconds`: the least CPU time of the same
+//!   runs (all threads, `CLOCK_PROCESS_CPUTIME_ID` in the child, `CLOCK_THREAD_CPUTIME_ID` for the read). It
+//!   moves less with the other processes' load than wall time: with two cores free, the wall time of the
+//!   parallel fingerprint approaches half its CPU time;
+//! - `cold_read_seconds`, `cold_fingerprint_seconds`, `cold_ratio`: the same read and (default) fingerprint
+//!   with the weight files dropped from the page cache before each run (`fsync`, then
+//!   `posix_fadvise(POSIX_FADV_DONTNEED)` on those files only; config and tokenizer files stay cached), best
+//!   of [`COLD_RUNS`]. `cold_read_vs_warm` is the cold read over the warm one, and
+//!   `cold_resident_after_evict_bytes` the most bytes of the weight files still cached right after an
+//!   eviction (from `mincore`; 0 when the eviction worked). `-- --no-cold` skips these;
 //! - `loadavg`: the 1-minute load average before and after the model's measurements.
 //!
-//! A last line times `provsearch compare` on the real all-MiniLM-L6-v2 against its int8 copy (whole command,
-//! best of 3), for comparison with the reference tool's 6.6–9.4 s per pair.
+//! A last line times `provsearch compare` (this build's, whatever `--child-exe`) on the real all-MiniLM-L6-v2
+//! against its int8 copy (whole command, best of 3), for comparison with the reference tool's 6.6–9.4 s per
+//! pair.
 //!
 //! The big model is a synthetic TinyLlama-shaped checkpoint (22 layers, hidden 2048, F16, ≈ 2.2 GB) that the
 //! benchmark writes itself, streaming, into `target/bench-data/`.
+
+mod common;
 
 use datasets::rng::Rng;
 use std::io::{Read, Write};
@@ -54,34 +65,70 @@ fn read_all(files: &[PathBuf]) -> (f64, f64) {
     )
 }
 
-/// CPU time of a task so far, in ns (first field of its `schedstat`; 0 when unavailable).
-fn schedstat_ns(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn thread_cpu_ns() -> u64 {
-    schedstat_ns(Path::new("/proc/thread-self/schedstat"))
+    common::cpu_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// CPU time of every thread of this process so far, in ns.
 fn process_cpu_ns() -> u64 {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| schedstat_ns(&e.path().join("schedstat")))
-                .sum()
-        })
-        .unwrap_or(0)
+    common::cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "null".into())
+    common::loadavg().map_or_else(|| "null".into(), |l| l.to_string())
+}
+
+/// Bytes of `file` in the page cache (`mincore` over a read-only mapping; `None` when that fails).
+fn resident_bytes(file: &Path) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(file).ok()?;
+    let len = f.metadata().ok()?.len() as usize;
+    if len == 0 {
+        return Some(0);
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+    // SAFETY: a fresh read-only shared mapping of the whole file, never dereferenced, unmapped below.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return None;
+    }
+    let mut pages = vec![0u8; len.div_ceil(page)];
+    // SAFETY: `addr` maps `len` bytes and `pages` has one byte per page of them.
+    let ok = unsafe { libc::mincore(addr, len, pages.as_mut_ptr()) } == 0;
+    // SAFETY: `addr` and `len` are the mapping made above.
+    unsafe { libc::munmap(addr, len) };
+    ok.then(|| pages.iter().filter(|&&p| p & 1 != 0).count() as u64 * page as u64)
+}
+
+/// Drop the files from the page cache: `fsync` (dirty pages are not dropped), then
+/// `posix_fadvise(POSIX_FADV_DONTNEED)` on each. Only these files are dropped, not the whole page cache
+/// (`/proc/sys/vm/drop_caches` would evict every other process's cache on this shared machine). Returns the
+/// bytes still cached afterwards, to check that the eviction happened (pages mapped by another process stay).
+fn evict(files: &[PathBuf]) -> u64 {
+    use std::os::fd::AsRawFd;
+    let mut resident = 0;
+    for path in files {
+        let f = std::fs::File::open(path).expect("open weights");
+        // fsync of a file opened read-only is allowed on Linux; it flushes any dirty pages of the file.
+        let _ = f.sync_all();
+        // SAFETY: a valid descriptor, offset 0 and length 0 (to the end of the file).
+        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        if rc != 0 {
+            eprintln!("posix_fadvise({}): error {rc}", path.display());
+        }
+        resident += resident_bytes(path).unwrap_or(u64::MAX / 2);
+    }
+    resident
 }
 
 /// Child mode: fingerprint once and report the time and the peak RSS.
@@ -126,9 +173,21 @@ fn runs(bytes: u64) -> usize {
     }
 }
 
+/// The program run as the child: this benchmark, or with `-- --child-exe PATH` another build of it (e.g. a
+/// copy of an older commit's bench binary), whose `--child` mode prints the same fields. Both are then timed by
+/// the same harness against the same reads, for before/after comparisons in one run.
+fn child_exe() -> PathBuf {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--child-exe")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::current_exe().expect("own path"))
+}
+
 /// Best of `runs` child runs: (seconds, peak RSS, embedding bytes, least CPU seconds).
 fn run_children(model: &Path, skip_digests: bool, runs: usize) -> Option<(f64, u64, u64, f64)> {
-    let exe = std::env::current_exe().expect("own path");
+    let exe = child_exe();
     let (mut best, mut rss, mut emb, mut cpu) = (f64::MAX, 0u64, 0u64, f64::MAX);
     for _ in 0..runs {
         let mut cmd = Command::new(&exe);
@@ -151,7 +210,27 @@ fn run_children(model: &Path, skip_digests: bool, runs: usize) -> Option<(f64, u
     Some((best, rss, emb, cpu))
 }
 
-fn measure(name: &str, model: &Path) {
+/// Cold runs of each measurement (each one reads the files from disk).
+const COLD_RUNS: usize = 3;
+
+/// Cold-cache figures: the best of [`COLD_RUNS`] reads and fingerprints, each started with the files evicted
+/// from the page cache. Returns (read seconds, fingerprint seconds, most bytes still cached after an eviction).
+/// Ends with the files evicted and read once more with 8 MiB `read()`s, so that the page cache is left as the
+/// warm measurements find it at the start (in large folios: see docs/benchmarks.md).
+fn measure_cold(model: &Path, files: &[PathBuf]) -> Option<(f64, f64, u64)> {
+    let (mut read, mut fingerprint, mut resident) = (f64::MAX, f64::MAX, 0u64);
+    for _ in 0..COLD_RUNS {
+        resident = resident.max(evict(files));
+        read = read.min(read_all(files).0);
+        resident = resident.max(evict(files));
+        fingerprint = fingerprint.min(run_children(model, false, 1)?.0);
+    }
+    evict(files);
+    read_all(files);
+    Some((read, fingerprint, resident))
+}
+
+fn measure(name: &str, model: &Path, cold: bool) {
     let files = weight_files(model);
     let bytes: u64 = files
         .iter()
@@ -169,8 +248,20 @@ fn measure(name: &str, model: &Path) {
     let Some((signals_only, _, _, signals_cpu)) = run_children(model, true, runs) else {
         return;
     };
+    let cold = if cold {
+        match measure_cold(model, &files) {
+            Some((r, f, resident)) => format!(
+                ",\"cold_read_seconds\":{r:.4},\"cold_fingerprint_seconds\":{f:.4},\"cold_ratio\":{:.2},\"cold_read_vs_warm\":{:.1},\"cold_resident_after_evict_bytes\":{resident}",
+                f / r,
+                r / read
+            ),
+            None => return,
+        }
+    } else {
+        String::new()
+    };
     println!(
-        "{{\"model\":\"{name}\",\"bytes\":{bytes},\"read_seconds\":{read:.4},\"read_gb_per_s\":{:.2},\"fingerprint_seconds\":{best:.4},\"fingerprint_gb_per_s\":{:.2},\"ratio\":{:.2},\"signals_only_seconds\":{signals_only:.4},\"signals_only_ratio\":{:.2},\"peak_rss_bytes\":{rss},\"embedding_bytes\":{emb},\"peak_rss_minus_embedding_bytes\":{},\"read_cpu_seconds\":{read_cpu:.4},\"fingerprint_cpu_seconds\":{cpu:.4},\"signals_only_cpu_seconds\":{signals_cpu:.4},\"loadavg\":[{load_before},{}]}}",
+        "{{\"model\":\"{name}\",\"bytes\":{bytes},\"read_seconds\":{read:.4},\"read_gb_per_s\":{:.2},\"fingerprint_seconds\":{best:.4},\"fingerprint_gb_per_s\":{:.2},\"ratio\":{:.2},\"signals_only_seconds\":{signals_only:.4},\"signals_only_ratio\":{:.2},\"peak_rss_bytes\":{rss},\"embedding_bytes\":{emb},\"peak_rss_minus_embedding_bytes\":{},\"read_cpu_seconds\":{read_cpu:.4},\"fingerprint_cpu_seconds\":{cpu:.4},\"signals_only_cpu_seconds\":{signals_cpu:.4}{cold},\"loadavg\":[{load_before},{}]}}",
         bytes as f64 / read / 1e9,
         bytes as f64 / best / 1e9,
         best / read,
@@ -256,13 +347,14 @@ fn main() {
         child(&args[i + 1], args.iter().any(|a| a == "--no-digest"));
         return;
     }
+    let cold = !args.iter().any(|a| a == "--no-cold");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let models = std::env::var_os("PROVSEARCH_TEST_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join(".cache/test-models"));
     let minilm = models.join("minilm");
     if minilm.join("model.safetensors").exists() {
-        measure("all-MiniLM-L6-v2 (F32, 90 MB)", &minilm);
+        measure("all-MiniLM-L6-v2 (F32, 90 MB)", &minilm, cold);
     } else {
         eprintln!("skipping the real model: run scripts/fetch-test-models.sh");
     }
@@ -280,7 +372,11 @@ fn main() {
             );
             write_big(&dir, gb).expect("write synthetic checkpoint");
         }
-        measure(&format!("synthetic TinyLlama-shaped (F16, {gb} GB)"), &dir);
+        measure(
+            &format!("synthetic TinyLlama-shaped (F16, {gb} GB)"),
+            &dir,
+            cold,
+        );
     }
     // The whole `compare` command on a real pair, for comparison with the reference tool (6.6–9.4 s per pair).
     if minilm.join("model.safetensors").exists() {

@@ -16,6 +16,8 @@
 //!
 //! `-- real_gguf` runs only the last part (`--quick` shortens the first two).
 
+mod common;
+
 use datasets::quantize::{is_quantized_layer, write_quantized, Scheme};
 use datasets::synth::{build, Family, Spec};
 use provsearch_formats::gguf::writer::quantize;
@@ -198,26 +200,13 @@ fn safetensors_layouts(dir: &Path, min: Duration) -> Vec<Value> {
     rows
 }
 
-/// CPU time of every thread of this process so far, in ns (`CLOCK_PROCESS_CPUTIME_ID`, which includes the
-/// running threads' time up to now; 0 where it is unavailable).
+/// CPU time of every thread of this process so far, in ns.
 fn process_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into `ts`, which lives for the call.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0;
-    if !ok {
-        return 0;
-    }
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+    common::cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 fn loadavg() -> Value {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(Value::Null, Value::from)
+    common::loadavg().map_or(Value::Null, Value::from)
 }
 
 /// [`best_of`], also giving the least CPU time of the runs (all threads of the process).
