@@ -13,10 +13,12 @@ use provsearch_formats::config::ModelConfig;
 use provsearch_formats::tokenizer::{load_vocabulary, Vocabulary};
 use provsearch_formats::Error as FormatError;
 use provsearch_index::schema::{
-    FileDigest, Fingerprint, Metadata, Source, SourceFormat, FINGERPRINT_VERSION,
-    MAX_FINGERPRINT_BYTES,
+    FileDigest, Fingerprint, Metadata, Source, SourceFormat, TensorSamples, TokenizerSignals,
+    FINGERPRINT_VERSION, MAX_FINGERPRINT_BYTES,
 };
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// Most weight files listed individually in a fingerprint (the content digest covers all of them).
 const MAX_LISTED_FILES: usize = 64;
@@ -138,58 +140,60 @@ pub fn fingerprint_location(
     let plan = signals::plan(source);
     let files = source.files();
 
-    // Three independent jobs: the file digests, the weight pass (embedding statistics and layer samples) and
-    // the tokenizer (parse, features, anchors). All three split into small rayon tasks (the digest into leaves
-    // of its BLAKE3 tree, each read and hashed by one task) that share the cores. The digest is most of the
-    // work, so it is started first; the tokenizer is waited for last, by the embedding's anchor rows.
-    let (digests, (weights, tokenizer)) = rayon::join(
-        || file_digests(&files, &location.root, options),
-        || {
-            rayon::join(
-                || -> Result<_> {
-                    let pass = match plan.embedding {
-                        Some(i) => Some(signals::embedding::embedding_pass(source, i)?),
-                        None => None,
-                    };
-                    Ok((pass, signals::layer_signals(source, &plan)?))
-                },
-                || -> Result<_> {
-                    // Tokenizer files beside a GGUF file win over its `tokenizer.ggml.*` metadata.
-                    let vocabulary = match load_vocabulary(&location.root)? {
-                        Some(v) => Some(v),
-                        None => match weights.gguf() {
-                            Some(g) => g.file().vocabulary()?,
-                            None => None,
-                        },
-                    };
-                    // Anchors and features both read the vocabulary only: side by side.
-                    let (anchors, features) = match vocabulary.as_ref() {
-                        Some(v) => {
-                            let (a, f) =
-                                rayon::join(|| resolve_anchors(v), || tokenizer_signals(v));
-                            (a, Some(f))
-                        }
-                        None => (Vec::new(), None),
-                    };
-                    Ok((vocabulary, anchors, features))
-                },
-            )
-        },
-    );
-    let (
-        (vocabulary, anchors, tokenizer),
-        (pass, (matrices, norms)),
-        (mut digests, content_digest),
-    ) = (tokenizer?, weights?, digests?);
-    let token_rows = vocabulary
-        .as_ref()
-        .and_then(|v| v.tokens.iter().map(|(_, id)| *id as u64 + 1).max());
-    let embedding = match &pass {
-        Some(pass) => Some(signals::embedding::finish_embedding(
-            source, pass, &anchors, token_rows,
-        )?),
-        None => None,
+    // Three jobs: the tokenizer (parse, then features and anchors), the weight pass (embedding statistics and
+    // layer samples) and the file digests; then the embedding signals, which need the anchors and the weight
+    // pass. On two cores their order decides the wall time. The tokenizer starts with one serial parse and
+    // the embedding signals wait for it, so it and the weight pass start first, side by side. The digest is
+    // the job that any idle core can share at any time (it splits into the leaves of its BLAKE3 tree, each
+    // read and hashed by one rayon task), so it is queued when the weight pass ends and fills the cores from
+    // then on, including while the later of the first two jobs finishes the embedding signals. Queued first,
+    // it took one core from the start and the tokenizer waited for the weight pass.
+    let tokenizer: OnceLock<Result<TokenizerParts>> = OnceLock::new();
+    let weight_pass: OnceLock<Result<WeightPass>> = OnceLock::new();
+    let embedding = OnceLock::new();
+    let digests = OnceLock::new();
+    // The first two jobs count down; the one that ends last finishes the embedding signals.
+    let pending = AtomicUsize::new(2);
+    let finish = || {
+        if pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        if let (Some(Ok((vocabulary, anchors, _))), Some(Ok((Some(pass), _)))) =
+            (tokenizer.get(), weight_pass.get())
+        {
+            let token_rows = vocabulary
+                .as_ref()
+                .and_then(|v| v.tokens.iter().map(|(_, id)| *id as u64 + 1).max());
+            let _ = embedding.set(signals::embedding::finish_embedding(
+                source, pass, anchors, token_rows,
+            ));
+        }
     };
+    rayon::scope(|s| {
+        s.spawn(|_| {
+            let _ = tokenizer.set(tokenizer_job(&location.root, &weights));
+            finish();
+        });
+        s.spawn(|s| {
+            let pass = weight_job(source, &plan);
+            let ok = pass.is_ok();
+            let _ = weight_pass.set(pass);
+            if ok {
+                s.spawn(|_| {
+                    let _ = digests.set(file_digests(&files, &location.root, options));
+                });
+            }
+            finish();
+        });
+    });
+    // Errors in the order of the jobs: tokenizer, weights, embedding signals, digests. The scope has run every
+    // job it spawned (a panic in one is resumed by `rayon::scope`), and the digest was spawned unless the weight
+    // pass failed, which returns first.
+    let ran = "rayon::scope returns after every job it spawned";
+    let (vocabulary, _, tokenizer) = tokenizer.into_inner().expect(ran)?;
+    let (_, (matrices, norms)) = weight_pass.into_inner().expect(ran)?;
+    let embedding = embedding.into_inner().transpose()?;
+    let (mut digests, content_digest) = digests.into_inner().expect(ran)?;
     let mut weight_signals = signals::assemble(plan, embedding, matrices, norms);
     weight_signals.notes.extend(source.notes());
 
@@ -227,6 +231,47 @@ pub fn fingerprint_location(
         vocabulary,
         location,
     })
+}
+
+/// A model's vocabulary (tokenizer files beside a GGUF file win over its `tokenizer.ggml.*` metadata), the
+/// token ids of the embedding anchors, and the tokenizer features.
+type TokenizerParts = (
+    Option<Vocabulary>,
+    Vec<Option<u32>>,
+    Option<TokenizerSignals>,
+);
+
+fn tokenizer_job(root: &Path, weights: &Weights) -> Result<TokenizerParts> {
+    let vocabulary = match load_vocabulary(root)? {
+        Some(v) => Some(v),
+        None => match weights.gguf() {
+            Some(g) => g.file().vocabulary()?,
+            None => None,
+        },
+    };
+    // Anchors and features both read the vocabulary only: side by side.
+    let (anchors, features) = match vocabulary.as_ref() {
+        Some(v) => {
+            let (a, f) = rayon::join(|| resolve_anchors(v), || tokenizer_signals(v));
+            (a, Some(f))
+        }
+        None => (Vec::new(), None),
+    };
+    Ok((vocabulary, anchors, features))
+}
+
+/// The embedding pass (when the model has an embedding) and the layer samples (matrices, norms).
+type WeightPass = (
+    Option<signals::embedding::EmbeddingPass>,
+    (TensorSamples, TensorSamples),
+);
+
+fn weight_job(source: &dyn WeightSource, plan: &signals::Plan) -> Result<WeightPass> {
+    let pass = match plan.embedding {
+        Some(i) => Some(signals::embedding::embedding_pass(source, i)?),
+        None => None,
+    };
+    Ok((pass, signals::layer_signals(source, plan)?))
 }
 
 /// Size and digests of every weight file, and the content digest over them.

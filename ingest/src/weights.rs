@@ -14,6 +14,7 @@ use provsearch_formats::safetensors::{SafetensorsFile, TensorInfo};
 use provsearch_formats::Error as FormatError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Name, logical shape and storage facts of one tensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +76,10 @@ pub struct SafetensorsSource {
     tensors: Vec<TensorMeta>,
     /// For each entry of `tensors`: (file index, header entry).
     locations: Vec<(usize, TensorInfo)>,
+    /// For each entry of `tensors`: whether it has been read through the memory map ([`WeightSource::read_f32`] or
+    /// [`SafetensorsSource::raw`]), so that [`WeightSource::release`] has pages to drop. A tensor read only with `pread` (the embedding pass)
+    /// has none, and `madvise(MADV_DONTNEED)` over its range would only cost page-table walks and TLB flushes.
+    mapped: Vec<AtomicBool>,
 }
 
 impl SafetensorsSource {
@@ -109,11 +114,13 @@ impl SafetensorsSource {
                 file: paths[*fi].clone(),
             })
             .collect();
+        let mapped = located.iter().map(|_| AtomicBool::new(false)).collect();
         Ok(SafetensorsSource {
             files,
             handles,
             tensors,
             locations: located,
+            mapped,
         })
     }
 
@@ -125,6 +132,8 @@ impl SafetensorsSource {
     /// The file and header entry of tensor `index` (for readers of packed layouts).
     pub fn raw(&self, index: usize) -> Option<(&SafetensorsFile, &TensorInfo)> {
         let (file_index, info) = self.locations.get(index)?;
+        // The caller reads the tensor through the map: its pages are for `release` to drop.
+        self.mapped[index].store(true, Ordering::Relaxed);
         Some((self.files.get(*file_index)?, info))
     }
 }
@@ -138,6 +147,7 @@ impl WeightSource for SafetensorsSource {
         let (file_index, info) = self.locations.get(index).ok_or_else(|| {
             Error::no_weights(Path::new("?"), format!("tensor index {index} out of range"))
         })?;
+        self.mapped[index].store(true, Ordering::Relaxed);
         Ok(self.files[*file_index].read_f32(info, start, out)?)
     }
 
@@ -163,11 +173,27 @@ impl WeightSource for SafetensorsSource {
             return self.read_f32(index, start, out);
         }
         let (path, handle) = (file.path(), &self.handles[*file_index]);
+        let offset = info.offset + start * size;
+        if info.dtype == Dtype::F32 && cfg!(target_endian = "little") {
+            // Little-endian F32 bytes are the values themselves (`f32::from_le_bytes` is a bit copy here), so they
+            // are read straight into `out`, without the copy through the byte buffer.
+            // SAFETY: the byte view covers exactly `out`'s memory, `u8` has alignment 1, and every bit pattern
+            // written into it is a valid `f32`.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(
+                    out.as_mut_ptr().cast::<u8>(),
+                    std::mem::size_of_val(out),
+                )
+            };
+            return handle
+                .read_exact_at(bytes, offset)
+                .map_err(|e| FormatError::io(path, e).into());
+        }
         BYTES.with(|bytes| -> Result<()> {
             let mut bytes = bytes.borrow_mut();
             bytes.resize((count * size) as usize, 0);
             handle
-                .read_exact_at(&mut bytes, info.offset + start * size)
+                .read_exact_at(&mut bytes, offset)
                 .map_err(|e| FormatError::io(path, e))?;
             decode_to_f32(info.dtype, &bytes, out);
             Ok(())
@@ -175,7 +201,11 @@ impl WeightSource for SafetensorsSource {
     }
 
     fn release(&self, index: usize, start: u64, count: u64) {
-        if let Some((file_index, info)) = self.locations.get(index) {
+        let mapped = self
+            .mapped
+            .get(index)
+            .is_some_and(|m| m.load(Ordering::Relaxed));
+        if let (true, Some((file_index, info))) = (mapped, self.locations.get(index)) {
             self.files[*file_index].release(info, start, count);
         }
     }
@@ -235,6 +265,15 @@ mod tests {
         ];
         safetensors::serialize_to_file(views, None, &path).unwrap();
         let source = SafetensorsSource::open(&[path]).unwrap();
+        // Streaming reads leave nothing mapped for `release` to drop; a mapped read or `raw` marks the tensor.
+        let mut out = vec![0f32; 600];
+        source.read_f32_streaming(0, 0, &mut out).unwrap();
+        assert!(!source.mapped[0].load(Ordering::Relaxed));
+        source.read_f32(0, 0, &mut out).unwrap();
+        assert!(source.mapped[0].load(Ordering::Relaxed));
+        assert!(!source.mapped[1].load(Ordering::Relaxed));
+        source.raw(1).unwrap();
+        assert!(source.mapped[1].load(Ordering::Relaxed));
         for index in 0..source.tensors().len() {
             for (start, len) in [(0, 600), (0, 1), (599, 1), (30, 90), (7, 333)] {
                 let (mut mapped, mut streamed) = (vec![0f32; len], vec![0f32; len]);
