@@ -108,7 +108,8 @@ pub fn load_saved(path: &Path) -> Result<Fingerprint> {
     }
 }
 
-fn is_saved_fingerprint(spec: &str) -> bool {
+/// Whether `spec` names a fingerprint file written by `fingerprint -o` (`.json` or `.rkyv`).
+pub fn is_saved_fingerprint(spec: &str) -> bool {
     let p = Path::new(spec);
     p.is_file() && p.extension().is_some_and(|e| e == "json" || e == "rkyv")
 }

@@ -46,6 +46,47 @@ fn same_weights_in_any_dtype_sharding_or_tensor_order_are_identical_in_effect() 
     }
 }
 
+/// `compare` skips the content digests when the weight files differ in total size (they cannot be
+/// byte-identical). The verdicts stay right: a copy with the same bytes elsewhere is still identical, a copy of
+/// another size still related, and a same-size copy with other bytes is not byte-identical.
+#[test]
+fn digests_skipped_for_different_sizes_leave_verdicts_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    synth(&base, Family::Llama, 4);
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&base).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    let c = compare(&base, &copy);
+    assert_eq!(c["verdict"], "identical", "same bytes elsewhere: {c}");
+    assert_eq!(c["identical_weights"], true, "{c}");
+
+    let half = tmp.path().join("f16");
+    derive(&base, &half, Storage::F16, 1, |_| {});
+    let size = |dir: &std::path::Path| {
+        std::fs::metadata(dir.join("model.safetensors"))
+            .unwrap()
+            .len()
+    };
+    assert_ne!(size(&base), size(&half));
+    let c = compare(&base, &half);
+    assert_eq!(c["verdict"], "related", "{c}");
+    assert_eq!(c["identical_weights"], false, "{c}");
+    assert!(num(&c, "identity_score") >= 0.99, "{c}");
+
+    let noisy = tmp.path().join("noisy");
+    derive(&base, &noisy, Storage::F32, 1, |c: &mut Checkpoint| {
+        add_noise(c, 0.01, 7)
+    });
+    assert_eq!(size(&base), size(&noisy));
+    let c = compare(&base, &noisy);
+    assert_eq!(c["identical_weights"], false, "same size, other bytes: {c}");
+    assert_eq!(c["related"], true, "{c}");
+}
+
 #[test]
 fn independently_initialised_models_of_each_family_are_not_related() {
     for family in FAMILIES {
