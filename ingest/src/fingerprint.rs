@@ -142,12 +142,13 @@ pub fn fingerprint_location(
 
     // Three jobs: the tokenizer (parse, then features and anchors), the weight pass (embedding statistics and
     // layer samples) and the file digests; then the embedding signals, which need the anchors and the weight
-    // pass. On two cores their order decides the wall time. The tokenizer starts with one serial parse and
-    // the embedding signals wait for it, so it and the weight pass start first, side by side. The digest is
-    // the job that any idle core can share at any time (it splits into the leaves of its BLAKE3 tree, each
-    // read and hashed by one rayon task), so it is queued when the weight pass ends and fills the cores from
-    // then on, including while the later of the first two jobs finishes the embedding signals. Queued first,
-    // it took one core from the start and the tokenizer waited for the weight pass.
+    // pass. On two cores their order decides the wall time. The tokenizer starts with one serial parse that
+    // the embedding signals wait for, so it and the weight pass start first, side by side. The digest can be
+    // shared by any idle core at any time (it splits into the leaves of its BLAKE3 tree, each read and hashed
+    // by one rayon task), so it is queued once the vocabulary is parsed and fills the cores from then on,
+    // including while the later of the first two jobs finishes the embedding signals. Queued first, it took a
+    // core from the start and the tokenizer waited for the weight pass; queued after the weight pass, a cold
+    // page cache was read in random pieces by the layer samples before the digest's sequential reads began.
     let tokenizer: OnceLock<Result<TokenizerParts>> = OnceLock::new();
     let weight_pass: OnceLock<Result<WeightPass>> = OnceLock::new();
     let embedding = OnceLock::new();
@@ -170,25 +171,21 @@ pub fn fingerprint_location(
         }
     };
     rayon::scope(|s| {
-        s.spawn(|_| {
-            let _ = tokenizer.set(tokenizer_job(&location.root, &weights));
+        s.spawn(|s| {
+            let vocabulary = load_model_vocabulary(&location.root, &weights);
+            s.spawn(|_| {
+                let _ = digests.set(file_digests(&files, &location.root, options));
+            });
+            let _ = tokenizer.set(vocabulary.map(tokenizer_parts));
             finish();
         });
-        s.spawn(|s| {
-            let pass = weight_job(source, &plan);
-            let ok = pass.is_ok();
-            let _ = weight_pass.set(pass);
-            if ok {
-                s.spawn(|_| {
-                    let _ = digests.set(file_digests(&files, &location.root, options));
-                });
-            }
+        s.spawn(|_| {
+            let _ = weight_pass.set(weight_job(source, &plan));
             finish();
         });
     });
     // Errors in the order of the jobs: tokenizer, weights, embedding signals, digests. The scope has run every
-    // job it spawned (a panic in one is resumed by `rayon::scope`), and the digest was spawned unless the weight
-    // pass failed, which returns first.
+    // job it spawned (a panic in one is resumed by `rayon::scope`).
     let ran = "rayon::scope returns after every job it spawned";
     let (vocabulary, _, tokenizer) = tokenizer.into_inner().expect(ran)?;
     let (_, (matrices, norms)) = weight_pass.into_inner().expect(ran)?;
@@ -233,22 +230,25 @@ pub fn fingerprint_location(
     })
 }
 
-/// A model's vocabulary (tokenizer files beside a GGUF file win over its `tokenizer.ggml.*` metadata), the
-/// token ids of the embedding anchors, and the tokenizer features.
+/// A model's vocabulary, the token ids of the embedding anchors, and the tokenizer features.
 type TokenizerParts = (
     Option<Vocabulary>,
     Vec<Option<u32>>,
     Option<TokenizerSignals>,
 );
 
-fn tokenizer_job(root: &Path, weights: &Weights) -> Result<TokenizerParts> {
-    let vocabulary = match load_vocabulary(root)? {
+/// The vocabulary: tokenizer files beside a GGUF file win over its `tokenizer.ggml.*` metadata.
+fn load_model_vocabulary(root: &Path, weights: &Weights) -> Result<Option<Vocabulary>> {
+    Ok(match load_vocabulary(root)? {
         Some(v) => Some(v),
         None => match weights.gguf() {
             Some(g) => g.file().vocabulary()?,
             None => None,
         },
-    };
+    })
+}
+
+fn tokenizer_parts(vocabulary: Option<Vocabulary>) -> TokenizerParts {
     // Anchors and features both read the vocabulary only: side by side.
     let (anchors, features) = match vocabulary.as_ref() {
         Some(v) => {
@@ -257,7 +257,7 @@ fn tokenizer_job(root: &Path, weights: &Weights) -> Result<TokenizerParts> {
         }
         None => (Vec::new(), None),
     };
-    Ok((vocabulary, anchors, features))
+    (vocabulary, anchors, features)
 }
 
 /// The embedding pass (when the model has an embedding) and the layer samples (matrices, norms).
