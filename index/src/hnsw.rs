@@ -18,6 +18,8 @@ pub struct GraphParams {
     pub max_connections: usize,
     /// Candidate list size while inserting.
     pub ef_construction: usize,
+    /// Extra layer-0 slots per node for reverse edges added at seal ([`Layout::add_reverse_edges`]).
+    pub reverse_slots: usize,
 }
 
 impl Default for GraphParams {
@@ -25,6 +27,7 @@ impl Default for GraphParams {
         GraphParams {
             max_connections: 12,
             ef_construction: 100,
+            reverse_slots: 8,
         }
     }
 }
@@ -166,10 +169,12 @@ fn layout_of(hnsw: &Hnsw<'_, i8, DotI8>, count: usize, params: GraphParams) -> L
             .map(|layer| layer.iter().map(|n| n.d_id as u32).collect())
             .collect();
     }
-    Layout {
+    let mut layout = Layout {
         entry,
         neighbours,
         width0: 2 * params.max_connections,
         width: params.max_connections,
-    }
+    };
+    layout.add_reverse_edges(params.reverse_slots);
+    layout
 }
