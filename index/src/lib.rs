@@ -37,6 +37,7 @@ pub mod schema;
 pub mod score;
 pub mod search;
 pub mod segment;
+pub mod sketch;
 #[cfg(test)]
 mod testutil;
 pub mod tombstones;

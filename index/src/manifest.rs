@@ -36,6 +36,10 @@ pub struct SegmentMeta {
     pub count: u64,
     /// Whether the segment has an HNSW graph (small segments are scanned exactly).
     pub graph: bool,
+    /// Whether the segment has sign sketches of its vectors (`sketch.bin`; segments with a graph written
+    /// since they were introduced).
+    #[serde(default)]
+    pub sketch: bool,
     /// Every file of the segment.
     pub files: Vec<FileMeta>,
     /// CRC-32 over the files' CRCs in order: one number that changes when any file does.
@@ -217,6 +221,7 @@ mod tests {
             id: "s1".into(),
             count: 2,
             graph: false,
+            sketch: false,
             files: vec![],
             checksum: 7,
         });

@@ -1,6 +1,6 @@
 //! Answering "which indexed models is this fingerprint derived from?": candidates from the composite vectors
-//! (each segment's memory-mapped HNSW graph, or an exact scan of its vectors when it has none or a filter is
-//! selective) plus exact metadata hits
+//! (each segment's memory-mapped HNSW graph together with a scan of its sign sketches, or an exact scan of
+//! its vectors when it has none or a filter is selective) plus exact metadata hits
 //! (same weights digest, declared parents and children, same architecture), each rescored exactly with
 //! [`crate::score::compare`] and ranked related-first by identity score. `exact` rescores every live record:
 //! the ground truth the approximate path is measured against.
@@ -12,6 +12,7 @@ use crate::schema::{Fingerprint, SourceFormat};
 use crate::score::{compare, Comparison};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BinaryHeap, HashSet};
 
@@ -29,6 +30,11 @@ pub struct QueryOptions {
     pub rescore_floor: f32,
     /// HNSW search breadth (at least `candidates`).
     pub ef_search: usize,
+    /// Share of each segment's records also taken, as candidates, from a scan of its sign sketches (the
+    /// nearest by Hamming distance; [`crate::sketch`]): they join the graph's and the best `candidates` of
+    /// both by composite similarity go on. 0 turns the scan off.
+    #[serde(default = "default_sketch_share")]
+    pub sketch_share: f64,
     /// tantivy query restricting the results.
     pub filter: Option<String>,
     /// Rescore every live record (slow, exact).
@@ -52,7 +58,10 @@ impl Default for QueryOptions {
             // the default configuration; `scale-bench --separation`). Weaker relatives are reached through
             // `expand`.
             rescore_floor: 0.3,
-            ef_search: 192,
+            // 128 since the sketch scan joined it (192 alone): the same recall of relatives above the floor at
+            // 200K (0.998, 1000 queries), 0.5 ms less per query.
+            ef_search: 128,
+            sketch_share: default_sketch_share(),
             filter: None,
             exact: false,
             exclude_id: None,
@@ -103,6 +112,14 @@ pub struct Hit {
     pub quantization: Option<String>,
     /// How the record was found.
     pub origin: Origin,
+}
+
+/// One record in 400: a relative at composite similarity 0.5 is in a segment's nearest 0.25% by Hamming
+/// distance 99% of the time, and the scan's candidates cost one random read of a vector each (2 500 per
+/// million records) on top of the pass over the sketches. Measured with `scale-bench`
+/// (`relative_recall_above_floor`, docs/index.md).
+fn default_sketch_share() -> f64 {
+    0.0025
 }
 
 /// The format of a hit from a server that did not report one.
@@ -196,9 +213,11 @@ fn vector_candidates(
     allowed: &[Option<RoaringBitmap>],
     n: usize,
     ef_search: usize,
+    sketch_share: f64,
 ) -> (Vec<(i32, DocRef)>, bool) {
     let mut top = TopN::new(n);
     let mut used_graph = false;
+    let q_sketch = crate::sketch::sketch(q);
     for (i, s) in reader.segments().iter().enumerate() {
         let count = s.count();
         let allow = allowed[i].as_ref();
@@ -222,8 +241,23 @@ fn vector_candidates(
                     ef,
                     allow.is_some().then_some(&accept as _),
                 );
+                let mut taken = FxHashSet::default();
                 for (doc, score) in hits {
+                    taken.insert(doc);
                     top.push(score, DocRef { segment: i, doc });
+                }
+                // The sketch scan reaches relatives the graph search cannot (small families have no
+                // gradient leading to them); its picks are ranked with the graph's by exact similarity.
+                if let Some(sketches) = s.sketch().filter(|_| sketch_share > 0.0) {
+                    let k = ((count as f64 * sketch_share).ceil() as usize).max(n);
+                    for doc in sketches.nearest(&q_sketch, k, allow) {
+                        if taken.insert(doc) {
+                            top.push(
+                                crate::composite::dot(q, s.vector(doc)),
+                                DocRef { segment: i, doc },
+                            );
+                        }
+                    }
                 }
             }
             _ => match allow {
@@ -410,6 +444,7 @@ pub fn query(reader: &IndexReader, f: &Fingerprint, options: &QueryOptions) -> R
             &allowed,
             options.candidates.max(options.top_k),
             options.ef_search,
+            options.sketch_share,
         );
         let mut refs = Vec::new();
         for r in worth_rescoring(vector, options, &config) {
@@ -488,7 +523,8 @@ fn expand(
         let v = reader.segments()[seed.segment].vector(seed.doc).to_vec();
         // Only the seed's close neighbourhood: a narrower search than the query's own.
         let n = options.min_candidates.max(options.top_k) + 1;
-        let (mut vector, _) = vector_candidates(reader, &v, allowed, n, EXPANSION_EF);
+        // Graph only: a sketch scan per seed would cost a pass over every sketch each.
+        let (mut vector, _) = vector_candidates(reader, &v, allowed, n, EXPANSION_EF, 0.0);
         vector.retain(|(_, r)| r != seed);
         for r in worth_rescoring(vector, options, &config) {
             if seen.insert(r) {
@@ -567,6 +603,56 @@ mod tests {
     use crate::testutil::fingerprint;
     use crate::writer::{IndexWriter, WriterOptions};
 
+    /// The sketch scan's picks join the graph's: with a share of 1 every allowed record is a candidate, so
+    /// the result is the exact top n by composite similarity whatever the graph found, each record once,
+    /// and a filter still holds.
+    #[test]
+    fn sketch_candidates_join_the_graph_candidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch: Vec<_> = (0..300)
+            .map(|i| fingerprint(&format!("m{i}"), i % 40, 0.5, 1000 + i))
+            .collect();
+        let options = WriterOptions {
+            graph_min_records: 64,
+            ..WriterOptions::default()
+        };
+        let mut w = IndexWriter::open(dir.path(), options).unwrap();
+        w.add_batch(&batch).unwrap();
+        w.commit().unwrap();
+        let reader = IndexReader::open(dir.path()).unwrap();
+        let s = &reader.segments()[0];
+        assert!(s.graph().is_some() && s.sketch().is_some());
+        let q = composite(&batch[7], &reader.manifest().composite);
+        let exact = |allow: &dyn Fn(u32) -> bool, n: usize| {
+            let mut all: Vec<(i32, u32)> = (0..s.count())
+                .filter(|&d| allow(d))
+                .map(|d| (crate::composite::dot(&q, s.vector(d)), d))
+                .collect();
+            all.sort_by(|a, b| b.cmp(a));
+            all.truncate(n);
+            all.into_iter().map(|(_, d)| d).collect::<Vec<_>>()
+        };
+        let docs = |v: Vec<(i32, DocRef)>| {
+            let mut d: Vec<u32> = v.into_iter().map(|(_, r)| r.doc).collect();
+            d.sort();
+            d
+        };
+        let allowed = allowed_sets(&reader, None).unwrap();
+        // ef 1: the graph alone returns a greedy local optimum.
+        let (full, used_graph) = vector_candidates(&reader, &q, &allowed, 25, 1, 1.0);
+        assert!(used_graph);
+        let mut want = exact(&|_| true, 25);
+        want.sort();
+        assert_eq!(docs(full), want);
+        // Only even records allowed (most of the segment, so the graph path is still taken).
+        let mut even = RoaringBitmap::new();
+        even.extend((0..s.count()).filter(|d| d % 2 == 0));
+        let (filtered, _) = vector_candidates(&reader, &q, &[Some(even)], 25, 1, 1.0);
+        let mut want = exact(&|d| d % 2 == 0, 25);
+        want.sort();
+        assert_eq!(docs(filtered), want);
+    }
+
     /// A heavy fine-tune's sibling, too weakly correlated with the query to be among its best vector
     /// candidates, is found through their common parent.
     #[test]
@@ -614,7 +700,7 @@ mod tests {
         // What the expansion added, seen directly: the sibling, related, found through the root.
         let q = composite(&query_model, &reader.manifest().composite);
         let allowed = allowed_sets(&reader, None).unwrap();
-        let (vector, _) = vector_candidates(&reader, &q, &allowed, 100, 192);
+        let (vector, _) = vector_candidates(&reader, &q, &allowed, 100, 192, 0.0);
         let refs: Vec<_> = worth_rescoring(vector, &options, &reader.manifest().composite)
             .map(|r| (r, Origin::Vector))
             .collect();

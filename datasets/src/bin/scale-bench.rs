@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p datasets --bin scale-bench -- --count N [--dir DIR] [--keep] [--queries Q]
 //!     [--recall-queries R] [--top-k K] [--candidates C] [--min-candidates M] [--floor F] [--ef E]
-//!     [--seed S] [--batch B]
+//!     [--seed S] [--batch B] [--sketch-share S] [--floor-queries F] [--reuse] [--expand E]
 //! ```
 //! Prints one JSON line: count, build_seconds (wall time from an empty directory to the committed index,
 //! including making the synthetic fingerprints, of which generate_seconds is spent in the generator while the
@@ -15,6 +15,9 @@
 //! resident set from before the index was opened to after all timed queries, without the pages of the
 //! records file, reported apart as records_resident_bytes) and ram_anon_bytes_per_fingerprint (its anonymous
 //! part; the rest is mapped graph, vector and metadata files: clean, reclaimable page cache).
+//! `relative_recall_above_floor` and `graph_recall_above_floor` are measured over `--floor-queries` (default
+//! 1000) further models against a brute-force truth (see [`floor_recall`]): cheap at 1M, where
+//! `relative_recall`'s exhaustive rescoring allows only a handful of queries.
 //! `--cold-query DIR ID` is the child process of the cold measurement. `--separation N` instead prints how
 //! the composite similarity separates related from unrelated pairs in a corpus of N (and what an exact
 //! comparison costs), the measurement behind the composite's dimension and weights.
@@ -45,6 +48,8 @@ struct Args {
     batch: usize,
     reuse: bool,
     expand: usize,
+    floor_queries: usize,
+    sketch_share: f64,
 }
 
 fn parse() -> Result<Args> {
@@ -58,11 +63,13 @@ fn parse() -> Result<Args> {
         candidates: 100,
         min_candidates: QueryOptions::default().min_candidates,
         floor: QueryOptions::default().rescore_floor,
-        ef: 192,
+        ef: QueryOptions::default().ef_search,
         seed: 42,
         batch: 2048,
         reuse: false,
         expand: QueryOptions::default().expand,
+        floor_queries: 1000,
+        sketch_share: QueryOptions::default().sketch_share,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,6 +89,8 @@ fn parse() -> Result<Args> {
             "--batch" => a.batch = value()?.parse()?,
             "--reuse" => a.reuse = true,
             "--expand" => a.expand = value()?.parse()?,
+            "--floor-queries" => a.floor_queries = value()?.parse()?,
+            "--sketch-share" => a.sketch_share = value()?.parse()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -150,6 +159,104 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Recall measured against a brute-force truth, cheap enough for a thousand queries at 1M (unlike
+/// `relative_recall`'s exhaustive rescoring of every record). For each query model, the truth is each
+/// segment's exact top `candidates` records by composite similarity that reach the rescore floor (the
+/// query's own record left out):
+/// - `graph`: how many of them the segment's graph search returns at the query's breadth (the graph's own
+///   losses);
+/// - `related`: of those that an exact comparison calls related (at most `top_k`, best identity first), how
+///   many the full query path returns, expansion and metadata candidates included.
+///
+/// Related models below the floor (distilled students, say) are outside this truth: `relative_recall`
+/// covers them.
+#[derive(Default)]
+struct FloorRecall {
+    graph: (usize, usize),
+    related: (usize, usize),
+    missed: Vec<serde_json::Value>,
+}
+
+fn floor_recall(
+    reader: &IndexReader,
+    corpus: &Corpus,
+    queries: &[usize],
+    args: &Args,
+    options: &(dyn Fn(usize) -> QueryOptions + Sync),
+) -> Result<FloorRecall> {
+    use provsearch_index::composite::{composite, dot};
+    use provsearch_index::score::compare;
+    let config = reader.manifest().composite;
+    let floor = (args.floor * config.scale() * config.scale()) as i32;
+    let per_query: Vec<Result<FloorRecall>> = queries
+        .par_iter()
+        .map(|&i| {
+            let f = corpus.fingerprint(i);
+            let q = composite(&f, &config);
+            let own = reader.find_id(&corpus.id(i))?;
+            let mut out = FloorRecall::default();
+            let mut related = Vec::new();
+            for (segment, s) in reader.segments().iter().enumerate() {
+                let mut exact: Vec<(i32, u32)> = s
+                    .vectors()
+                    .chunks_exact(q.len())
+                    .enumerate()
+                    .map(|(doc, v)| (dot(&q, v), doc as u32))
+                    .filter(|&(score, doc)| {
+                        score >= floor && !own.iter().any(|r| r.segment == segment && r.doc == doc)
+                    })
+                    .collect();
+                exact.sort_unstable_by(|a, b| b.cmp(a));
+                exact.truncate(args.candidates);
+                if let Some(graph) = s.graph() {
+                    let got: HashSet<u32> = graph
+                        .search(s.vectors(), &q, args.candidates + 1, args.ef, None)
+                        .into_iter()
+                        .map(|(doc, _)| doc)
+                        .collect();
+                    out.graph.1 += exact.len();
+                    out.graph.0 += exact.iter().filter(|(_, d)| got.contains(d)).count();
+                }
+                for &(score, doc) in &exact {
+                    let other = s.fingerprint(doc)?;
+                    let c = compare(&f, &other);
+                    if c.related == Some(true) {
+                        let composite = score as f32 / (config.scale() * config.scale());
+                        related.push((c.identity_score.unwrap_or(0.0), other.source.id, composite));
+                    }
+                }
+            }
+            related.sort_by(|a, b| b.0.total_cmp(&a.0));
+            related.truncate(args.top_k);
+            let result = query(reader, &f, &options(i))?;
+            let got: HashSet<&str> = result.hits.iter().map(|h| h.model_id.as_str()).collect();
+            // Relatives tied with (or beaten by) `top_k` returned ones are not lost: the exact top-k could
+            // have listed either.
+            let weakest_returned = (result.hits.len() >= args.top_k)
+                .then(|| result.hits.iter().filter(|h| h.comparison.related == Some(true)).count() >= args.top_k)
+                .filter(|&full| full)
+                .and_then(|_| result.hits.iter().filter_map(|h| h.comparison.identity_score).reduce(f64::min));
+            for (identity, id, composite) in related {
+                out.related.1 += 1;
+                if got.contains(id.as_str()) || weakest_returned.is_some_and(|w| w >= identity) {
+                    out.related.0 += 1;
+                } else {
+                    out.missed.push(json!({"query": corpus.id(i), "missed": id, "identity": identity, "composite": composite}));
+                }
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut total = FloorRecall::default();
+    for r in per_query {
+        let r = r?;
+        total.graph = (total.graph.0 + r.graph.0, total.graph.1 + r.graph.1);
+        total.related = (total.related.0 + r.related.0, total.related.1 + r.related.1);
+        total.missed.extend(r.missed);
+    }
+    Ok(total)
 }
 
 /// Child process: open the index cold and answer one query (as `provsearch query model ID --no-server`).
@@ -346,6 +453,7 @@ fn main() -> Result<()> {
         min_candidates: args.min_candidates,
         rescore_floor: args.floor,
         ef_search: args.ef,
+        sketch_share: args.sketch_share,
         exact,
         exclude_id: Some(corpus.id(i)),
         expand: args.expand,
@@ -419,6 +527,22 @@ fn main() -> Result<()> {
         }
     }
 
+    // Recall against a brute-force truth above the rescore floor, over more queries (offset from the timed
+    // ones).
+    let cstep = (corpus.len() / args.floor_queries.max(1)).max(1);
+    let cqs: Vec<usize> = (cstep / 2..corpus.len())
+        .step_by(cstep)
+        .take(args.floor_queries)
+        .collect();
+    let floor = floor_recall(&reader, &corpus, &cqs, &args, &|i| options(i, false))?;
+    let ratio = |(found, total): (usize, usize)| {
+        if total > 0 {
+            found as f64 / total as f64
+        } else {
+            f64::NAN
+        }
+    };
+
     // Cold one-shot query in a new process.
     let exe = std::env::current_exe()?;
     let qid = corpus.id(qs.get(1).copied().unwrap_or(0));
@@ -442,6 +566,9 @@ fn main() -> Result<()> {
         "related_in_truth": rel_total,
         "recall_at_10": if top_total > 0 { top_found as f64 / top_total as f64 } else { f64::NAN },
         "recall_queries": recall_queries,
+        "graph_recall_above_floor": ratio(floor.graph), "graph_candidates_in_truth": floor.graph.1,
+        "relative_recall_above_floor": ratio(floor.related), "related_above_floor_in_truth": floor.related.1,
+        "floor_recall_queries": cqs.len(), "missed_above_floor": floor.missed.iter().take(5).collect::<Vec<_>>(),
         "p50_ms": (percentile(&sorted, 0.5) * 100.0).round() / 100.0,
         "p99_ms": (percentile(&sorted, 0.99) * 100.0).round() / 100.0,
         "queries": qs.len(),
@@ -454,7 +581,7 @@ fn main() -> Result<()> {
         "ram_anon_bytes_per_fingerprint": ram_anon / corpus.len().max(1) as u64,
         "records_resident_bytes": records_rss,
         "top_k": args.top_k, "candidates": args.candidates, "min_candidates": args.min_candidates,
-        "rescore_floor": args.floor, "ef_search": args.ef, "mean_rescored": approx.iter().map(|r| r.rescored).sum::<usize>() as f64 / approx.len().max(1) as f64,
+        "rescore_floor": args.floor, "ef_search": args.ef, "sketch_share": args.sketch_share, "mean_rescored": approx.iter().map(|r| r.rescored).sum::<usize>() as f64 / approx.len().max(1) as f64,
         "dimension": reader.manifest().composite.dimension,
         "missed_examples": missed.iter().take(5).collect::<Vec<_>>(),
     });

@@ -1,4 +1,4 @@
-//! Reading a segment: memory-maps the records, vectors and graph, checks their footers and tables at open
+//! Reading a segment: memory-maps the records, vectors, graph and sketches, checks their footers and tables at open
 //! (O(records) for the offset table, O(1) per file otherwise), and gives zero-copy access to each archived record. A
 //! record's rkyv structure is validated (bytecheck) the first time it is touched and trusted afterwards; the
 //! CRC over whole files is `index verify`'s job (and the writer's).
@@ -12,6 +12,7 @@ use crate::graph::{GraphFile, GRAPH_FILE};
 use crate::manifest::SegmentMeta;
 use crate::meta_index::MetaReader;
 use crate::schema::{ArchivedFingerprint, Fingerprint};
+use crate::sketch::{SketchFile, SKETCH_FILE};
 use memmap2::Mmap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,7 @@ pub struct SegmentReader {
     validated: Vec<AtomicU64>,
     meta_index: OnceLock<std::result::Result<MetaReader, String>>,
     graph: Option<GraphFile>,
+    sketch: Option<SketchFile>,
 }
 
 fn map(path: &Path) -> Result<Mmap> {
@@ -114,6 +116,11 @@ impl SegmentReader {
         } else {
             None
         };
+        let sketch = if meta.sketch {
+            Some(SketchFile::open(&dir, count as u32, dim)?)
+        } else {
+            None
+        };
         Ok(SegmentReader {
             meta: meta.clone(),
             dir,
@@ -124,6 +131,7 @@ impl SegmentReader {
             validated: (0..words).map(|_| AtomicU64::new(0)).collect(),
             meta_index: OnceLock::new(),
             graph,
+            sketch,
         })
     }
 
@@ -218,8 +226,14 @@ impl SegmentReader {
         self.graph.as_ref()
     }
 
-    /// Warm the graph for a long-running server: check its CRC against the manifest and ask the kernel to
-    /// read it ahead. One-shot queries skip this (the graph is usable as soon as the segment is open).
+    /// The sign sketches of the segment's vectors (memory-mapped at open), if it has them.
+    pub fn sketch(&self) -> Option<&SketchFile> {
+        self.sketch.as_ref()
+    }
+
+    /// Warm the graph and the sketches for a long-running server: check their CRCs against the manifest and
+    /// ask the kernel to read them ahead. One-shot queries skip this (both are usable as soon as the segment
+    /// is open).
     pub fn load_graph(&self) -> Result<()> {
         let Some(g) = &self.graph else {
             return Ok(());
@@ -228,11 +242,14 @@ impl SegmentReader {
             .meta
             .files
             .iter()
-            .filter(|f| f.name == GRAPH_FILE)
+            .filter(|f| f.name == GRAPH_FILE || f.name == SKETCH_FILE)
             .cloned()
             .collect();
         verify_files(&self.dir, &listed)?;
         g.prefetch();
+        if let Some(s) = &self.sketch {
+            s.prefetch();
+        }
         Ok(())
     }
 
@@ -245,6 +262,9 @@ impl SegmentReader {
         footer::verified(&vpath, &self.vectors, VECTORS_KIND)?;
         if let Some(g) = &self.graph {
             g.verify()?;
+        }
+        if let Some(s) = &self.sketch {
+            s.verify()?;
         }
         for doc in 0..self.count() {
             self.record(doc)?;

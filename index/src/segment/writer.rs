@@ -1,6 +1,7 @@
 //! Writing a segment: records are streamed to disk as they are added (only the composite vectors stay in
 //! memory), and once the segment is large enough to get a graph, its vectors are inserted into the graph in
-//! the background as they arrive. [`SegmentWriter::seal`] finishes the files, waits for the graph, fsyncs
+//! the background as they arrive. [`SegmentWriter::seal`] finishes the files, waits for the graph (and writes
+//! the vectors' sign sketches beside it), fsyncs
 //! everything and returns the [`SegmentMeta`] that a commit lists in the manifest.
 
 use super::{
@@ -15,6 +16,7 @@ use crate::hnsw::{Builder, GraphParams};
 use crate::manifest::{sync_dir, SegmentMeta};
 use crate::meta_index::MetaWriter;
 use crate::schema::Fingerprint;
+use crate::sketch::SKETCH_FILE;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -171,12 +173,14 @@ impl SegmentWriter {
                 detail,
             })?;
             layout.write(&self.dir)?;
+            crate::sketch::write(&self.dir, &self.vectors, dim)?;
         }
         sync_tree(&self.dir)?;
 
         let mut names = vec![RECORDS_FILE.to_string(), VECTORS_FILE.to_string()];
         if graph {
             names.push(GRAPH_FILE.to_string());
+            names.push(SKETCH_FILE.to_string());
         }
         let meta_dir = self.dir.join(META_DIR);
         let mut meta_files: Vec<String> = std::fs::read_dir(&meta_dir)
@@ -198,6 +202,7 @@ impl SegmentWriter {
             id: self.id,
             count,
             graph,
+            sketch: graph,
             checksum: combined_checksum(&files),
             files,
         })
