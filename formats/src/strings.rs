@@ -1,5 +1,6 @@
 //! [`StringList`]: many short strings in one buffer (the merges of a BPE vocabulary, the string arrays of a GGUF
 //! header), so that a list of a few hundred thousand costs two allocations instead of one per string.
+//! [`TokenList`]: the (token, id) pairs of a vocabulary, the strings in a [`StringList`].
 
 use std::fmt;
 
@@ -53,6 +54,11 @@ impl StringList {
         self.ends.is_empty()
     }
 
+    /// All the strings end to end.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// String `i`.
     pub fn get(&self, i: usize) -> Option<&str> {
         let end = *self.ends.get(i)?;
@@ -64,12 +70,12 @@ impl StringList {
     }
 
     /// The strings in order.
-    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
-        self.ends.iter().scan(0, |start, &end| {
-            let s = self.text.get(*start..end).unwrap_or_default();
-            *start = end;
-            Some(s)
-        })
+    pub fn iter(&self) -> StringIter<'_> {
+        StringIter {
+            text: &self.text,
+            ends: self.ends.iter(),
+            start: 0,
+        }
     }
 
     /// Append a string.
@@ -163,6 +169,183 @@ impl<S: AsRef<str>> PartialEq<Vec<S>> for StringList {
     }
 }
 
+/// The (token, id) pairs of a vocabulary: the strings end to end in one [`StringList`] and the ids beside them.
+///
+/// A vocabulary holds up to a few hundred thousand tokens; one `String` each cost an allocation per token to
+/// build and a free per token to drop, which was most of the time of building a vocabulary from a GGUF header
+/// (whose token array is already one buffer, cloned here in one piece).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TokenList {
+    strings: StringList,
+    ids: Vec<u32>,
+}
+
+impl TokenList {
+    /// An empty list.
+    pub fn new() -> TokenList {
+        TokenList::default()
+    }
+
+    /// The strings with their ids; `None` when the counts differ.
+    pub fn from_parts(strings: StringList, ids: Vec<u32>) -> Option<TokenList> {
+        (strings.len() == ids.len()).then_some(TokenList { strings, ids })
+    }
+
+    /// Number of (token, id) pairs.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Pair `i`.
+    pub fn get(&self, i: usize) -> Option<(&str, u32)> {
+        Some((self.strings.get(i)?, *self.ids.get(i)?))
+    }
+
+    /// The last pair.
+    pub fn last(&self) -> Option<(&str, u32)> {
+        self.get(self.len().checked_sub(1)?)
+    }
+
+    /// The token strings, in order.
+    pub fn strings(&self) -> &StringList {
+        &self.strings
+    }
+
+    /// The ids, in order.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// The pairs in order. The id comes by reference, as it did from the `Vec<(String, u32)>` this replaced, so
+    /// that `|(token, id)| *id` reads the same.
+    pub fn iter(&self) -> std::iter::Zip<StringIter<'_>, std::slice::Iter<'_, u32>> {
+        self.strings.iter().zip(&self.ids)
+    }
+
+    /// Append a pair.
+    pub fn push(&mut self, token: &str, id: u32) {
+        self.strings.push(token);
+        self.ids.push(id);
+    }
+
+    /// Sort by (id, token bytes) and drop exact duplicate pairs. A list already in that order (as most
+    /// tokenizer files and every GGUF header give it) is only checked.
+    pub fn sort_dedup(&mut self) {
+        let ordered = (1..self.len()).all(|i| self.pair_order(i - 1, i).is_lt());
+        if ordered {
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.pair_order(a, b));
+        order.dedup_by(|b, a| self.pair_order(*a, *b).is_eq());
+        let mut sorted = TokenList {
+            strings: StringList::with_capacity(order.len()),
+            ids: Vec::with_capacity(order.len()),
+        };
+        for i in order {
+            if let Some((token, id)) = self.get(i) {
+                sorted.push(token, id);
+            }
+        }
+        *self = sorted;
+    }
+
+    /// The (id, token) order of pairs `a` and `b`.
+    fn pair_order(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        let key = |i: usize| (self.ids.get(i), self.strings.get(i));
+        key(a).cmp(&key(b))
+    }
+}
+
+impl fmt::Debug for TokenList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a TokenList {
+    type Item = (&'a str, &'a u32);
+    type IntoIter = std::iter::Zip<StringIter<'a>, std::slice::Iter<'a, u32>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// The strings of a [`StringList`] in order ([`StringList::iter`]).
+pub struct StringIter<'a> {
+    text: &'a str,
+    ends: std::slice::Iter<'a, usize>,
+    start: usize,
+}
+
+impl<'a> Iterator for StringIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let end = *self.ends.next()?;
+        // The ends were checked to be non-decreasing character boundaries when the list was built.
+        let s = self.text.get(self.start..end).unwrap_or_default();
+        self.start = end;
+        Some(s)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ends.size_hint()
+    }
+}
+
+impl ExactSizeIterator for StringIter<'_> {}
+
+impl<S: AsRef<str>> FromIterator<(S, u32)> for TokenList {
+    fn from_iter<I: IntoIterator<Item = (S, u32)>>(iter: I) -> TokenList {
+        let mut list = TokenList::default();
+        list.extend(iter);
+        list
+    }
+}
+
+impl<S: AsRef<str>> Extend<(S, u32)> for TokenList {
+    fn extend<I: IntoIterator<Item = (S, u32)>>(&mut self, iter: I) {
+        for (token, id) in iter {
+            self.push(token.as_ref(), id);
+        }
+    }
+}
+
+impl From<Vec<(String, u32)>> for TokenList {
+    fn from(pairs: Vec<(String, u32)>) -> TokenList {
+        pairs.into_iter().collect()
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<[(S, u32)]> for TokenList {
+    fn eq(&self, other: &[(S, u32)]) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .zip(other)
+                .all(|((a, i), (b, j))| a == b.as_ref() && i == j)
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> PartialEq<[(S, u32); N]> for TokenList {
+    fn eq(&self, other: &[(S, u32); N]) -> bool {
+        self == &other[..]
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<(S, u32)>> for TokenList {
+    fn eq(&self, other: &Vec<(S, u32)>) -> bool {
+        self == &other[..]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +374,32 @@ mod tests {
         assert!(StringList::from_parts("ab".into(), vec![2, 1]).is_err());
         assert!(StringList::from_parts("ab".into(), vec![1]).is_err());
         assert!(StringList::from_parts("é".into(), vec![1, 2]).is_err());
+    }
+
+    #[test]
+    fn token_lists_sort_like_pairs() {
+        let pairs = [("b", 2), ("a", 2), ("é", 0), ("a", 2), ("", 7), ("z", 1)];
+        let mut l: TokenList = pairs.into_iter().collect();
+        assert_eq!(l.len(), 6);
+        assert_eq!(l.get(2), Some(("é", 0)));
+        let mut want: Vec<(String, u32)> = pairs.iter().map(|&(t, i)| (t.to_string(), i)).collect();
+        want.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        want.dedup();
+        l.sort_dedup();
+        assert_eq!(l, want);
+        assert_eq!(l.last(), Some(("", 7)));
+        assert_eq!(l.strings().text(), "ézab");
+        assert_eq!(l.ids(), [0, 1, 2, 2, 7]);
+        let pairs: Vec<(&str, u32)> = (&l).into_iter().map(|(t, i)| (t, *i)).collect();
+        assert_eq!(pairs, [("é", 0), ("z", 1), ("a", 2), ("b", 2), ("", 7)]);
+        assert_eq!(
+            format!("{l:?}"),
+            r#"[("é", 0), ("z", 1), ("a", 2), ("b", 2), ("", 7)]"#
+        );
+        let sorted = l.clone();
+        l.sort_dedup();
+        assert_eq!(l, sorted);
+        assert!(TokenList::from_parts(StringList::new(), vec![1]).is_none());
+        assert!(TokenList::new().is_empty() && TokenList::new().last().is_none());
     }
 }

@@ -13,7 +13,7 @@
 mod json;
 
 use crate::error::{Error, Result};
-use crate::strings::StringList;
+use crate::strings::{StringList, TokenList};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -70,8 +70,8 @@ pub struct Vocabulary {
     pub kind: TokenizerModelKind,
     /// Spelling convention.
     pub convention: Convention,
-    /// Every (token, id), added tokens included, sorted by id then token.
-    pub tokens: Vec<(String, u32)>,
+    /// Every (token, id), added tokens included, sorted by id then token (one buffer for all the strings).
+    pub tokens: TokenList,
     /// Added tokens (content, id, special flag).
     pub added_tokens: Vec<(String, u32, bool)>,
     /// BPE merges as `"a b"` strings, in order; empty for non-BPE. One buffer for all of them (a vocabulary
@@ -100,16 +100,14 @@ impl Vocabulary {
     pub fn id_of(&self, token: &str) -> Option<u32> {
         self.tokens
             .iter()
-            .filter(|(t, _)| t == token)
+            .filter(|(t, _)| *t == token)
             .map(|(_, id)| *id)
             .min()
     }
 
     /// Sort tokens by (id, token) and added tokens by (id, content), dropping exact duplicates.
     fn normalize(&mut self) {
-        self.tokens
-            .sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        self.tokens.dedup();
+        self.tokens.sort_dedup();
         self.added_tokens
             .sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         self.added_tokens.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
@@ -537,7 +535,7 @@ fn assemble_tokenizer_json(
         source_file: file_name(path, "tokenizer.json"),
         kind,
         convention,
-        tokens,
+        tokens: tokens.into(),
         added_tokens,
         merges,
         lowercase,
@@ -567,7 +565,7 @@ pub fn parse_vocab_txt(path: &Path, text: &str) -> Result<Vocabulary> {
         source_file: file_name(path, "vocab.txt"),
         kind: TokenizerModelKind::WordPiece,
         convention: Convention::WordPiece,
-        tokens,
+        tokens: tokens.into(),
         added_tokens: Vec::new(),
         merges: StringList::new(),
         lowercase: false,
@@ -625,7 +623,7 @@ pub fn parse_gpt2_vocab(path: &Path, vocab_json: &str, merges_txt: &str) -> Resu
         source_file: file_name(path, "vocab.json"),
         kind: TokenizerModelKind::Bpe,
         convention,
-        tokens,
+        tokens: tokens.into(),
         added_tokens: Vec::new(),
         merges,
         lowercase: false,
@@ -729,7 +727,7 @@ pub fn parse_sentencepiece_model(path: &Path, bytes: &[u8]) -> Result<Vocabulary
         source_file: file_name(path, "tokenizer.model"),
         kind,
         convention: Convention::Metaspace,
-        tokens,
+        tokens: tokens.into(),
         added_tokens,
         merges: StringList::new(),
         lowercase: false,
@@ -874,7 +872,7 @@ impl<'a> TokenLookup<'a> {
         self.vocab
             .tokens
             .iter()
-            .filter(|(t, _)| t == token)
+            .filter(|(t, _)| *t == token)
             .map(|(_, id)| *id)
             .min()
     }
@@ -883,26 +881,34 @@ impl<'a> TokenLookup<'a> {
 /// Membership of `(token, id)` pairs in the tokens: a binary search when they are in the canonical order of
 /// [`Vocabulary::normalize`] (as every parser leaves them), else a hash set.
 enum KnownTokens<'a> {
-    Sorted(&'a [(String, u32)]),
+    Sorted(&'a TokenList),
     Hashed(HashSet<(&'a str, u32)>),
 }
 
 impl<'a> KnownTokens<'a> {
-    fn new(tokens: &'a [(String, u32)]) -> Self {
-        let order =
-            |a: &(String, u32), b: &(String, u32)| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0));
-        if tokens.windows(2).all(|w| order(&w[0], &w[1]).is_le()) {
+    fn new(tokens: &'a TokenList) -> Self {
+        let pairs = || tokens.iter().map(|(t, id)| (*id, t));
+        if pairs().zip(pairs().skip(1)).all(|(a, b)| a <= b) {
             KnownTokens::Sorted(tokens)
         } else {
-            KnownTokens::Hashed(tokens.iter().map(|(t, id)| (t.as_str(), *id)).collect())
+            KnownTokens::Hashed(tokens.iter().map(|(t, id)| (t, *id)).collect())
         }
     }
 
     fn contains(&self, &(token, id): &(&str, u32)) -> bool {
         match self {
-            KnownTokens::Sorted(tokens) => tokens
-                .binary_search_by(|(t, i)| i.cmp(&id).then_with(|| t.as_str().cmp(token)))
-                .is_ok(),
+            KnownTokens::Sorted(tokens) => {
+                // The first pair not below (id, token), as `binary_search` over a slice of pairs would find.
+                let (mut lo, mut hi) = (0, tokens.len());
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    match tokens.get(mid) {
+                        Some((t, i)) if (i, t) < (id, token) => lo = mid + 1,
+                        _ => hi = mid,
+                    }
+                }
+                tokens.get(lo) == Some((token, id))
+            }
             KnownTokens::Hashed(set) => set.contains(&(token, id)),
         }
     }

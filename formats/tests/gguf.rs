@@ -123,7 +123,7 @@ fn smollm2_header_config_and_vocabulary() {
     );
     assert_eq!(v.merges.len(), 48900);
     assert_eq!(&v.merges[0], "Ġ t");
-    assert_eq!(v.tokens[1], ("<|im_start|>".to_string(), 1));
+    assert_eq!(v.tokens.get(1), Some(("<|im_start|>", 1)));
     assert!(v
         .tokens
         .iter()

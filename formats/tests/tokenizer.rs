@@ -51,12 +51,13 @@ fn tokenizer_json_byte_level_bpe() {
     assert!(!v.lowercase);
     // <|endoftext|> is in both the vocab and added_tokens with the same id: one entry.
     assert_eq!(v.tokens.len(), 7);
-    assert_eq!(v.tokens[0], ("t".to_string(), 0));
-    assert_eq!(v.tokens[6], ("<|im_start|>".to_string(), 6));
+    assert_eq!(v.tokens.get(0), Some(("t", 0)));
+    assert_eq!(v.tokens.get(6), Some(("<|im_start|>", 6)));
     assert!(v
         .tokens
-        .windows(2)
-        .all(|w| (w[0].1, &w[0].0) <= (w[1].1, &w[1].0)));
+        .iter()
+        .zip(v.tokens.iter().skip(1))
+        .all(|(a, b)| (a.1, a.0) <= (b.1, b.0)));
     assert_eq!(v.added_tokens.len(), 2);
     assert_eq!(v.added_tokens[0], ("<|endoftext|>".to_string(), 5, true));
     assert_eq!(v.added_tokens[1], ("<|im_start|>".to_string(), 6, false));
@@ -290,12 +291,7 @@ fn vocab_txt() {
     assert_eq!(v.special.unk, Some(1));
     assert_eq!(
         v.tokens,
-        vec![
-            ("[PAD]".into(), 0),
-            ("[UNK]".into(), 1),
-            ("the".into(), 2),
-            ("##s".into(), 4)
-        ]
+        vec![("[PAD]", 0), ("[UNK]", 1), ("the", 2), ("##s", 4)]
     );
     assert!(parse_vocab_txt(p("vocab.txt"), "")
         .unwrap()
@@ -429,7 +425,7 @@ fn sentencepiece_model() {
     assert_eq!(v.kind, TokenizerModelKind::Bpe);
     assert_eq!(v.convention, Convention::Metaspace);
     assert_eq!(v.tokens.len(), 8);
-    assert_eq!(v.tokens[4], ("▁the".to_string(), 4));
+    assert_eq!(v.tokens.get(4), Some(("▁the", 4)));
     assert_eq!(v.special.unk, Some(0));
     assert_eq!(v.special.bos, Some(1));
     assert_eq!(v.special.eos, Some(2));
@@ -555,12 +551,13 @@ fn load_vocabulary_order_and_configs() {
     assert_eq!(v.special.pad, None);
     assert_eq!(v.special.unk, Some(4));
     assert_eq!(v.tokens.len(), 8);
-    assert_eq!(v.tokens.last(), Some(&("<|im_end|>".to_string(), 7)));
+    assert_eq!(v.tokens.last(), Some(("<|im_end|>", 7)));
     assert_eq!(v.added_tokens.len(), 3);
     assert!(v
         .tokens
-        .windows(2)
-        .all(|w| (w[0].1, &w[0].0) <= (w[1].1, &w[1].0)));
+        .iter()
+        .zip(v.tokens.iter().skip(1))
+        .all(|(a, b)| (a.1, a.0) <= (b.1, b.0)));
 
     // special_tokens_map.json wins over tokenizer_config.json.
     write(

@@ -3,6 +3,7 @@
 use super::{GgufHeader, GgufValue, StringList};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::strings::TokenList;
 use crate::tokenizer::{Convention, SpecialTokens, TokenizerModelKind, Vocabulary};
 use std::path::Path;
 
@@ -19,14 +20,24 @@ pub(super) fn vocabulary(path: &Path, h: &GgufHeader) -> Result<Option<Vocabular
     let bad = |detail: String| Error::corrupt(path, detail);
     let list =
         StrList::of(list).ok_or_else(|| bad("tokenizer.ggml.tokens is not an array".into()))?;
-    let mut tokens = Vec::with_capacity(list.len());
-    for id in 0..list.len() {
-        let s = list
-            .get(id)
-            .ok_or_else(|| bad(format!("tokenizer.ggml.tokens[{id}] is not a string")))?;
-        let id = u32::try_from(id).map_err(|_| bad("more than 2^32 tokens".into()))?;
-        tokens.push((s.to_string(), id));
-    }
+    let count = u32::try_from(list.len()).map_err(|_| bad("more than 2^32 tokens".into()))?;
+    // The id of a token is its index. The strings as they are in the header (one buffer); a header built by
+    // hand may list them as values.
+    let strings =
+        match list {
+            StrList::Packed(a) => StringList::clone(a),
+            StrList::Values(_) => {
+                let mut strings = StringList::with_capacity(list.len());
+                for id in 0..list.len() {
+                    strings.push(list.get(id).ok_or_else(|| {
+                        bad(format!("tokenizer.ggml.tokens[{id}] is not a string"))
+                    })?);
+                }
+                strings
+            }
+        };
+    let tokens = TokenList::from_parts(strings, (0..count).collect())
+        .ok_or_else(|| bad("tokenizer.ggml.tokens: one id per token".into()))?;
     let types: Vec<i64> = match h.get("tokenizer.ggml.token_type") {
         None => Vec::new(),
         Some(v) => {
@@ -77,8 +88,8 @@ pub(super) fn vocabulary(path: &Path, h: &GgufHeader) -> Result<Option<Vocabular
         .iter()
         .enumerate()
         .filter_map(|(i, (s, id))| match token_type(i) {
-            TOKEN_CONTROL => Some((s.clone(), *id, true)),
-            TOKEN_USER_DEFINED => Some((s.clone(), *id, false)),
+            TOKEN_CONTROL => Some((s.to_string(), *id, true)),
+            TOKEN_USER_DEFINED => Some((s.to_string(), *id, false)),
             _ => None,
         })
         .collect();
