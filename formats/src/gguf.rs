@@ -669,6 +669,18 @@ struct Cursor<'a> {
     pos: usize,
 }
 
+/// Strings end to end (each ending at its entry of `ends`), each converted on its own with invalid UTF-8
+/// replaced, as a single string value is.
+fn lossy_strings(text: &[u8], ends: &[usize]) -> StringList {
+    let mut a = StringList::with_capacity(ends.len());
+    let mut begin = 0;
+    for &end in ends {
+        a.push_lossy(&text[begin..end]);
+        begin = end;
+    }
+    a
+}
+
 impl<'a> Cursor<'a> {
     fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
@@ -770,20 +782,18 @@ impl<'a> Cursor<'a> {
         }
         // The strings are valid UTF-8 each exactly when their concatenation is and every one ends on a
         // character boundary of it. Otherwise each string is converted on its own, as a single string is.
-        let (text, ends) = match String::from_utf8(text) {
-            Ok(text) => match StringList::from_parts(text, ends) {
+        // The check runs before anything else can start, over 1.5 MB for a 50,000-token vocabulary whose text
+        // is dense with two-byte characters (`Ġ`), where std's check is slow: simdutf8's is several times
+        // faster and gives the same verdict.
+        if simdutf8::basic::from_utf8(&text).is_ok() {
+            // SAFETY: `text` was checked to be valid UTF-8 just above and is not changed in between.
+            let text = unsafe { String::from_utf8_unchecked(text) };
+            match StringList::from_parts(text, ends) {
                 Ok(list) => return Ok(list),
-                Err((text, ends)) => (text.into_bytes(), ends),
-            },
-            Err(e) => (e.into_bytes(), ends),
-        };
-        let mut a = StringList::with_capacity(n);
-        let mut begin = 0;
-        for &end in &ends {
-            a.push_lossy(&text[begin..end]);
-            begin = end;
+                Err((text, ends)) => return Ok(lossy_strings(text.as_bytes(), &ends)),
+            }
         }
-        Ok(a)
+        Ok(lossy_strings(&text, &ends))
     }
 
     fn strict_string(&mut self, what: &str) -> Result<String> {
