@@ -405,18 +405,7 @@ impl GraphFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<i8> {
-        let mut x = seed;
-        (0..n * dim)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 200) as i8
-            })
-            .collect()
-    }
+    use crate::testutil::random_vectors;
 
     /// Exact top-k by inner product, for comparison.
     fn brute_force(v: &[i8], q: &[i8], k: usize) -> Vec<u32> {

@@ -143,8 +143,13 @@ impl SketchFile {
         let mut distances = Vec::with_capacity(self.count);
         hamming_pass(body, query, &mut histogram, &mut distances);
         if let Some(allow) = allow {
-            for (doc, d) in distances.iter_mut().enumerate() {
-                if !allow.contains(doc as u32) {
+            // Walk the refused records (the complement, computed on the compressed bitmaps) rather than
+            // look every record up: with tombstones only, that is a handful.
+            let mut refused = RoaringBitmap::new();
+            refused.insert_range(0..self.count as u32);
+            refused -= allow;
+            for doc in &refused {
+                if let Some(d) = distances.get_mut(doc as usize) {
                     histogram[*d as usize] -= 1;
                     *d = REFUSED;
                 }
@@ -287,18 +292,7 @@ fn hamming_pass_portable(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<i8> {
-        let mut x = seed;
-        (0..n * dim)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 255) as i8
-            })
-            .collect()
-    }
+    use crate::testutil::random_vectors;
 
     fn hamming(a: &[u64], b: &[u64]) -> u32 {
         a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()

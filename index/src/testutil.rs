@@ -16,6 +16,19 @@ fn normal(seed: u64, key: u64) -> f64 {
     (s as f64 / 65535.0 - 2.0) * 3f64.sqrt()
 }
 
+/// `n` pseudo-random `i8` vectors of `dim` values (xorshift), record `i` at `i*dim..`.
+pub fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<i8> {
+    let mut x = seed;
+    (0..n * dim)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 200) as i8
+        })
+        .collect()
+}
+
 /// A fingerprint of lineage `lineage` with relative noise `noise` (seeded by `own`): same lineage and small
 /// noise means related.
 pub fn fingerprint(id: &str, lineage: u64, noise: f64, own: u64) -> Fingerprint {
