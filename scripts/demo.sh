@@ -10,7 +10,7 @@ models="$(./scripts/fetch-test-models.sh)"
 minilm="$models/minilm"
 work="${PROVSEARCH_DEMO_DIR:-.cache/demo}"
 mkdir -p "$work"
-bin=target/release
+bin="${CARGO_TARGET_DIR:-target}/release"  # where cargo put the binaries
 [ -d "$work/minilm-int8" ] || $bin/derive "$minilm" "$work/minilm-int8" int8 f16
 [ -d "$work/minilm-noisy" ] || $bin/derive "$minilm" "$work/minilm-noisy" seed=3 noise=0.8
 [ -d "$work/minilm-fresh" ] || $bin/derive "$minilm" "$work/minilm-fresh" seed=7 fresh
