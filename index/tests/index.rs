@@ -224,6 +224,40 @@ fn damage_is_detected_and_named() {
 }
 
 #[test]
+fn damaged_graph_and_sketches_are_detected_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = Corpus::new(300, 5);
+    build(dir.path(), &corpus, 0..300, 100);
+    let r = IndexReader::open(dir.path()).unwrap();
+    let seg = r.segments()[0].dir().to_path_buf();
+    assert!(r.segments()[0].meta().sketch && r.segments()[0].sketch().is_some());
+    drop(r);
+    for name in ["sketch.bin", "graph.bin"] {
+        let path = seg.join(name);
+        let original = std::fs::read(&path).unwrap();
+        // A flipped payload byte: the index opens (sizes are intact) but verify and a server's warm-up
+        // name the file.
+        let mut bytes = original.clone();
+        bytes[40] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        let r = IndexReader::open(dir.path()).unwrap();
+        let e = r.verify().unwrap_err();
+        assert!(e.is_corruption() && e.to_string().contains(name), "{e}");
+        let e = r.load_graphs().unwrap_err();
+        assert!(e.to_string().contains(name), "{e}");
+        drop(r);
+        // Truncated: refused at open, naming the file.
+        std::fs::write(&path, &original[..original.len() - 30]).unwrap();
+        let e = IndexReader::open(dir.path())
+            .err()
+            .expect("a truncated file must not open");
+        assert!(e.to_string().contains(name), "{e}");
+        std::fs::write(&path, &original).unwrap();
+        IndexReader::open(dir.path()).unwrap().verify().unwrap();
+    }
+}
+
+#[test]
 fn an_index_of_another_composite_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = Corpus::new(5, 3);
