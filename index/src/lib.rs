@@ -9,8 +9,8 @@
 //! - [`eval`]: labelled pairs, evaluation metrics and calibration of the score configuration.
 //! - [`composite`]: the fixed-dimension `i8` vector whose inner product tracks the identity score.
 //! - Segment ([`segment`]): an immutable directory of rkyv records, composite vectors, an HNSW graph (built by
-//!   hnsw_rs in [`hnsw`], stored and searched memory-mapped by [`graph`]) and a tantivy metadata index
-//!   ([`meta_index`]).
+//!   hnsw_rs in [`hnsw`], stored and searched memory-mapped by [`graph`]), the vectors' sign sketches
+//!   ([`sketch`], scanned beside the graph) and a tantivy metadata index ([`meta_index`]).
 //! - Manifest ([`manifest`]): the list of live segments and tombstone files ([`tombstones`]), replaced
 //!   atomically by each commit.
 //!
@@ -18,7 +18,8 @@
 //! 1. [`writer::IndexWriter::add`] streams fingerprints into a new segment (replaced revisions become tombstones);
 //! 2. [`writer::IndexWriter::commit`] seals the segment (files fsynced, graph built) and replaces the manifest;
 //! 3. [`reader::IndexReader::open`] maps the segments listed by the current manifest;
-//! 4. [`search::query`] takes candidates from the composite vectors (HNSW or exact scan) and metadata, rescores
+//! 4. [`search::query`] takes candidates from the composite vectors (HNSW plus a sketch scan, or an exact scan)
+//!    and metadata, rescores
 //!    them exactly with `score::compare`, applies the metadata filter and ranks related models first.
 #![warn(missing_docs)]
 

@@ -1,5 +1,5 @@
 //! Segments: immutable directories `segments/<id>/` holding a batch of fingerprint records, their composite
-//! vectors, an optional HNSW graph and a metadata index. Written once by [`writer::SegmentWriter`], read
+//! vectors, an optional HNSW graph with sign sketches and a metadata index. Written once by [`writer::SegmentWriter`], read
 //! zero-copy by [`reader::SegmentReader`].
 //!
 //! Files (byte layouts in docs/format.md):
@@ -7,6 +7,7 @@
 //! - `vectors.bin`: a 16-byte header and `count × dimension` `i8` composite vectors, footer `VECS`;
 //! - `graph.bin`: the HNSW graph in the compact layout of [`crate::graph`] (segments with at least
 //!   [`writer::GRAPH_MIN_RECORDS`] records only);
+//! - `sketch.bin`: the vectors' sign sketches ([`crate::sketch`]), beside every graph;
 //! - `meta/`: the tantivy index of the records' metadata.
 
 pub mod reader;
