@@ -19,8 +19,8 @@
 //! 2. [`writer::IndexWriter::commit`] seals the segment (files fsynced, graph built) and replaces the manifest;
 //! 3. [`reader::IndexReader::open`] maps the segments listed by the current manifest;
 //! 4. [`search::query`] takes candidates from the composite vectors (HNSW plus a sketch scan, or an exact scan)
-//!    and metadata, rescores
-//!    them exactly with `score::compare`, applies the metadata filter and ranks related models first.
+//!    and metadata, rescores them exactly with `score::compare`, applies the metadata filter and ranks related
+//!    models first.
 #![warn(missing_docs)]
 
 pub mod anchors;
