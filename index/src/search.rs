@@ -180,11 +180,6 @@ const EXPANSION_EF: usize = 64;
 /// Same-architecture metadata hits are scanned only when a segment has at most this many.
 const ARCH_SCAN_LIMIT: usize = 2048;
 
-/// Share of a segment's records whose whole sketches the scan compares, after comparing every prefix
-/// ([`crate::sketch`]): a tenth keeps 99.9% of what comparing every whole sketch finds, reading ≈ 35 of 64
-/// bytes per record.
-const SKETCH_SURVIVORS: f64 = 0.10;
-
 /// Fraction of a segment below which a filter is applied by scanning the allowed records directly.
 const SCAN_FRACTION: f64 = 0.08;
 
@@ -255,8 +250,7 @@ fn vector_candidates(
                 // gradient leading to them); its picks are ranked with the graph's by exact similarity.
                 if let Some(sketches) = s.sketch().filter(|_| sketch_share > 0.0) {
                     let k = ((count as f64 * sketch_share).ceil() as usize).max(n);
-                    let survivors = (count as f64 * SKETCH_SURVIVORS).ceil() as usize;
-                    for doc in sketches.nearest(&q_sketch, k, survivors, allow) {
+                    for doc in sketches.nearest(&q_sketch, k, allow) {
                         if taken.insert(doc) {
                             top.push(
                                 crate::composite::dot(q, s.vector(doc)),

@@ -10,17 +10,11 @@
 //! and unrelated models are all about equally far from a query, so an HNSW search has no gradient to follow
 //! towards such a family: on 200K synthetic fingerprints the graph alone missed 2–5% of relatives at
 //! composite similarity 0.6–0.9 (`scale-bench`, `graph_recall_above_floor`). A Hamming scan of every
-//! sketch does not depend on reaching anything. Its cost is linear in the segment's size (the graph's is
-//! logarithmic) and bound by memory bandwidth, so the scan reads as little as it can: the first half of every
-//! sketch (its *prefix*, 32 bytes), then the rest only for the records whose prefixes are nearest
-//! ([`SketchFile::nearest`]'s `survivors`). With the best 10% kept that is ≈ 35 bytes per record instead of
-//! 64, and it finds 99.9% of what a full scan finds (0.9902 against 0.9911 of the relatives above the
-//! rescoring floor at 200K records, 1000 queries).
+//! sketch does not depend on reaching anything; it costs one pass over `count × 64` bytes (≈ 4 ms per
+//! million on one core), linear in the segment's size where the graph is logarithmic.
 //!
 //! ```text
-//! sketch.bin: count u64 | words u32 | prefix_words u32
-//!             | prefixes: count × prefix_words u64 | rests: count × (words − prefix_words) u64
-//!             | footer "SKCH"                                       (integers little-endian)
+//! sketch.bin: count u64 | words u32 | reserved u32 | count × words u64 (little-endian) | footer "SKCH"
 //! ```
 
 use crate::error::{Error, Result};
@@ -35,22 +29,10 @@ pub const SKETCH_FILE: &str = "sketch.bin";
 /// File kind tag of the sketch file.
 pub const SKETCH_KIND: [u8; 4] = *b"SKCH";
 const HEADER_LEN: usize = 16;
-/// Distance marking a record a filter refuses.
-const REFUSED: u16 = u16::MAX;
 
 /// 64-bit words in the sketch of a vector of `dim` coordinates.
 pub fn words(dim: usize) -> usize {
     dim.div_ceil(64)
-}
-
-/// Words of a sketch's prefix, which the first stage of a scan compares: half the sketch (all of a
-/// one-word sketch).
-pub fn prefix_words(words: usize) -> usize {
-    if words >= 2 {
-        words / 2
-    } else {
-        words
-    }
 }
 
 /// The sketch of one vector, appended to `out` (`words(v.len())` words).
@@ -77,30 +59,22 @@ pub fn write(dir: &Path, vectors: &[i8], dim: usize) -> Result<()> {
     let io = |e: std::io::Error| Error::io(&path, e);
     let file = std::fs::File::create(&path).map_err(io)?;
     let mut w = FooterWriter::new(BufWriter::with_capacity(1 << 20, file));
-    let (count, n_words) = (vectors.len() / dim.max(1), words(dim));
-    let prefix = prefix_words(n_words);
-    let mut all = Vec::with_capacity(count * n_words);
-    for v in vectors.chunks_exact(dim.max(1)) {
-        sketch_into(v, &mut all);
-    }
+    let count = vectors.len() / dim.max(1);
     let mut header = [0u8; HEADER_LEN];
     header[0..8].copy_from_slice(&(count as u64).to_le_bytes());
-    header[8..12].copy_from_slice(&(n_words as u32).to_le_bytes());
-    header[12..16].copy_from_slice(&(prefix as u32).to_le_bytes());
+    header[8..12].copy_from_slice(&(words(dim) as u32).to_le_bytes());
     w.write_all(&header).map_err(io)?;
-    let mut bytes = Vec::with_capacity(1 << 16);
-    for part in [0..prefix, prefix..n_words] {
-        for row in all.chunks_exact(n_words.max(1)) {
-            for word in &row[part.clone()] {
-                bytes.extend_from_slice(&word.to_le_bytes());
-            }
-            if bytes.len() >= 1 << 16 {
-                w.write_all(&bytes).map_err(io)?;
-                bytes.clear();
-            }
+    let mut words_buf = Vec::with_capacity(words(dim));
+    let mut bytes = Vec::with_capacity(words(dim) * 8);
+    for v in vectors.chunks_exact(dim.max(1)) {
+        words_buf.clear();
+        bytes.clear();
+        sketch_into(v, &mut words_buf);
+        for w in &words_buf {
+            bytes.extend_from_slice(&w.to_le_bytes());
         }
+        w.write_all(&bytes).map_err(io)?;
     }
-    w.write_all(&bytes).map_err(io)?;
     let (w, _) = w.finish(SKETCH_KIND).map_err(io)?;
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)
@@ -129,23 +103,18 @@ impl SketchFile {
         let mut c = [0u8; 8];
         c.copy_from_slice(&body[0..8]);
         let file_count = u64::from_le_bytes(c);
-        let field = |at: usize| {
-            u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]) as usize
-        };
-        let (file_words, file_prefix) = (field(8), field(12));
+        let file_words = u32::from_le_bytes([body[8], body[9], body[10], body[11]]) as usize;
         let expected_len = (count as usize)
             .checked_mul(words(dim) * 8)
             .and_then(|n| n.checked_add(HEADER_LEN));
         if file_count != count as u64
             || file_words != words(dim)
-            || file_prefix != prefix_words(file_words)
             || Some(body.len()) != expected_len
         {
             return Err(Error::corrupt(
                 &path,
                 format!(
-                    "{file_count} sketches of {file_words} words (prefix {file_prefix}) in {} bytes; \
-                     expected {count} of {} words",
+                    "{file_count} sketches of {file_words} words in {} bytes; expected {count} of {}",
                     body.len(),
                     words(dim)
                 ),
@@ -160,27 +129,19 @@ impl SketchFile {
     }
 
     /// The `k` records (among those `allow` holds, all when `None`) whose sketches differ least from
-    /// `query` (a [`sketch`] of the same dimension), any order. Two stages: the `survivors` records whose
-    /// prefixes differ least (at least `k`; ties in record order), then the `k` of those whose whole
-    /// sketches differ least (ties in record order). With `survivors` ≥ the record count the answer is
-    /// exact.
-    pub fn nearest(
-        &self,
-        query: &[u64],
-        k: usize,
-        survivors: usize,
-        allow: Option<&RoaringBitmap>,
-    ) -> Vec<u32> {
+    /// `query` (a [`sketch`] of the same dimension), ties broken by record number; any order.
+    pub fn nearest(&self, query: &[u64], k: usize, allow: Option<&RoaringBitmap>) -> Vec<u32> {
         if k == 0 || query.len() != self.words {
             return Vec::new();
         }
-        let prefix = prefix_words(self.words);
-        let split = HEADER_LEN + self.count * prefix * 8;
-        let prefixes = &self.map[HEADER_LEN..split];
-        let rests = &self.map[split..HEADER_LEN + self.count * self.words * 8];
-        let mut histogram = vec![0u32; prefix * 64 + 1];
+        let body = &self.map[HEADER_LEN..HEADER_LEN + self.count * self.words * 8];
+        // One pass: every distance (u16: at most 64 · words bits) and their histogram; then the distance
+        // below which fewer than `k` records lie picks the set without sorting.
+        const REFUSED: u16 = u16::MAX;
+        let bits = self.words * 64;
+        let mut histogram = vec![0u32; bits + 1];
         let mut distances = Vec::with_capacity(self.count);
-        hamming_pass(prefixes, &query[..prefix], &mut histogram, &mut distances);
+        hamming_pass(body, query, &mut histogram, &mut distances);
         if let Some(allow) = allow {
             // Walk the refused records (the complement, computed on the compressed bitmaps) rather than
             // look every record up: with tombstones only, that is a handful.
@@ -194,26 +155,26 @@ impl SketchFile {
                 }
             }
         }
-        let kept = nearest_of(&distances, &histogram, survivors.max(k));
-        let rest_words = self.words - prefix;
-        if rest_words == 0 {
-            return kept.into_iter().take(k).map(|i| i as u32).collect();
+        let (mut cut, mut below) = (0usize, 0usize);
+        while cut <= bits && below + histogram[cut] as usize <= k {
+            below += histogram[cut] as usize;
+            cut += 1;
         }
-        // Second stage, on the survivors only: whole distances, then the k nearest.
-        let mut histogram = vec![0u32; self.words * 64 + 1];
-        let mut whole = Vec::with_capacity(kept.len());
-        rest_pass(
-            rests,
-            &query[prefix..],
-            &kept,
-            &distances,
-            &mut histogram,
-            &mut whole,
-        );
-        nearest_of(&whole, &histogram, k)
-            .into_iter()
-            .map(|i| kept[i] as u32)
-            .collect()
+        // Everything below `cut`, then records at exactly `cut` (in record order) up to `k`.
+        let mut at_cut = k.saturating_sub(below);
+        let mut out = Vec::with_capacity(k.min(self.count));
+        for (doc, &d) in distances.iter().enumerate() {
+            if d == REFUSED {
+                continue;
+            }
+            if (d as usize) < cut {
+                out.push(doc as u32);
+            } else if d as usize == cut && at_cut > 0 {
+                out.push(doc as u32);
+                at_cut -= 1;
+            }
+        }
+        out
     }
 
     /// Check the payload CRC in the footer (`index verify`).
@@ -228,41 +189,9 @@ impl SketchFile {
     }
 }
 
-/// Positions of the `n` smallest `distances` (their `histogram` given; [`REFUSED`] ones never), ties in
-/// position order, in position order. The histogram gives the cut-off distance without sorting.
-fn nearest_of(distances: &[u16], histogram: &[u32], n: usize) -> Vec<usize> {
-    let (mut cut, mut below) = (0usize, 0usize);
-    while cut < histogram.len() && below + histogram[cut] as usize <= n {
-        below += histogram[cut] as usize;
-        cut += 1;
-    }
-    // Everything below `cut`, then entries at exactly `cut` up to `n`.
-    let mut at_cut = n.saturating_sub(below);
-    let mut out = Vec::with_capacity(n.min(distances.len()));
-    for (i, &d) in distances.iter().enumerate() {
-        if d == REFUSED {
-            continue;
-        }
-        if (d as usize) < cut {
-            out.push(i);
-        } else if d as usize == cut && at_cut > 0 {
-            out.push(i);
-            at_cut -= 1;
-        }
-    }
-    out
-}
-
-fn word(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(b);
-    u64::from_le_bytes(a)
-}
-
 /// Every row's Hamming distance to `query` (pushed to `distances`) and their histogram. The x86-64 baseline
-/// has no `popcnt` instruction (`count_ones` becomes a dozen bit operations per word), so this and
-/// [`rest_pass`] take AVX-512's vector popcount or `popcnt` when the CPU has them, and portable code
-/// otherwise.
+/// has no `popcnt` instruction (`count_ones` becomes a dozen bit operations per word), so this takes
+/// AVX-512's vector popcount or `popcnt` when the CPU has them, and the portable loop otherwise.
 fn hamming_pass(body: &[u8], query: &[u64], histogram: &mut [u32], distances: &mut Vec<u16>) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -302,8 +231,8 @@ unsafe fn hamming_pass_popcnt(
     hamming_pass_portable(body, query, histogram, distances)
 }
 
-/// The portable loop; prefixes of 4 words (512-bit sketches, the default dimension) get a fixed-size body
-/// the compiler unrolls and vectorises.
+/// The portable loop; 512-bit sketches (the default dimension) get a fixed-size body the compiler unrolls
+/// and vectorises.
 #[inline(always)]
 fn hamming_pass_portable(
     body: &[u8],
@@ -311,8 +240,13 @@ fn hamming_pass_portable(
     histogram: &mut [u32],
     distances: &mut Vec<u16>,
 ) {
-    let [q0, q1, q2, q3] = *query else {
-        for row in body.chunks_exact(query.len().max(1) * 8) {
+    let word = |b: &[u8]| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        u64::from_le_bytes(a)
+    };
+    let [q0, q1, q2, q3, q4, q5, q6, q7] = *query else {
+        for row in body.chunks_exact(query.len() * 8) {
             let d: u32 = row
                 .chunks_exact(8)
                 .zip(query)
@@ -323,9 +257,9 @@ fn hamming_pass_portable(
         }
         return;
     };
-    let q = [q0, q1, q2, q3];
+    let q = [q0, q1, q2, q3, q4, q5, q6, q7];
     let distance = |row: &[u8]| {
-        let mut x = [0u64; 4];
+        let mut x = [0u64; 8];
         for (i, xi) in x.iter_mut().enumerate() {
             *xi = (word(&row[i * 8..i * 8 + 8]) ^ q[i]).count_ones() as u64;
         }
@@ -335,15 +269,15 @@ fn hamming_pass_portable(
     // and consecutive increments of one counter would each wait for the previous one's store.
     let bins = histogram.len();
     let mut four = vec![0u32; 4 * bins];
-    let mut groups = body.chunks_exact(4 * 32);
+    let mut groups = body.chunks_exact(4 * 64);
     for group in &mut groups {
-        for (lane, row) in group.chunks_exact(32).enumerate() {
+        for (lane, row) in group.chunks_exact(64).enumerate() {
             let d = distance(row);
             four[lane * bins + d] += 1;
             distances.push(d as u16);
         }
     }
-    for row in groups.remainder().chunks_exact(32) {
+    for row in groups.remainder().chunks_exact(64) {
         let d = distance(row);
         four[d] += 1;
         distances.push(d as u16);
@@ -352,64 +286,6 @@ fn hamming_pass_portable(
         for (h, c) in histogram.iter_mut().zip(lane) {
             *h += c;
         }
-    }
-}
-
-/// The second stage: for each record in `kept`, its prefix distance plus the distance of its rest (row
-/// `doc` of `rests`, `query.len()` words) to `query`, pushed to `whole`, with their histogram.
-fn rest_pass(
-    rests: &[u8],
-    query: &[u64],
-    kept: &[usize],
-    prefix_distances: &[u16],
-    histogram: &mut [u32],
-    whole: &mut Vec<u16>,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("popcnt") {
-            // SAFETY: the CPU supports popcnt (checked above); the body is safe code.
-            return unsafe {
-                rest_pass_popcnt(rests, query, kept, prefix_distances, histogram, whole)
-            };
-        }
-    }
-    rest_pass_portable(rests, query, kept, prefix_distances, histogram, whole)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "popcnt")]
-unsafe fn rest_pass_popcnt(
-    rests: &[u8],
-    query: &[u64],
-    kept: &[usize],
-    prefix_distances: &[u16],
-    histogram: &mut [u32],
-    whole: &mut Vec<u16>,
-) {
-    rest_pass_portable(rests, query, kept, prefix_distances, histogram, whole)
-}
-
-#[inline(always)]
-fn rest_pass_portable(
-    rests: &[u8],
-    query: &[u64],
-    kept: &[usize],
-    prefix_distances: &[u16],
-    histogram: &mut [u32],
-    whole: &mut Vec<u16>,
-) {
-    let row_len = query.len() * 8;
-    for &doc in kept {
-        let row = &rests[doc * row_len..(doc + 1) * row_len];
-        let rest: u32 = row
-            .chunks_exact(8)
-            .zip(query)
-            .map(|(w, q)| (word(w) ^ q).count_ones())
-            .sum();
-        let d = prefix_distances[doc] as usize + rest as usize;
-        histogram[d] += 1;
-        whole.push(d as u16);
     }
 }
 
@@ -446,7 +322,7 @@ mod tests {
         let s = SketchFile::open(dir.path(), n as u32, dim).unwrap();
         s.verify().unwrap();
         let q = sketch(&v[src..src + dim]);
-        let got = s.nearest(&q, 2, n, None);
+        let got = s.nearest(&q, 2, None);
         let mut sorted = got.clone();
         sorted.sort();
         assert_eq!(sorted, vec![7, 1234]);
@@ -458,7 +334,7 @@ mod tests {
             .collect();
         all.sort();
         for k in [1, 10, 57, n, n + 5] {
-            let mut got = s.nearest(&q, k, n, None);
+            let mut got = s.nearest(&q, k, None);
             got.sort();
             let mut want: Vec<u32> = all.iter().take(k).map(|x| x.1).collect();
             want.sort();
@@ -467,30 +343,10 @@ mod tests {
         // A filter: only allowed records come back.
         let mut allow = RoaringBitmap::new();
         allow.insert_range(1000..2000);
-        let got = s.nearest(&q, 20, n, Some(&allow));
+        let got = s.nearest(&q, 20, Some(&allow));
         assert_eq!(got.len(), 20);
         assert!(got.iter().all(|&d| (1000..2000).contains(&d)));
         assert!(got.contains(&1234));
-        // Two stages: the k whole-sketch nearest among the `survivors` prefix-nearest.
-        let prefix = prefix_words(words(dim));
-        let mut by_prefix: Vec<(u32, u32)> = v
-            .chunks_exact(dim)
-            .enumerate()
-            .map(|(i, x)| (hamming(&sketch(x)[..prefix], &q[..prefix]), i as u32))
-            .collect();
-        by_prefix.sort();
-        let survivors: Vec<u32> = by_prefix.iter().take(100).map(|x| x.1).collect();
-        let mut want: Vec<(u32, u32)> = survivors
-            .iter()
-            .map(|&i| (hamming(&sketch(&v[i as usize * dim..][..dim]), &q), i))
-            .collect();
-        want.sort();
-        let mut want: Vec<u32> = want.into_iter().take(10).map(|x| x.1).collect();
-        want.sort();
-        let mut got = s.nearest(&q, 10, 100, None);
-        got.sort();
-        assert_eq!(got, want);
-        assert!(got.contains(&7) && got.contains(&1234));
     }
 
     #[test]
