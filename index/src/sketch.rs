@@ -266,7 +266,8 @@ fn hamming_pass_portable(
         x.iter().sum::<u64>() as usize
     };
     // Four histograms, one per row of each group of four: distances cluster within a few bits of each other,
-    // and consecutive increments of one counter would each wait for the previous one's store.
+    // and consecutive increments of one counter would each wait for the previous one's store (one histogram:
+    // 4.4 ms per million sketches here, four: 3.4–3.9 ms).
     let bins = histogram.len();
     let mut four = vec![0u32; 4 * bins];
     let mut groups = body.chunks_exact(4 * 64);

@@ -19,9 +19,9 @@
 use provsearch_formats::tokenizer::{byte_to_unicode, Convention, TokenizerModelKind, Vocabulary};
 use provsearch_index::anchors::ANCHORS;
 use provsearch_index::schema::{ScriptShare, TokenizerSignals, MINHASH_SIZE};
+use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasherDefault;
+use std::collections::HashSet;
 
 /// Number of leading merges covered by `merge_rule_hash`.
 const MERGE_RULE_PREFIX: usize = 50;
@@ -147,7 +147,8 @@ pub fn resolve_anchors(vocab: &Vocabulary) -> Vec<Option<u32>> {
     // The lowest id of each candidate string among the non-special tokens. Only candidate strings are looked
     // up, so a token whose first byte or length no candidate has is skipped unhashed.
     let special = vocab.special_contents();
-    let mut lookup: HashMap<&str, Option<u32>, BuildHasherDefault<WordHasher>> = candidates
+    // Fx rather than SipHash: most tokens of a vocabulary are hashed, and collision resistance buys nothing here.
+    let mut lookup: FxHashMap<&str, Option<u32>> = candidates
         .iter()
         .flatten()
         .map(|c| (c.as_str(), None))
@@ -192,39 +193,6 @@ pub fn resolve_anchors(vocab: &Vocabulary) -> Vec<Option<u32>> {
         resolved.push(id);
     }
     resolved
-}
-
-/// A hasher for short strings, eight bytes a step (a multiply-rotate of each word, as rustc's FxHasher): the
-/// anchor lookup hashes most tokens of a vocabulary, and SipHash's resistance to chosen collisions buys nothing
-/// against a vocabulary of at most a few hundred thousand strings looked up among a few hundred.
-#[derive(Default)]
-struct WordHasher(u64);
-
-impl WordHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl std::hash::Hasher for WordHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            self.add(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
-        }
-        let rest = words.remainder();
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 56));
-    }
-
-    fn write_u8(&mut self, b: u8) {
-        self.add(u64::from(b));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// Exact Jaccard of the raw token-string sets (VOA), in [0,1]; 0 if both are empty.
