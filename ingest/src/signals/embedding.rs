@@ -7,7 +7,7 @@
 //! would otherwise inflate every cosine and correlate unrelated models.
 
 use crate::error::{Error, Result};
-use crate::signals::kernels::Moments;
+use crate::signals::kernels::{Moments, BLOCK, LANES};
 use crate::weights::WeightSource;
 use provsearch_index::anchors::{presence_words, ANCHORS, ANCHOR_SET_VERSION};
 use provsearch_index::sampling::vector_positions;
@@ -166,38 +166,30 @@ unsafe fn scan_rows_avx512(
 
 #[inline(always)]
 fn scan_rows_inline(buf: &[f32], h: usize, first: u64, pass: &mut Pass) -> Result<(), Moments> {
-    // Four rows at a time: their moments, then each column sum takes the four values in row order while it
-    // stays in a register (the same additions in the same order as row by row, a quarter of the loads and
-    // stores of the sums).
+    // Four rows at a time, in one sweep over their columns: each value is loaded once for its row's sum of
+    // squares and its column's sum (see `scan_four`). The same additions in the same order as row by row.
     let mut groups = buf.chunks_exact(4 * h);
     for (g, group) in (&mut groups).enumerate() {
-        let mut rows = group.chunks_exact(h);
-        let (Some(r0), Some(r1), Some(r2), Some(r3)) =
-            (rows.next(), rows.next(), rows.next(), rows.next())
-        else {
-            break; // unreachable: a group holds four rows
-        };
-        let mut norms = [0f32; 4];
-        for (norm, row) in norms.iter_mut().zip([r0, r1, r2, r3]) {
-            let mut m = Moments::default();
-            m.add_inline(row);
-            if m.has_non_finite {
-                return Err(m);
+        let (r0, rest) = group.split_at(h);
+        let (r1, rest) = rest.split_at(h);
+        let (r2, r3) = rest.split_at(h);
+        let rows = [r0, r1, r2, r3];
+        let sum_sq = scan_four(rows, h, &mut pass.column_sum);
+        // A NaN or an infinity makes its row's sum of squares NaN or infinite (v·v is +inf or NaN, and
+        // neither ever goes back to a finite sum); an overflow of v·v does too, so such a row is checked value
+        // by value, as `Moments` checks every row.
+        for (row, sq) in rows.into_iter().zip(sum_sq) {
+            if !sq.is_finite() {
+                let mut m = Moments::default();
+                m.add_inline(row);
+                if m.has_non_finite {
+                    return Err(m);
+                }
             }
-            *norm = m.sum_sq.sqrt() as f32;
-        }
-        for ((((c, &a), &b), &d), &e) in pass.column_sum.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3)
-        {
-            let mut sum = *c;
-            sum += a as f64;
-            sum += b as f64;
-            sum += d as f64;
-            sum += e as f64;
-            *c = sum;
         }
         let row = first + 4 * g as u64;
-        for (k, norm) in norms.into_iter().enumerate() {
-            pass.row_norms.push((row + k as u64, norm));
+        for (k, sq) in sum_sq.into_iter().enumerate() {
+            pass.row_norms.push((row + k as u64, sq.sqrt() as f32));
         }
     }
     let done = (buf.len() / (4 * h) * 4) as u64;
@@ -214,6 +206,61 @@ fn scan_rows_inline(buf: &[f32], h: usize, first: u64, pass: &mut Pass) -> Resul
             .push((first + done + r as u64, m.sum_sq.sqrt() as f32));
     }
     Ok(())
+}
+
+/// The sums of squares of four rows of `h` values, exactly as [`Moments::add_inline`] computes `sum_sq` for
+/// each (per block of [`BLOCK`] values, lane `k` of [`LANES`] adds `v·v` for the values at offsets `≡ k` in
+/// order, the tail goes to lane 0, and the lane totals are added in `f64`), while `column_sum[c]` takes the
+/// four rows' values at `c` in row order, in `f64`. One load of each value serves both; NaN and infinities are
+/// not looked for here (see the caller).
+#[inline(always)]
+fn scan_four(rows: [&[f32]; 4], h: usize, column_sum: &mut [f64]) -> [f64; 4] {
+    let mut sum_sq = [0f64; 4];
+    let column_sum = &mut column_sum[..h];
+    let rows = rows.map(|r| &r[..h]);
+    let mut start = 0;
+    while start < h {
+        let end = (start + BLOCK).min(h);
+        let full = start + (end - start) / LANES * LANES;
+        let mut q = [[0f32; LANES]; 4];
+        for c in (start..full).step_by(LANES) {
+            let (Some(x0), Some(x1), Some(x2), Some(x3), Some(cs)) = (
+                rows[0][c..].first_chunk::<LANES>(),
+                rows[1][c..].first_chunk::<LANES>(),
+                rows[2][c..].first_chunk::<LANES>(),
+                rows[3][c..].first_chunk::<LANES>(),
+                column_sum[c..].first_chunk_mut::<LANES>(),
+            ) else {
+                break; // unreachable: c + LANES <= full <= h
+            };
+            for k in 0..LANES {
+                q[0][k] += x0[k] * x0[k];
+                q[1][k] += x1[k] * x1[k];
+                q[2][k] += x2[k] * x2[k];
+                q[3][k] += x3[k] * x3[k];
+                let mut sum = cs[k];
+                sum += x0[k] as f64;
+                sum += x1[k] as f64;
+                sum += x2[k] as f64;
+                sum += x3[k] as f64;
+                cs[k] = sum;
+            }
+        }
+        for c in full..end {
+            let mut sum = column_sum[c];
+            for (q, row) in q.iter_mut().zip(&rows) {
+                let v = row[c];
+                q[0] += v * v;
+                sum += v as f64;
+            }
+            column_sum[c] = sum;
+        }
+        for (total, q) in sum_sq.iter_mut().zip(&q) {
+            *total += q.iter().map(|&v| v as f64).sum::<f64>();
+        }
+        start = end;
+    }
+    sum_sq
 }
 
 /// Finish the embedding signals from a pass: anchor rows, Gram matrix, samples and norm statistics.
@@ -436,6 +483,64 @@ fn gram_row_inline(a: &[f64], columns: &[f64], stride: usize, from: usize, dots:
 mod tests {
     use super::*;
 
+    /// The four-row scan as it was before `scan_four` (each row's full `Moments`, then the column sums).
+    fn scan_rows_reference(
+        buf: &[f32],
+        h: usize,
+        first: u64,
+        pass: &mut Pass,
+    ) -> Result<(), Moments> {
+        // Four rows at a time: their moments, then each column sum takes the four values in row order while it
+        // stays in a register (the same additions in the same order as row by row, a quarter of the loads and
+        // stores of the sums).
+        let mut groups = buf.chunks_exact(4 * h);
+        for (g, group) in (&mut groups).enumerate() {
+            let mut rows = group.chunks_exact(h);
+            let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+                (rows.next(), rows.next(), rows.next(), rows.next())
+            else {
+                break; // unreachable: a group holds four rows
+            };
+            let mut norms = [0f32; 4];
+            for (norm, row) in norms.iter_mut().zip([r0, r1, r2, r3]) {
+                let mut m = Moments::default();
+                m.add_inline(row);
+                if m.has_non_finite {
+                    return Err(m);
+                }
+                *norm = m.sum_sq.sqrt() as f32;
+            }
+            for ((((c, &a), &b), &d), &e) in
+                pass.column_sum.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3)
+            {
+                let mut sum = *c;
+                sum += a as f64;
+                sum += b as f64;
+                sum += d as f64;
+                sum += e as f64;
+                *c = sum;
+            }
+            let row = first + 4 * g as u64;
+            for (k, norm) in norms.into_iter().enumerate() {
+                pass.row_norms.push((row + k as u64, norm));
+            }
+        }
+        let done = (buf.len() / (4 * h) * 4) as u64;
+        for (r, row) in groups.remainder().chunks_exact(h).enumerate() {
+            let mut m = Moments::default();
+            m.add_inline(row);
+            if m.has_non_finite {
+                return Err(m);
+            }
+            for (c, &v) in pass.column_sum.iter_mut().zip(row) {
+                *c += v as f64;
+            }
+            pass.row_norms
+                .push((first + done + r as u64, m.sum_sq.sqrt() as f32));
+        }
+        Ok(())
+    }
+
     /// Rows scanned four at a time give the column sums and norms of rows scanned one by one, bit for bit.
     #[test]
     fn scanning_rows_in_fours_matches_row_by_row() {
@@ -446,41 +551,72 @@ mod tests {
             x ^= x << 17;
             ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.0
         };
-        for (rows, h) in [(1, 5), (3, 16), (4, 16), (7, 33), (13, 576), (64, 64)] {
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let norm_bits = |p: &Pass| {
+            p.row_norms
+                .iter()
+                .map(|&(r, n)| (r, n.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        for (rows, h) in [
+            (1, 5),
+            (3, 16),
+            (4, 16),
+            (4, 17),
+            (7, 33),
+            (13, 576),
+            (64, 64),
+            (9, 4096),
+            (6, 4096 + 40),
+            (5, 8192 + 7),
+        ] {
             let buf: Vec<f32> = (0..rows * h).map(|_| next()).collect();
-            let mut want = Pass {
-                column_sum: (0..h).map(|c| c as f64 * 0.25).collect(),
-                row_norms: Vec::new(),
-            };
-            for (r, row) in buf.chunks_exact(h).enumerate() {
-                let m = Moments::of(row);
-                for (c, &v) in want.column_sum.iter_mut().zip(row) {
-                    *c += v as f64;
+            // Rows whose squares overflow f32 (finite values, infinite norms) go through the checked path.
+            let mut big = buf.clone();
+            big[h / 2] = 3e20;
+            big[rows * h - 1] = -2e30;
+            for buf in [buf, big] {
+                let mut want = Pass {
+                    column_sum: (0..h).map(|c| c as f64 * 0.25).collect(),
+                    row_norms: Vec::new(),
+                };
+                for (r, row) in buf.chunks_exact(h).enumerate() {
+                    let m = Moments::of(row);
+                    for (c, &v) in want.column_sum.iter_mut().zip(row) {
+                        *c += v as f64;
+                    }
+                    want.row_norms.push((10 + r as u64, m.sum_sq.sqrt() as f32));
                 }
-                want.row_norms.push((10 + r as u64, m.sum_sq.sqrt() as f32));
-            }
-            let fresh = || Pass {
-                column_sum: (0..h).map(|c| c as f64 * 0.25).collect(),
-                row_norms: Vec::new(),
-            };
-            let (mut got, mut baseline) = (fresh(), fresh());
-            scan_rows(&buf, h, 10, &mut got).unwrap();
-            scan_rows_inline(&buf, h, 10, &mut baseline).unwrap();
-            for p in [&got, &baseline] {
-                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&p.column_sum), bits(&want.column_sum), "{rows}x{h}");
-                assert_eq!(p.row_norms, want.row_norms, "{rows}x{h}");
-            }
-            // A NaN or an infinity anywhere is reported.
-            for (at, bad) in [
-                (0, f32::NAN),
-                (rows * h - 1, f32::INFINITY),
-                (rows * h / 2, f32::NAN),
-            ] {
-                let mut b = buf.clone();
-                b[at] = bad;
-                let m = scan_rows(&b, h, 0, &mut fresh()).unwrap_err();
-                assert_eq!(m.has_nan, bad.is_nan(), "{rows}x{h} at {at}");
+                let fresh = || Pass {
+                    column_sum: (0..h).map(|c| c as f64 * 0.25).collect(),
+                    row_norms: Vec::new(),
+                };
+                let (mut got, mut baseline, mut before) = (fresh(), fresh(), fresh());
+                scan_rows(&buf, h, 10, &mut got).unwrap();
+                scan_rows_inline(&buf, h, 10, &mut baseline).unwrap();
+                scan_rows_reference(&buf, h, 10, &mut before).unwrap();
+                for p in [&got, &baseline, &before] {
+                    assert_eq!(bits(&p.column_sum), bits(&want.column_sum), "{rows}x{h}");
+                    assert_eq!(norm_bits(p), norm_bits(&want), "{rows}x{h}");
+                }
+                // A NaN or an infinity anywhere is reported, with the moments of the first row holding one.
+                for (at, bad) in [
+                    (0, f32::NAN),
+                    (rows * h - 1, f32::INFINITY),
+                    (rows * h / 2, f32::NAN),
+                    (h.min(rows * h - 1), f32::NEG_INFINITY),
+                ] {
+                    let mut b = buf.clone();
+                    b[at] = bad;
+                    let m = scan_rows(&b, h, 0, &mut fresh()).unwrap_err();
+                    let r = scan_rows_reference(&b, h, 0, &mut fresh()).unwrap_err();
+                    assert_eq!(m.has_nan, bad.is_nan(), "{rows}x{h} at {at}");
+                    assert_eq!(
+                        (m.has_nan, m.has_non_finite, m.count, m.sum_sq.to_bits()),
+                        (r.has_nan, r.has_non_finite, r.count, r.sum_sq.to_bits()),
+                        "{rows}x{h} at {at}"
+                    );
+                }
             }
         }
     }

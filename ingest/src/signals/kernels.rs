@@ -17,8 +17,10 @@ pub struct Moments {
     pub has_non_finite: bool,
 }
 
-const LANES: usize = 16;
-const BLOCK: usize = 4096;
+/// Lanes of the `f32` partial sums (see [`Moments::add_inline`]).
+pub(crate) const LANES: usize = 16;
+/// Values per block whose lane sums are folded into the `f64` totals.
+pub(crate) const BLOCK: usize = 4096;
 
 impl Moments {
     /// Moments of `values`.
