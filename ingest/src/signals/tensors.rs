@@ -72,17 +72,50 @@ fn read_row(source: &dyn WeightSource, t: &Selected, r: u32, out: &mut [f32]) ->
     }
 }
 
+/// Where the samples of a tensor of one shape lie: they depend only on the shape and the sample count, so they
+/// are computed once per shape (a model has a handful of shapes over hundreds of tensors).
+enum Layout {
+    /// A matrix: the sample positions and the canonical rows to read (at least the [`RMS_ROWS`] that define
+    /// the RMS).
+    Matrix {
+        positions: Vec<(u32, u32)>,
+        row_ids: Vec<u32>,
+    },
+    /// A vector: the sampled positions.
+    Vector(Vec<u32>),
+}
+
+impl Layout {
+    fn new(shape: [u32; 2], count: usize, how: Standardise) -> Layout {
+        let [rows, cols] = shape;
+        match how {
+            Standardise::Rms => {
+                let positions = matrix_positions(rows, cols, count);
+                let per_row = cols.min(SAMPLES_PER_ROW) as usize;
+                let needed = positions
+                    .len()
+                    .div_ceil(per_row)
+                    .max(RMS_ROWS.min(rows) as usize);
+                Layout::Matrix {
+                    positions,
+                    row_ids: canonical_rows(rows, cols, needed),
+                }
+            }
+            Standardise::MeanStd => Layout::Vector(vector_positions(cols, count)),
+        }
+    }
+}
+
 /// Matrices: read the canonical rows the samples need (at least the [`RMS_ROWS`] that define the RMS), so only a
 /// few pages of each tensor are touched.
-fn sample_matrix(source: &dyn WeightSource, t: &Selected, count: usize) -> Result<Option<Sampled>> {
-    let [rows, cols] = t.shape;
-    let positions = matrix_positions(rows, cols, count);
+fn sample_matrix(
+    source: &dyn WeightSource,
+    t: &Selected,
+    positions: &[(u32, u32)],
+    row_ids: &[u32],
+) -> Result<Option<Sampled>> {
+    let [_, cols] = t.shape;
     let per_row = cols.min(SAMPLES_PER_ROW) as usize;
-    let needed = positions
-        .len()
-        .div_ceil(per_row)
-        .max(RMS_ROWS.min(rows) as usize);
-    let row_ids = canonical_rows(rows, cols, needed);
     let mut values = vec![0f32; row_ids.len() * cols as usize];
     let mut rms_moments = Moments::default();
     for (i, (&r, buf)) in row_ids
@@ -120,7 +153,11 @@ fn sample_matrix(source: &dyn WeightSource, t: &Selected, count: usize) -> Resul
 }
 
 /// Vectors (norm gains, biases): small, read whole, centred and scaled by their standard deviation.
-fn sample_vector(source: &dyn WeightSource, t: &Selected, count: usize) -> Result<Option<Sampled>> {
+fn sample_vector(
+    source: &dyn WeightSource,
+    t: &Selected,
+    positions: &[u32],
+) -> Result<Option<Sampled>> {
     let len = t.shape[1];
     let mut values = vec![0f32; len as usize];
     source.read_f32(t.index, 0, &mut values)?;
@@ -133,9 +170,9 @@ fn sample_vector(source: &dyn WeightSource, t: &Selected, count: usize) -> Resul
     if std <= 1e-7 * m.rms().max(1e-30) {
         return Ok(None);
     }
-    let samples = vector_positions(len, count)
-        .into_iter()
-        .map(|p| quantize_sample((values[p as usize] as f64 - mean) / std))
+    let samples = positions
+        .iter()
+        .map(|&p| quantize_sample((values[p as usize] as f64 - mean) / std))
         .collect();
     Ok(Some(Sampled {
         values: samples,
@@ -143,15 +180,10 @@ fn sample_vector(source: &dyn WeightSource, t: &Selected, count: usize) -> Resul
     }))
 }
 
-fn sample_one(
-    source: &dyn WeightSource,
-    t: &Selected,
-    count: usize,
-    how: Standardise,
-) -> Result<Option<Sampled>> {
-    match how {
-        Standardise::Rms => sample_matrix(source, t, count),
-        Standardise::MeanStd => sample_vector(source, t, count),
+fn sample_one(source: &dyn WeightSource, t: &Selected, layout: &Layout) -> Result<Option<Sampled>> {
+    match layout {
+        Layout::Matrix { positions, row_ids } => sample_matrix(source, t, positions, row_ids),
+        Layout::Vector(positions) => sample_vector(source, t, positions),
     }
 }
 
@@ -163,9 +195,26 @@ pub fn sample_tensors(
     per_tensor: usize,
     how: Standardise,
 ) -> Result<TensorSamples> {
+    // The layout of each distinct shape, then the tensors, each with its shape's layout.
+    let mut distinct: Vec<[u32; 2]> = selected.iter().map(|t| t.shape).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let layouts: Vec<Layout> = distinct
+        .par_iter()
+        .map(|&shape| Layout::new(shape, per_tensor, how))
+        .collect();
     let results: Vec<Option<Sampled>> = selected
         .par_iter()
-        .map(|t| sample_one(source, t, per_tensor, how))
+        .map(|t| {
+            let layout = distinct
+                .binary_search(&t.shape)
+                .ok()
+                .and_then(|i| layouts.get(i));
+            match layout {
+                Some(layout) => sample_one(source, t, layout),
+                None => sample_one(source, t, &Layout::new(t.shape, per_tensor, how)), // unreachable
+            }
+        })
         .collect::<Result<_>>()?;
 
     let mut order: Vec<(&Selected, Sampled)> = selected
