@@ -12,8 +12,10 @@ use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// The config fields provsearch uses. Dimension fields come from the text backbone (`text_config`, then
-/// `decoder`, when the top level has no `hidden_size`); `model_type` and `architectures` from the top level.
+/// The config fields provsearch uses. Dimension fields come from the text backbone (`text_config`, `decoder`,
+/// `llm_config` or `language_config`, when the top level has no `hidden_size`), with the defaults of a few
+/// transformers config classes whose saved sub-configs are sparse ([`CLASS_DEFAULTS`]); `model_type` and
+/// `architectures` from the top level.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelConfig {
     /// Top-level `model_type`, `"unknown"` when absent.
@@ -26,19 +28,20 @@ pub struct ModelConfig {
     pub num_layers: u32,
     /// Heads (aliases: n_head, num_heads, n_heads, encoder_attention_heads), 0 if absent.
     pub num_attention_heads: u32,
-    /// KV heads (`num_key_value_heads`, `num_kv_heads`, `multi_query` → 1). When none is given, Llama-like
-    /// model types (whose transformers config classes fill it) get `num_attention_heads`; others `None`.
+    /// KV heads (`num_key_value_heads`, `num_kv_heads`, `multi_query` → 1, ChatGLM's `multi_query_group_num`
+    /// when `multi_query_attention`). When none is given, Llama-like model types (whose transformers config
+    /// classes fill it) get `num_attention_heads`; others `None`.
     pub num_key_value_heads: Option<u32>,
-    /// MLP width: first > 0 of intermediate_size, d_ff, encoder_ffn_dim, decoder_ffn_dim, ffn_dim, n_inner;
-    /// then hidden_dim if ≠ hidden_size. 0 if none.
+    /// MLP width: first > 0 of intermediate_size, d_ff, encoder_ffn_dim, decoder_ffn_dim, ffn_dim, n_inner,
+    /// ffn_hidden_size; then hidden_dim if ≠ hidden_size. 0 if none.
     pub intermediate_size: u32,
-    /// `vocab_size` (backbone, else top level), 0 if absent.
+    /// `vocab_size`, else `padded_vocab_size` (backbone, else top level), 0 if absent.
     pub vocab_size: u32,
-    /// `max_position_embeddings` / `n_positions`, 0 if absent.
+    /// `max_position_embeddings` / `n_positions` / `seq_length`, 0 if absent.
     pub max_position_embeddings: u32,
     /// `hidden_act` / `hidden_activation` / `activation_function`.
     pub hidden_act: Option<String>,
-    /// `head_dim` / `d_kv`.
+    /// `head_dim` / `d_kv` / `kv_channels`.
     pub head_dim: Option<u32>,
     /// `rope_theta`, else `rope_scaling.rope_theta`, else `rope_parameters.rope_theta` (also inside
     /// `rope_parameters.full_attention`).
@@ -94,7 +97,54 @@ const FFN_KEYS: &[&str] = &[
     "decoder_ffn_dim",
     "ffn_dim",
     "n_inner",
+    // ChatGLM2/3 and GLM-4 remote code (configuration_chatglm.py).
+    "ffn_hidden_size",
 ];
+
+/// Sub-configs that may hold the text backbone of a multimodal model, in order: `text_config` (Gemma 3,
+/// LLaVA, Llama 4, Qwen2.5-VL as saved by recent transformers), `decoder` (vision encoder-decoder), `llm_config`
+/// (InternVL), `language_config` (DeepSeek-VL).
+const BACKBONE_KEYS: &[(&str, &str)] = &[
+    ("text_config", "text_config."),
+    ("decoder", "decoder."),
+    ("llm_config", "llm_config."),
+    ("language_config", "language_config."),
+];
+
+/// Defaults of transformers config classes whose saved sub-configs leave them out. `Gemma3ForConditionalGeneration`
+/// checkpoints (gemma-3-4b/12b/27b) save a sparse `text_config` (hidden_size, intermediate_size,
+/// num_hidden_layers, sometimes the heads), and the reference reads the rest from `Gemma3TextConfig`'s defaults
+/// (models/gemma3/configuration_gemma3.py).
+const CLASS_DEFAULTS: &[(&str, &[(&str, u32)])] = &[(
+    "gemma3_text",
+    &[
+        ("vocab_size", 262_208),
+        ("hidden_size", 2304),
+        ("intermediate_size", 9216),
+        ("num_hidden_layers", 26),
+        ("num_attention_heads", 8),
+        ("num_key_value_heads", 4),
+        ("head_dim", 256),
+        ("max_position_embeddings", 131_072),
+    ],
+)];
+
+/// The class default of `key` for config class `class_type`, if listed in [`CLASS_DEFAULTS`].
+fn class_default(class_type: &str, key: &str) -> Option<u32> {
+    CLASS_DEFAULTS
+        .iter()
+        .find(|(t, _)| *t == class_type)
+        .and_then(|(_, fields)| fields.iter().find(|(k, _)| *k == key))
+        .map(|(_, v)| *v)
+}
+
+/// Activation and norm defaults of the same classes (`hidden_activation`, `rms_norm_eps`).
+fn class_default_act_norm(class_type: &str) -> (Option<&'static str>, Option<&'static str>) {
+    match class_type {
+        "gemma3_text" => (Some("gelu_pytorch_tanh"), Some("RMSNorm")),
+        _ => (None, None),
+    }
+}
 
 /// Model types whose transformers config class sets `num_key_value_heads = num_attention_heads` when it is
 /// missing or null.
@@ -268,9 +318,13 @@ impl ModelConfig {
         // Text backbone: the top level if it has a hidden size, else the first sub-config that does.
         let mut cfg = top;
         if top.first_u32(HIDDEN_KEYS)?.unwrap_or(0) == 0 {
-            for (key, prefix) in [("text_config", "text_config."), ("decoder", "decoder.")] {
+            for &(key, prefix) in BACKBONE_KEYS {
                 if let Some(sub) = top.sub(key, prefix) {
-                    if sub.first_u32(HIDDEN_KEYS)?.unwrap_or(0) > 0 {
+                    let sub_type = sub.string("model_type")?;
+                    let hidden = sub
+                        .first_u32(HIDDEN_KEYS)?
+                        .or_else(|| class_default(sub_type.as_deref()?, "hidden_size"));
+                    if hidden.unwrap_or(0) > 0 {
                         cfg = sub;
                         break;
                     }
@@ -297,17 +351,28 @@ impl ModelConfig {
             Some(v) => return Err(top.wrong("architectures", "a list of strings", v)),
         };
 
-        let hidden_size = cfg.first_u32(HIDDEN_KEYS)?.unwrap_or(0);
-        let num_layers = cfg.first_u32(LAYER_KEYS)?.unwrap_or(0);
-        let num_attention_heads = cfg.first_u32(HEAD_KEYS)?.unwrap_or(0);
-
-        // The class that would fill num_key_value_heads is the backbone's own.
+        // The class whose defaults and fill-ins apply is the backbone's own.
         let backbone_type = if std::ptr::eq(cfg.map, top.map) {
             None
         } else {
             cfg.string("model_type")?
         };
         let class_type = backbone_type.as_deref().unwrap_or(&model_type);
+        let default = |key: &str| class_default(class_type, key);
+
+        let hidden_size = cfg
+            .first_u32(HIDDEN_KEYS)?
+            .or_else(|| default("hidden_size"))
+            .unwrap_or(0);
+        let num_layers = cfg
+            .first_u32(LAYER_KEYS)?
+            .or_else(|| default("num_hidden_layers"))
+            .unwrap_or(0);
+        let num_attention_heads = cfg
+            .first_u32(HEAD_KEYS)?
+            .or_else(|| default("num_attention_heads"))
+            .unwrap_or(0);
+
         let num_key_value_heads = match cfg.u32("num_key_value_heads")? {
             Some(n) => Some(n),
             None => match cfg.u32("num_kv_heads")? {
@@ -315,6 +380,15 @@ impl ModelConfig {
                 None if cfg.truthy("multi_query") && !cfg.truthy("new_decoder_architecture") => {
                     Some(1)
                 }
+                // ChatGLM2/3, GLM-4 remote code: grouped-query attention with `multi_query_group_num` groups,
+                // used only when `multi_query_attention` is set (configuration_chatglm.py).
+                None if cfg.truthy("multi_query_attention") => {
+                    match cfg.u32("multi_query_group_num")? {
+                        Some(n) => Some(n),
+                        None => Some(1),
+                    }
+                }
+                None if default("num_key_value_heads").is_some() => default("num_key_value_heads"),
                 None if FILLS_KV_HEADS.contains(&class_type) => Some(num_attention_heads),
                 None => None,
             },
@@ -337,13 +411,25 @@ impl ModelConfig {
             }
         }
 
-        let vocab_size = match cfg.u32("vocab_size")? {
+        if intermediate_size == 0 {
+            intermediate_size = default("intermediate_size").unwrap_or(0);
+        }
+
+        // ChatGLM/GLM-4 remote code: `padded_vocab_size` is the embedding's row count (its configs also carry
+        // `vocab_size`, which wins when present).
+        let vocab_size = match cfg.first_u32(&["vocab_size", "padded_vocab_size"])? {
             Some(n) => n,
-            None => top.u32("vocab_size")?.unwrap_or(0),
+            None => match top.first_u32(&["vocab_size", "padded_vocab_size"])? {
+                Some(n) => n,
+                None => default("vocab_size").unwrap_or(0),
+            },
         };
+        // `seq_length`: ChatGLM/GLM-4 and Qwen (v1) remote code.
         let max_position_embeddings = cfg
-            .first_u32(&["max_position_embeddings", "n_positions"])?
+            .first_u32(&["max_position_embeddings", "n_positions", "seq_length"])?
+            .or_else(|| default("max_position_embeddings"))
             .unwrap_or(0);
+        let (default_act, default_norm) = class_default_act_norm(class_type);
         let mut hidden_act = None;
         for k in ["hidden_act", "hidden_activation", "activation_function"] {
             if let Some(s) = cfg.string(k)? {
@@ -351,7 +437,11 @@ impl ModelConfig {
                 break;
             }
         }
-        let head_dim = cfg.first_u32(&["head_dim", "d_kv"])?;
+        let hidden_act = hidden_act.or_else(|| default_act.map(str::to_string));
+        // `kv_channels`: ChatGLM/GLM-4 and Qwen (v1) remote code.
+        let head_dim = cfg
+            .first_u32(&["head_dim", "d_kv", "kv_channels"])?
+            .or_else(|| default("head_dim"));
 
         let rope_scaling = cfg.sub("rope_scaling", "rope_scaling.");
         let rope_parameters = cfg.sub("rope_parameters", "rope_parameters.");
@@ -393,7 +483,7 @@ impl ModelConfig {
         } else if cfg.has("layer_norm_eps") || cfg.has("layer_norm_epsilon") {
             "LayerNorm"
         } else {
-            "unknown"
+            default_norm.unwrap_or("unknown")
         }
         .to_string();
 
@@ -734,5 +824,195 @@ mod tests {
             sha256_hex(""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    /// THUDM/chatglm3-6b config.json (remote code, configuration_chatglm.py): `num_layers`, `ffn_hidden_size`,
+    /// `multi_query_group_num`, `padded_vocab_size`, `seq_length`, `kv_channels`.
+    #[test]
+    fn chatglm3_aliases() {
+        let c = parse(
+            r#"{"_name_or_path": "THUDM/chatglm3-6b", "add_bias_linear": false, "add_qkv_bias": true,
+            "architectures": ["ChatGLMModel"], "ffn_hidden_size": 13696, "hidden_size": 4096,
+            "kv_channels": 128, "layernorm_epsilon": 1e-05, "model_type": "chatglm",
+            "multi_query_attention": true, "multi_query_group_num": 2, "num_attention_heads": 32,
+            "num_layers": 28, "original_rope": true, "padded_vocab_size": 65024, "post_layer_norm": true,
+            "rmsnorm": true, "seq_length": 8192, "tie_word_embeddings": false, "torch_dtype": "float16"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.hidden_size, c.num_layers, c.num_attention_heads),
+            (4096, 28, 32)
+        );
+        assert_eq!(c.num_key_value_heads, Some(2));
+        assert_eq!(c.attention_style, "GQA");
+        assert_eq!(c.intermediate_size, 13696);
+        assert_eq!(c.vocab_size, 65024);
+        assert_eq!(c.max_position_embeddings, 8192);
+        assert_eq!(c.head_dim, Some(128));
+        // Without multi_query_attention the group count is not used (multi-head attention).
+        let mha = parse(r#"{"num_attention_heads": 32, "multi_query_group_num": 2}"#).unwrap();
+        assert_eq!(mha.num_key_value_heads, None);
+    }
+
+    /// google/gemma-3-12b-it config.json: the text_config is sparse; the rest comes from Gemma3TextConfig's
+    /// defaults (transformers models/gemma3/configuration_gemma3.py), as the reference reads it.
+    #[test]
+    fn gemma3_multimodal_sparse_text_config() {
+        let c = parse(
+            r#"{"architectures": ["Gemma3ForConditionalGeneration"], "boi_token_index": 255999,
+            "eoi_token_index": 256000, "eos_token_id": [1, 106], "image_token_index": 262144,
+            "initializer_range": 0.02, "mm_tokens_per_image": 256, "model_type": "gemma3",
+            "text_config": {"hidden_size": 3840, "intermediate_size": 15360, "model_type": "gemma3_text",
+              "num_attention_heads": 16, "num_hidden_layers": 48, "num_key_value_heads": 8,
+              "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024},
+            "torch_dtype": "bfloat16",
+            "vision_config": {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304,
+              "model_type": "siglip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 27,
+              "patch_size": 14, "vision_use_head": false}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.model_type, "gemma3");
+        assert_eq!(
+            (
+                c.hidden_size,
+                c.num_layers,
+                c.num_attention_heads,
+                c.num_key_value_heads
+            ),
+            (3840, 48, 16, Some(8))
+        );
+        assert_eq!(c.intermediate_size, 15360);
+        assert_eq!(c.vocab_size, 262_208);
+        assert_eq!(c.head_dim, Some(256));
+        assert_eq!(c.max_position_embeddings, 131_072);
+        assert_eq!(c.hidden_act.as_deref(), Some("gelu_pytorch_tanh"));
+        assert_eq!(c.norm_type, "RMSNorm");
+        assert_eq!(c.rope_scaling_type.as_deref(), Some("linear"));
+        // gemma-3-4b-it leaves out the heads as well.
+        let c4 = parse(
+            r#"{"model_type": "gemma3", "text_config": {"hidden_size": 2560, "intermediate_size": 10240,
+            "model_type": "gemma3_text", "num_hidden_layers": 34}, "vision_config": {"hidden_size": 1152}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c4.hidden_size,
+                c4.num_layers,
+                c4.num_attention_heads,
+                c4.num_key_value_heads
+            ),
+            (2560, 34, 8, Some(4))
+        );
+        assert_eq!(c4.attention_style, "GQA");
+    }
+
+    /// Aliases of other families, with the keys their Hub config.json files use (values abridged): T5 (`d_model`, `num_layers`, `num_heads`,
+    /// `d_ff`, `d_kv`), BLOOM (`n_embed`, `n_layer`, `n_head`), falcon-mamba-7b (MambaConfig: no heads,
+    /// `state_size`), Falcon-7B (`multi_query`), StarCoder (gpt_bigcode `n_inner`, `multi_query`), DistilBERT
+    /// (`dim`, `n_layers`, `n_heads`, `hidden_dim`), Marian (`d_model`, `encoder_layers`, `encoder_ffn_dim`).
+    #[test]
+    fn family_aliases() {
+        let t5 = parse(
+            r#"{"architectures": ["T5ForConditionalGeneration"], "d_ff": 2048, "d_kv": 64, "d_model": 768,
+            "model_type": "t5", "num_decoder_layers": 12, "num_heads": 12, "num_layers": 12,
+            "vocab_size": 32128, "layer_norm_epsilon": 1e-06, "is_encoder_decoder": true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                t5.hidden_size,
+                t5.num_layers,
+                t5.num_attention_heads,
+                t5.intermediate_size
+            ),
+            (768, 12, 12, 2048)
+        );
+        assert_eq!((t5.head_dim, t5.vocab_size), (Some(64), 32128));
+        let bloom = parse(
+            r#"{"architectures": ["BloomForCausalLM"], "model_type": "bloom", "n_embed": 1024,
+            "n_layer": 24, "n_head": 16, "vocab_size": 250880, "layer_norm_epsilon": 1e-05}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                bloom.hidden_size,
+                bloom.num_layers,
+                bloom.num_attention_heads
+            ),
+            (1024, 24, 16)
+        );
+        let mamba = parse(
+            r#"{"architectures": ["FalconMambaForCausalLM"], "model_type": "falcon_mamba",
+            "hidden_size": 4096, "intermediate_size": 8192, "num_hidden_layers": 64, "state_size": 16,
+            "conv_kernel": 4, "expand": 2, "vocab_size": 65024, "layer_norm_epsilon": 1e-05}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                mamba.hidden_size,
+                mamba.num_layers,
+                mamba.intermediate_size,
+                mamba.vocab_size
+            ),
+            (4096, 64, 8192, 65024)
+        );
+        assert_eq!(
+            (mamba.num_attention_heads, mamba.num_key_value_heads),
+            (0, None)
+        );
+        let falcon = parse(
+            r#"{"model_type": "falcon", "hidden_size": 4544, "num_attention_heads": 71,
+            "num_hidden_layers": 32, "multi_query": true, "new_decoder_architecture": false,
+            "vocab_size": 65024}"#,
+        )
+        .unwrap();
+        assert_eq!(falcon.num_key_value_heads, Some(1));
+        let starcoder = parse(
+            r#"{"model_type": "gpt_bigcode", "n_embd": 6144, "n_head": 48, "n_inner": 24576,
+            "n_layer": 40, "n_positions": 8192, "multi_query": true, "vocab_size": 49152}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (starcoder.intermediate_size, starcoder.num_key_value_heads),
+            (24576, Some(1))
+        );
+        assert_eq!(starcoder.max_position_embeddings, 8192);
+        let distil = parse(
+            r#"{"model_type": "distilbert", "dim": 768, "hidden_dim": 3072, "n_heads": 12,
+            "n_layers": 6, "vocab_size": 30522, "max_position_embeddings": 512}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                distil.hidden_size,
+                distil.num_layers,
+                distil.num_attention_heads,
+                distil.intermediate_size
+            ),
+            (768, 6, 12, 3072)
+        );
+        let marian = parse(
+            r#"{"model_type": "marian", "d_model": 512, "encoder_layers": 6, "decoder_layers": 6,
+            "encoder_attention_heads": 8, "encoder_ffn_dim": 2048, "vocab_size": 58101,
+            "max_position_embeddings": 512, "is_encoder_decoder": true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                marian.hidden_size,
+                marian.num_layers,
+                marian.num_attention_heads,
+                marian.intermediate_size
+            ),
+            (512, 6, 8, 2048)
+        );
+        // InternVL-style `llm_config` holds the backbone when the top level has none.
+        let internvl = parse(
+            r#"{"model_type": "internvl_chat", "llm_config": {"model_type": "qwen2", "hidden_size": 896,
+            "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+            "vocab_size": 151674}, "vision_config": {"hidden_size": 1024}}"#,
+        )
+        .unwrap();
+        assert_eq!((internvl.hidden_size, internvl.vocab_size), (896, 151_674));
     }
 }
