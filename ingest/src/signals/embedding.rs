@@ -385,9 +385,15 @@ fn gram(unit: &[Vec<f64>], h: usize) -> Vec<i8> {
     // Rows of `n` values padded with GRAM_LANES zeros, so that the last block of cosines loads whole blocks too.
     let stride = n + GRAM_LANES;
     let mut columns = vec![0f64; h * stride];
-    for (j, row) in unit.iter().enumerate() {
-        for (k, &v) in row.iter().enumerate().take(h) {
-            columns[k * stride + j] = v;
+    // Eight rows at a time, so that each `k` writes eight neighbouring values (one cache line) instead of one
+    // value per line across the whole buffer.
+    for (b, rows) in unit.chunks(8).enumerate() {
+        for (k, column) in columns.chunks_exact_mut(stride).enumerate() {
+            for (c, row) in column[b * 8..].iter_mut().zip(rows) {
+                if let Some(&v) = row.get(k) {
+                    *c = v;
+                }
+            }
         }
     }
     let rows: Vec<Vec<i8>> = (0..n)
