@@ -38,16 +38,12 @@ pub(super) fn vocabulary(path: &Path, h: &GgufHeader) -> Result<Option<Vocabular
         };
     let tokens = TokenList::from_parts(strings, (0..count).collect())
         .ok_or_else(|| bad("tokenizer.ggml.tokens: one id per token".into()))?;
-    let types: Vec<i64> = match h.get("tokenizer.ggml.token_type") {
-        None => Vec::new(),
-        Some(v) => {
-            let a = v
-                .as_array()
-                .ok_or_else(|| bad("tokenizer.ggml.token_type is not an array".into()))?;
-            a.iter()
-                .map(|t| t.as_i64().unwrap_or(TOKEN_NORMAL))
-                .collect()
-        }
+    // Read in place from the header's array (not copied out: it has one value per token).
+    let types: &[GgufValue] = match h.get("tokenizer.ggml.token_type") {
+        None => &[],
+        Some(v) => v
+            .as_array()
+            .ok_or_else(|| bad("tokenizer.ggml.token_type is not an array".into()))?,
     };
     // The merges as they are in the header (one buffer); a header built by hand may list them as values.
     let merges = match h.get("tokenizer.ggml.merges") {
@@ -66,7 +62,11 @@ pub(super) fn vocabulary(path: &Path, h: &GgufHeader) -> Result<Option<Vocabular
             merges
         }
     };
-    let token_type = |id: usize| types.get(id).copied().unwrap_or(TOKEN_NORMAL);
+    let token_type = |id: usize| {
+        types
+            .get(id)
+            .map_or(TOKEN_NORMAL, |t| t.as_i64().unwrap_or(TOKEN_NORMAL))
+    };
 
     let model = h
         .get("tokenizer.ggml.model")
@@ -84,13 +84,16 @@ pub(super) fn vocabulary(path: &Path, h: &GgufHeader) -> Result<Option<Vocabular
         _ => (TokenizerModelKind::WordLevel, Convention::Plain),
     };
 
-    let added_tokens = tokens
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (s, id))| match token_type(i) {
-            TOKEN_CONTROL => Some((s.to_string(), *id, true)),
-            TOKEN_USER_DEFINED => Some((s.to_string(), *id, false)),
-            _ => None,
+    // The types first: only control and user-defined tokens are looked up.
+    let added_tokens = (0..tokens.len())
+        .filter_map(|i| {
+            let special = match token_type(i) {
+                TOKEN_CONTROL => true,
+                TOKEN_USER_DEFINED => false,
+                _ => return None,
+            };
+            let (s, id) = tokens.get(i)?;
+            Some((s.to_string(), id, special))
         })
         .collect();
     // GGUF does not record BERT's do_lower_case: an uncased vocabulary is one whose ordinary tokens have no
