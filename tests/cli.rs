@@ -4,6 +4,7 @@
 //! first).
 
 mod cli {
+    pub mod architectures;
     pub mod bad_input;
     pub mod compare;
     pub mod download;
