@@ -231,6 +231,35 @@ fn is_buffer(parts: &[&str], shape: &[u64]) -> bool {
         || last == "a_log"
 }
 
+/// Whether rows of a position table are a fixed sinusoidal table rather than learned weights: every pair of
+/// columns `(j, d/2 + j)` holds `(sin θ, cos θ)`, so `sin² + cos² = 1` (all-zero padding rows are skipped).
+/// Marian and Pegasus store such tables as ordinary `embed_positions.weight` parameters
+/// (modeling_marian.py `MarianSinusoidalPositionalEmbedding`), under the same name as BART's and OPT's learned
+/// tables, so only the values tell them apart; they are identical in every model of the same shape and must not
+/// count as evidence. Meant for the first few rows of a tensor whose role names positions.
+pub fn is_sinusoidal_table(rows: &[&[f32]]) -> bool {
+    let mut checked = 0;
+    for row in rows {
+        if row.iter().all(|v| *v == 0.0) {
+            continue;
+        }
+        if row.len() < 2 || row.len() % 2 != 0 {
+            return false;
+        }
+        let (sin, cos) = row.split_at(row.len() / 2);
+        // bf16 storage keeps about 3 significant digits; a NaN fails the comparison.
+        if sin
+            .iter()
+            .zip(cos)
+            .any(|(s, c)| !(s * s + c * c - 1.0).abs().lt(&0.02))
+        {
+            return false;
+        }
+        checked += 1;
+    }
+    checked > 0
+}
+
 /// Canonical role of a layer tensor from the name parts after the layer index (weight/bias suffix removed).
 fn canonical_role(parts: &[&str], is_matrix: bool) -> Option<&'static str> {
     let last = *parts.last()?;
@@ -1583,5 +1612,41 @@ mod tests {
             Stack::Vision
         );
         assert!(embedding_rank("audio_tower.embed_tokens.weight", E).is_none());
+    }
+
+    /// Marian's table (modeling_marian.py `_init_weight`: sin of `pos / 10000^(2j/d)` in the first half, cos in
+    /// the second) and fairseq's (modeling_m2m_100.py `get_embedding`, zero padding row) are recognised; a
+    /// learned table is not.
+    #[test]
+    fn sinusoidal_position_tables() {
+        let d = 16;
+        let marian: Vec<Vec<f32>> = (0..4)
+            .map(|pos| {
+                let mut row = vec![0f32; d];
+                for j in 0..d / 2 {
+                    let angle = pos as f64 / 10000f64.powf(2.0 * j as f64 / d as f64);
+                    row[j] = angle.sin() as f32;
+                    row[d / 2 + j] = angle.cos() as f32;
+                }
+                row
+            })
+            .collect();
+        let rows: Vec<&[f32]> = marian.iter().map(Vec::as_slice).collect();
+        assert!(is_sinusoidal_table(&rows));
+        let mut fairseq = marian.clone();
+        fairseq[1] = vec![0.0; d];
+        let rows: Vec<&[f32]> = fairseq.iter().map(Vec::as_slice).collect();
+        assert!(is_sinusoidal_table(&rows));
+        let learned: Vec<Vec<f32>> = (0..4)
+            .map(|r| {
+                (0..d)
+                    .map(|c| ((r * 31 + c * 17) % 13) as f32 * 0.01 - 0.06)
+                    .collect()
+            })
+            .collect();
+        let rows: Vec<&[f32]> = learned.iter().map(Vec::as_slice).collect();
+        assert!(!is_sinusoidal_table(&rows));
+        assert!(!is_sinusoidal_table(&[&[0.0; 8]]));
+        assert!(!is_sinusoidal_table(&[]));
     }
 }
