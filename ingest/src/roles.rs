@@ -464,6 +464,30 @@ pub fn expert_index(name: &str) -> Option<u32> {
         .find_map(|w| (w[0] == "experts").then(|| w[1].parse().ok()).flatten())
 }
 
+/// Layers that are multi-token-prediction modules rather than decoder layers: DeepSeek-V3 and GLM-4.5
+/// (models/glm4_moe, `num_nextn_predict_layers`) store them after the last decoder layer as
+/// `model.layers.{num_hidden_layers}.{eh_proj, enorm, hnorm, shared_head.*}` beside ordinary attention and MLP
+/// tensors. Many fine-tuned or quantized copies drop them, which changes the layer count and sends the layer
+/// alignment into its best-match search; a caller can leave these layers out (or give them their own stack).
+pub fn mtp_layers(tensors: &[(&str, &[u64])]) -> Vec<u16> {
+    let mut layers: Vec<u16> = tensors
+        .iter()
+        .filter_map(|(name, _)| {
+            let lower = name.to_ascii_lowercase();
+            let parts: Vec<&str> = lower.split('.').collect();
+            let (pos, layer) = layer_position(&parts)?;
+            matches!(
+                parts.get(pos + 1).copied(),
+                Some("eh_proj" | "enorm" | "hnorm" | "shared_head")
+            )
+            .then_some(layer)
+        })
+        .collect();
+    layers.sort_unstable();
+    layers.dedup();
+    layers
+}
+
 /// Whether a model stores its linear layers transposed (GPT-2's Conv1D: `(in, out)`), detected from the fused
 /// attention projection `c_attn` whose stored shape is `(hidden, 3 × hidden)`.
 pub fn uses_conv1d(tensors: &[(&str, &[u64])]) -> bool {
@@ -1648,5 +1672,22 @@ mod tests {
         assert!(!is_sinusoidal_table(&rows));
         assert!(!is_sinusoidal_table(&[&[0.0; 8]]));
         assert!(!is_sinusoidal_table(&[]));
+    }
+
+    /// GLM-4.5-Air's multi-token-prediction layer 46 (46 decoder layers), as in its model.safetensors.index.json.
+    #[test]
+    fn mtp_layers_found() {
+        let names: &[(&str, &[u64])] = &[
+            ("model.layers.45.self_attn.q_proj.weight", M),
+            ("model.layers.45.mlp.gate.weight", &[8, 16]),
+            ("model.layers.46.self_attn.q_proj.weight", M),
+            ("model.layers.46.eh_proj.weight", &[16, 32]),
+            ("model.layers.46.enorm.weight", V),
+            ("model.layers.46.hnorm.weight", V),
+            ("model.layers.46.shared_head.norm.weight", V),
+        ];
+        assert_eq!(mtp_layers(names), vec![46]);
+        checkpoint(names);
+        assert!(mtp_layers(&[("model.layers.0.mlp.gate_proj.weight", M)]).is_empty());
     }
 }
