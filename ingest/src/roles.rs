@@ -207,7 +207,8 @@ fn is_norm_part(p: &str) -> bool {
 /// - fairseq-style sinusoidal position tables stored as `embed_positions.weights` (M2M100/NLLB,
 ///   modeling_m2m_100.py `M2M100SinusoidalPositionalEmbedding.weights`);
 /// - Mamba's `mixer.A_log` (modeling_mamba.py): initialised to `log(1..=state_size)` in every row, a pattern
-///   training keeps, so two unrelated Mamba models correlate on it.
+///   training keeps, so two unrelated Mamba models correlate on it (llama.cpp stores it as `ssm_a`);
+/// - llama.cpp's config-derived rotary tables `rope_freqs`, `rope_factors_long`, `rope_factors_short`.
 fn is_buffer(parts: &[&str], shape: &[u64]) -> bool {
     let last = parts.last().copied().unwrap_or("");
     let ends = |module: &str, param: &str| {
@@ -225,6 +226,12 @@ fn is_buffer(parts: &[&str], shape: &[u64]) -> bool {
                 | "causal_mask"
                 | "masked_bias"
                 | "_float_tensor"
+                // llama.cpp: rotary scaling tables computed from the config (Llama 3.1 `rope_freqs`, Phi-3
+                // `rope_factors_long/short`) and Mamba's `ssm_a` = -exp(A_log).
+                | "rope_freqs"
+                | "rope_factors_long"
+                | "rope_factors_short"
+                | "ssm_a"
         )
     }) || (last == "bias" && shape.len() >= 3)
         || ends("embed_positions", "weights")
@@ -1124,6 +1131,8 @@ mod tests {
             ("model.encoder.embed_positions.weights", &[34, 16][..]),
             ("model.encoder.embed_positions._float_tensor", &[1][..]),
             ("embeddings.position_ids", &[1, 512][..]),
+            ("rope_freqs.weight", &[32][..]),
+            ("blk.0.ssm_a", &[32, 16][..]),
         ] {
             assert_eq!(classify(name, shape).kind, Kind::Ignored, "{name}");
         }
