@@ -104,10 +104,13 @@ pub fn embedding_rank(name: &str, shape: &[u64]) -> Option<usize> {
     if EMBEDDING_PARTS.contains(owner) {
         return Some(EMBEDDING_NAMES.len() + 1);
     }
-    // A bare `embeddings.weight` directly under the model root or its wrapper (`backbone.`), never inside a
-    // layer (where it would be some other table).
-    if BARE_EMBEDDING_PARTS.contains(owner) && layer_position(&parts).is_none() && parts.len() <= 3
-    {
+    // A bare `embeddings.weight` directly under the model root or its backbone (`backbone.`, `model.`, also
+    // inside a multimodal wrapper: `language_model.backbone.embeddings.weight`), never inside a layer (where it
+    // would be some other table).
+    let parent = parts.len().checked_sub(3).and_then(|i| parts.get(i));
+    let at_root =
+        parent.is_none_or(|p| matches!(*p, "backbone" | "model" | "transformer" | "rwkv"));
+    if BARE_EMBEDDING_PARTS.contains(owner) && layer_position(&parts).is_none() && at_root {
         return Some(EMBEDDING_NAMES.len() + 2);
     }
     None
@@ -744,6 +747,9 @@ mod tests {
         assert_eq!(get(&roles, "backbone.norm_f.weight").3, "norm_final");
         // The original state-spaces checkpoints (mamba_ssm) call it `backbone.embedding.weight`.
         assert!(embedding_rank("backbone.embedding.weight", E).is_some());
+        // Nemotron-H-style multimodal wrappers keep the Mamba backbone under `language_model.`.
+        assert!(embedding_rank("language_model.backbone.embeddings.weight", E).is_some());
+        assert!(embedding_rank("model.decoder.embeddings.weight", E).is_none());
         // A bare `embeddings.weight` inside a layer or a vision tower is not the token embedding.
         assert!(embedding_rank("model.layers.3.embeddings.weight", E).is_none());
         assert!(embedding_rank("vision_model.embeddings.weight", E).is_none());
