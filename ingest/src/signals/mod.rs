@@ -12,7 +12,9 @@ pub mod kernels;
 pub mod tensors;
 
 use crate::error::Result;
-use crate::roles::{classify, embedding_rank, expert_index, uses_conv1d, Kind};
+use crate::roles::{
+    classify, embedding_rank, expert_index, is_sinusoidal_table, mtp_layers, uses_conv1d, Kind,
+};
 use crate::weights::WeightSource;
 use provsearch_index::schema::{EmbeddingSignals, Stack, TensorSamples, WeightSignals, NO_LAYER};
 use tensors::{sample_tensors, Selected, Standardise};
@@ -43,6 +45,33 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
+/// Whether a position table outside the layers holds fixed sinusoids (Marian, Pegasus) rather than learned
+/// values, judged by its first rows; a table that cannot be read counts as learned (the signals' pass will
+/// report the read error).
+fn is_fixed_position_table(
+    source: &dyn WeightSource,
+    index: usize,
+    role: &crate::roles::TensorRole,
+) -> bool {
+    const ROWS: usize = 4;
+    let Some(meta) = source.tensors().get(index) else {
+        return false;
+    };
+    if role.layer != NO_LAYER || !role.role.contains("position") || meta.shape.len() != 2 {
+        return false;
+    }
+    let (rows, cols) = (meta.shape[0] as usize, meta.shape[1] as usize);
+    if rows == 0 || cols == 0 || cols > 1 << 16 {
+        return false;
+    }
+    let mut head = vec![0f32; rows.min(ROWS) * cols];
+    if source.read_f32(index, 0, &mut head).is_err() {
+        return false;
+    }
+    let rows: Vec<&[f32]> = head.chunks_exact(cols).collect();
+    is_sinusoidal_table(&rows)
+}
+
 /// Classify every tensor of the source.
 pub fn plan(source: &dyn WeightSource) -> Plan {
     let metas = source.tensors();
@@ -58,12 +87,23 @@ pub fn plan(source: &dyn WeightSource) -> Plan {
                 .to_string(),
         );
     }
+    // DeepSeek-V3 / GLM-4.5 multi-token-prediction modules sit where one more decoder layer would; copies
+    // often drop them, so counting them would misalign the layers of a model and its copy.
+    let mtp = mtp_layers(&named);
+    if !mtp.is_empty() {
+        plan.notes.push(format!(
+            "multi-token-prediction layers {mtp:?} left out of the layer signals"
+        ));
+    }
     let mut embedding: Option<(usize, usize)> = None;
     let mut lm_head: Option<usize> = None;
     let mut skipped = 0;
     let mut skipped_experts = 0;
     for (index, meta) in metas.iter().enumerate() {
         let role = classify(&meta.name, &meta.shape);
+        if role.layer != NO_LAYER && mtp.contains(&role.layer) {
+            continue;
+        }
         // Mixture-of-experts models: experts 0..SAMPLED_EXPERTS stand for the rest (a fixed subset, so the
         // definition does not depend on the expert count, and the fingerprint stays within its budget).
         if expert_index(&meta.name).is_some_and(|e| e >= SAMPLED_EXPERTS) {
@@ -83,6 +123,13 @@ pub fn plan(source: &dyn WeightSource) -> Plan {
             }
             Kind::LmHead => lm_head = Some(index),
             Kind::Matrix => {
+                if is_fixed_position_table(source, index, &role) {
+                    plan.notes.push(format!(
+                        "{}: a fixed sinusoidal position table, left out (the same in every model of its shape)",
+                        meta.name
+                    ));
+                    continue;
+                }
                 let shape = &meta.shape;
                 let transposed = shape.len() == 2 && conv1d;
                 let logical = if transposed {
@@ -226,5 +273,125 @@ pub fn assemble(
         matrices,
         norms,
         notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::SafetensorsSource;
+    use datasets::checkpoint::{Checkpoint, Tensor};
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// Marian-style fixed sinusoids (first half sin, second half cos) are left out; a learned position table
+    /// under the same kind of name stays. A DeepSeek-V3/GLM-4.5 multi-token-prediction layer after the last
+    /// decoder layer is left out; the decoder layers stay.
+    #[test]
+    fn fixed_position_tables_and_prediction_layers_are_left_out() {
+        let (positions, dim) = (16, 8);
+        let mut sinusoids = vec![0f32; positions * dim];
+        for p in 0..positions {
+            for j in 0..dim / 2 {
+                let angle = p as f32 / 10_000f32.powf(2.0 * j as f32 / dim as f32);
+                sinusoids[p * dim + j] = angle.sin();
+                sinusoids[p * dim + dim / 2 + j] = angle.cos();
+            }
+        }
+        let mut ckpt = Checkpoint::default();
+        let mut add = |name: &str, shape: Vec<usize>, data: Vec<f32>| {
+            ckpt.tensors.push(Tensor::new(name, shape, data));
+        };
+        add(
+            "model.encoder.embed_positions.weight",
+            vec![positions, dim],
+            sinusoids,
+        );
+        add(
+            "model.decoder.embed_positions.weight",
+            vec![positions, dim],
+            random(positions * dim, 1),
+        );
+        add(
+            "model.embed_tokens.weight",
+            vec![32, dim],
+            random(32 * dim, 2),
+        );
+        for layer in 0..3 {
+            add(
+                &format!("model.layers.{layer}.self_attn.q_proj.weight"),
+                vec![dim, dim],
+                random(dim * dim, 3 + layer as u64),
+            );
+            add(
+                &format!("model.layers.{layer}.input_layernorm.weight"),
+                vec![dim],
+                random(dim, 9 + layer as u64),
+            );
+        }
+        add(
+            "model.layers.2.eh_proj.weight",
+            vec![dim, 2 * dim],
+            random(2 * dim * dim, 20),
+        );
+        add("model.layers.2.enorm.weight", vec![dim], random(dim, 21));
+        ckpt.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        let dir = tempfile::tempdir().unwrap();
+        ckpt.write(dir.path(), datasets::Storage::F32, 1).unwrap();
+        let source = SafetensorsSource::open(&[dir.path().join("model.safetensors")]).unwrap();
+        let plan = plan(&source);
+        let names = |selected: &[Selected]| -> Vec<String> {
+            selected
+                .iter()
+                .map(|s| source.tensors()[s.index].name.clone())
+                .collect()
+        };
+        let matrices = names(&plan.matrices);
+        assert!(
+            !matrices
+                .iter()
+                .any(|n| n.contains("encoder.embed_positions")),
+            "{matrices:?}"
+        );
+        assert!(
+            matrices
+                .iter()
+                .any(|n| n.contains("decoder.embed_positions")),
+            "{matrices:?}"
+        );
+        assert!(
+            !matrices.iter().any(|n| n.contains("layers.2.")),
+            "{matrices:?}"
+        );
+        assert!(
+            matrices.iter().any(|n| n.contains("layers.1.self_attn")),
+            "{matrices:?}"
+        );
+        let vectors = names(&plan.vectors);
+        assert!(
+            !vectors.iter().any(|n| n.contains("layers.2.")),
+            "{vectors:?}"
+        );
+        assert_eq!(vectors.len(), 2, "{vectors:?}");
+        assert!(
+            plan.notes.iter().any(|n| n.contains("sinusoidal")),
+            "{:?}",
+            plan.notes
+        );
+        assert!(
+            plan.notes.iter().any(|n| n.contains("multi-token")),
+            "{:?}",
+            plan.notes
+        );
     }
 }
