@@ -301,7 +301,7 @@ fn write_big(dir: &Path, gb: f64) -> std::io::Result<()> {
         offset += n;
     }
     let mut text = serde_json::to_string(&header).unwrap_or_default();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     std::fs::create_dir_all(dir)?;

@@ -500,7 +500,7 @@ impl<'a> FileView<'a> {
         };
         let rows = numel / cols.max(1);
         let heads = u64::from(heads);
-        if cols == 0 || heads == 0 || rows % (2 * heads) != 0 {
+        if cols == 0 || heads == 0 || !rows.is_multiple_of(2 * heads) {
             return Err(self.tensor_error(
                 tensor,
                 format!("{rows} rows cannot be split into {heads} rotary heads"),

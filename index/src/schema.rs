@@ -418,7 +418,7 @@ impl Fingerprint {
                 w.norms.retain(cap, |_| true);
             } else if stride < 64 {
                 stride *= 2;
-                let thin = |e: &TensorEntry| e.layer == NO_LAYER || e.layer % stride == 0;
+                let thin = |e: &TensorEntry| e.layer == NO_LAYER || e.layer.is_multiple_of(stride);
                 w.matrices.retain(usize::MAX, thin);
                 w.norms.retain(usize::MAX, thin);
                 w.notes.push(format!(

@@ -328,9 +328,6 @@ fn within_pass(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vpopcntdq,popcnt")]
-// AVX-512 intrinsics are stable since Rust 1.89; the workspace's declared MSRV is raised with the next
-// formats change (its new lints touch files being edited elsewhere).
-#[allow(clippy::incompatible_msrv)]
 unsafe fn within_pass_avx512(
     rows: &[u8],
     query: &[u64],

@@ -321,7 +321,7 @@ fn h(b: &[u8], i: usize) -> f32 {
 /// time.
 pub fn dequantize(ty: GgmlType, blocks: &[u8], out: &mut [f32]) -> Result<usize, DequantError> {
     let (bs, ts) = (ty.block_size(), ty.type_size());
-    if blocks.len() % ts != 0 || blocks.len() / ts * bs != out.len() {
+    if !blocks.len().is_multiple_of(ts) || blocks.len() / ts * bs != out.len() {
         return Err(DequantError::Length {
             ty,
             bytes: blocks.len(),

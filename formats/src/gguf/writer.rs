@@ -309,7 +309,7 @@ pub fn llama_permute(values: &[f32], rows: usize, cols: usize, heads: usize) -> 
 /// Quantize `values` (a whole number of blocks) to `ty`.
 pub fn quantize(ty: GgmlType, values: &[f32]) -> Result<Vec<u8>, QuantizeError> {
     let bs = ty.block_size();
-    if values.len() % bs != 0 {
+    if !values.len().is_multiple_of(bs) {
         return Err(QuantizeError::Length {
             ty,
             values: values.len(),

@@ -80,7 +80,7 @@ impl SegmentReader {
             if start < prev
                 || end < start
                 || end as usize > table_at
-                || start as usize % RECORD_ALIGN != 0
+                || !(start as usize).is_multiple_of(RECORD_ALIGN)
             {
                 return Err(Error::corrupt(
                     &rpath,
