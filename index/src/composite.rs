@@ -78,6 +78,14 @@ impl CompositeConfig {
 pub fn dot(a: &[i8], b: &[i8]) -> i32 {
     #[cfg(target_arch = "x86_64")]
     {
+        if a.len() == b.len()
+            && a.len().is_multiple_of(64)
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+        {
+            // SAFETY: the CPU supports these features (checked above); lengths are checked above.
+            return unsafe { dot_vnni(a, b) };
+        }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked above); the function is safe code otherwise.
             return unsafe { dot_avx2(a, b) };
@@ -90,6 +98,26 @@ pub fn dot(a: &[i8], b: &[i8]) -> i32 {
 #[target_feature(enable = "avx2")]
 unsafe fn dot_avx2(a: &[i8], b: &[i8]) -> i32 {
     dot_portable(a, b)
+}
+
+/// AVX-512 VNNI: `vpdpbusd` multiplies unsigned by signed bytes, so `a` is shifted into unsigned range
+/// (`a + 128`, a flip of the sign bit) and the surplus `128 · Σ b` is taken off again, computed by the same
+/// instruction from a vector of 128s: exact integer arithmetic, the same value as the portable loop, in about
+/// a third of the instructions of the AVX2 widening multiply (the graph search's inner loop).
+/// `a.len() == b.len()`, a multiple of 64.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn dot_vnni(a: &[i8], b: &[i8]) -> i32 {
+    use std::arch::x86_64::*;
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let (mut shifted, mut surplus) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+    for (x, y) in a.chunks_exact(64).zip(b.chunks_exact(64)) {
+        let x = _mm512_loadu_si512(x.as_ptr().cast());
+        let y = _mm512_loadu_si512(y.as_ptr().cast());
+        shifted = _mm512_dpbusd_epi32(shifted, _mm512_xor_si512(x, flip), y);
+        surplus = _mm512_dpbusd_epi32(surplus, flip, y);
+    }
+    _mm512_reduce_add_epi32(_mm512_sub_epi32(shifted, surplus))
 }
 
 /// The portable loop, written so that the compiler vectorises it for whatever target features are enabled.
@@ -257,6 +285,15 @@ mod tests {
     fn dot_matches_naive() {
         let a: Vec<i8> = (0..37).map(|i| (i * 7 % 255) as i8).collect();
         let b: Vec<i8> = (0..37).map(|i| (i * 13 % 251) as i8).collect();
+        let naive: i32 = a.iter().zip(&b).map(|(&x, &y)| x as i32 * y as i32).sum();
+        assert_eq!(dot(&a, &b), naive);
+        assert_eq!(dot_portable(&a, &b), naive);
+        // The composite's length (the VNNI path where the CPU has it), with the extremes of i8.
+        let mut a: Vec<i8> = (0..512).map(|i| (i * 37 % 256) as u8 as i8).collect();
+        let mut b: Vec<i8> = (0..512).map(|i| (i * 101 % 256) as u8 as i8).collect();
+        a[..64].fill(i8::MIN);
+        b[..32].fill(i8::MIN);
+        b[32..64].fill(i8::MAX);
         let naive: i32 = a.iter().zip(&b).map(|(&x, &y)| x as i32 * y as i32).sum();
         assert_eq!(dot(&a, &b), naive);
         assert_eq!(dot_portable(&a, &b), naive);

@@ -179,6 +179,21 @@ pub struct GraphFile {
     upper: Vec<UpperLayer>,
 }
 
+/// Hint the CPU to load `bytes` into its caches (one hint per 64-byte line); a no-op elsewhere. Prefetches
+/// never fault, and the slice keeps the addresses in bounds anyway.
+#[inline(always)]
+fn prefetch_lines(bytes: &[i8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: `_mm_prefetch` is SSE (x86-64 baseline) and only a hint; the pointer is in bounds.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 fn u32_at(b: &[u8], at: usize) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[at..at + 4]);
@@ -360,14 +375,21 @@ impl GraphFile {
         if accepts(current) {
             found.push(Reverse((best, current)));
         }
+        let mut fresh: Vec<u32> = Vec::with_capacity(self.width0);
         while let Some((s, node)) = frontier.pop() {
             if beam.len() >= ef && beam.peek().is_some_and(|Reverse((worst, _))| s < *worst) {
                 break;
             }
-            for n in self.neighbours(node, 0) {
-                if !visited.insert(n) {
-                    continue;
+            // The unvisited neighbours' vectors are scattered over the file: ask for all of them before
+            // scoring the first, so that their cache misses overlap instead of queueing one after another.
+            fresh.clear();
+            fresh.extend(self.neighbours(node, 0).filter(|&n| visited.insert(n)));
+            for &n in &fresh {
+                if let Some(v) = vectors.get(n as usize * dim..(n as usize + 1) * dim) {
+                    prefetch_lines(v);
                 }
+            }
+            for &n in &fresh {
                 let sn = score(n);
                 let worst = beam.peek().map_or(i32::MIN, |Reverse((w, _))| *w);
                 if beam.len() < ef || sn > worst {
