@@ -53,7 +53,8 @@ impl Spec {
     }
 }
 
-fn randn(rng: &mut Rng, name: &str, shape: Vec<usize>, std: f32) -> Tensor {
+/// A tensor of independent normal values with standard deviation `std`.
+pub fn randn(rng: &mut Rng, name: &str, shape: Vec<usize>, std: f32) -> Tensor {
     let n = shape.iter().product();
     Tensor::new(
         name,

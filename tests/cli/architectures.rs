@@ -10,7 +10,7 @@
 use super::util::{compare, num, provsearch};
 use datasets::derive::add_noise;
 use datasets::rng::Rng;
-use datasets::synth::{build, Family, Spec};
+use datasets::synth::{build, randn, Family, Spec};
 use datasets::{Checkpoint, Storage, Tensor};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -18,15 +18,6 @@ use std::path::Path;
 const VOCAB: usize = 1024;
 const HIDDEN: usize = 64;
 const LAYERS: usize = 4;
-
-fn randn(rng: &mut Rng, name: &str, shape: Vec<usize>, std: f32) -> Tensor {
-    let n = shape.iter().product();
-    Tensor::new(
-        name,
-        shape,
-        (0..n).map(|_| std * rng.normal() as f32).collect(),
-    )
-}
 
 /// Values around `centre` with a per-coordinate pattern (trained norm gains, Mamba's `D`).
 fn around(rng: &mut Rng, name: &str, n: usize, centre: f32) -> Tensor {
