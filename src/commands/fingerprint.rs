@@ -23,7 +23,9 @@ pub fn run(
     if let Some(path) = output_path {
         write_fingerprint(f, path)?;
     }
-    let mut stdout = std::io::stdout().lock();
+    // Buffered: the JSON holds the whole vocabulary, one line per token, and a locked stdout is
+    // line-buffered (a write call per line).
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     if json {
         serde_json::to_writer_pretty(&mut stdout, f)?;
         writeln!(stdout)?;
@@ -34,5 +36,6 @@ pub fn run(
             output::human::fingerprint(f, f.archived_size())
         )?;
     }
+    stdout.flush()?;
     Ok(())
 }
