@@ -236,12 +236,38 @@ impl TokenList {
     /// Sort by (id, token bytes) and drop exact duplicate pairs. A list already in that order (as most
     /// tokenizer files and every GGUF header give it) is only checked.
     pub fn sort_dedup(&mut self) {
-        let ordered = (1..self.len()).all(|i| self.pair_order(i - 1, i).is_lt());
-        if ordered {
+        // Length of the strictly ordered prefix.
+        let prefix = (1..self.len())
+            .find(|&i| !self.pair_order(i - 1, i).is_lt())
+            .unwrap_or(self.len());
+        if prefix == self.len() {
             return;
         }
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        order.sort_unstable_by(|&a, &b| self.pair_order(a, b));
+        let mut order: Vec<usize> = if self.len() - prefix <= self.len() / 8 {
+            // An ordered vocabulary with a short unordered tail (tokenizer.json files list their added
+            // tokens after the vocabulary, ids 0.. again): sort the tail and merge it in.
+            let mut tail: Vec<usize> = (prefix..self.len()).collect();
+            tail.sort_unstable_by(|&a, &b| self.pair_order(a, b));
+            let mut merged = Vec::with_capacity(self.len());
+            let mut tail = tail.into_iter().peekable();
+            for head in 0..prefix {
+                while let Some(&t) = tail.peek() {
+                    if self.pair_order(t, head).is_lt() {
+                        merged.push(t);
+                        tail.next();
+                    } else {
+                        break;
+                    }
+                }
+                merged.push(head);
+            }
+            merged.extend(tail);
+            merged
+        } else {
+            let mut all: Vec<usize> = (0..self.len()).collect();
+            all.sort_unstable_by(|&a, &b| self.pair_order(a, b));
+            all
+        };
         order.dedup_by(|b, a| self.pair_order(*a, *b).is_eq());
         let mut sorted = TokenList {
             strings: StringList::with_capacity(order.len()),
@@ -404,5 +430,39 @@ mod tests {
         assert_eq!(l, sorted);
         assert!(TokenList::from_parts(StringList::new(), vec![1]).is_none());
         assert!(TokenList::new().is_empty() && TokenList::new().last().is_none());
+    }
+
+    /// An ordered list with a short unordered tail (merged in) and a fully unordered one (sorted) both come
+    /// out as a plain sort and dedup of the pairs would give.
+    #[test]
+    fn short_unordered_tails_are_merged_like_a_full_sort() {
+        let mut x = 12345u64;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for case in 0..200 {
+            let n = 1 + next(300) as usize;
+            let tail = if case % 4 == 0 {
+                n
+            } else {
+                next(n as u64 / 8 + 1) as usize
+            };
+            let mut pairs: Vec<(String, u32)> = (0..n - tail)
+                .map(|i| (format!("t{}", next(5)), 2 * i as u32))
+                .collect();
+            pairs.dedup_by(|b, a| a.1 == b.1);
+            for _ in 0..tail {
+                pairs.push((format!("t{}", next(5)), next(2 * n as u64 + 2) as u32));
+            }
+            let mut l: TokenList = pairs.iter().map(|(t, i)| (t.as_str(), *i)).collect();
+            let mut want = pairs.clone();
+            want.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+            want.dedup();
+            l.sort_dedup();
+            assert_eq!(l, want, "case {case}");
+        }
     }
 }
