@@ -10,8 +10,8 @@
 //! and unrelated models are all about equally far from a query, so an HNSW search has no gradient to follow
 //! towards such a family: on 200K synthetic fingerprints the graph alone missed 2–5% of relatives at
 //! composite similarity 0.6–0.9 (`scale-bench`, `graph_recall_above_floor`). A Hamming scan of every
-//! sketch does not depend on reaching anything; it costs one pass over `count × 64` bytes (≈ 4 ms per
-//! million on one core), linear in the segment's size where the graph is logarithmic.
+//! sketch does not depend on reaching anything; it costs one pass over `count × 64` bytes (≈ 2 ms per
+//! million on one core, the speed of reading them), linear in the segment's size where the graph is logarithmic.
 //!
 //! ```text
 //! sketch.bin: count u64 | words u32 | reserved u32 | count × words u64 (little-endian) | footer "SKCH"
