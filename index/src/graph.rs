@@ -340,11 +340,8 @@ impl GraphFile {
         if self.count == 0 || k == 0 || dim == 0 {
             return Vec::new();
         }
-        let score = |node: u32| {
-            vectors
-                .get(node as usize * dim..(node as usize + 1) * dim)
-                .map_or(i32::MIN, |v| dot(query, v))
-        };
+        let vector = |node: u32| vectors.get(node as usize * dim..(node as usize + 1) * dim);
+        let score = |node: u32| vector(node).map_or(i32::MIN, |v| dot(query, v));
         // Greedy descent through the upper layers.
         let mut current = self.entry;
         let mut best = score(current);
@@ -384,10 +381,8 @@ impl GraphFile {
             // scoring the first, so that their cache misses overlap instead of queueing one after another.
             fresh.clear();
             fresh.extend(self.neighbours(node, 0).filter(|&n| visited.insert(n)));
-            for &n in &fresh {
-                if let Some(v) = vectors.get(n as usize * dim..(n as usize + 1) * dim) {
-                    prefetch_lines(v);
-                }
+            for v in fresh.iter().filter_map(|&n| vector(n)) {
+                prefetch_lines(v);
             }
             for &n in &fresh {
                 let sn = score(n);

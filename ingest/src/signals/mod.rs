@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::roles::{
     classify, embedding_rank, expert_index, is_sinusoidal_table, mtp_layers, uses_conv1d, Kind,
 };
-use crate::weights::WeightSource;
+use crate::weights::{TensorMeta, WeightSource};
 use provsearch_index::schema::{EmbeddingSignals, Stack, TensorSamples, WeightSignals, NO_LAYER};
 use tensors::{sample_tensors, Selected, Standardise};
 
@@ -51,12 +51,10 @@ pub struct Plan {
 fn is_fixed_position_table(
     source: &dyn WeightSource,
     index: usize,
+    meta: &TensorMeta,
     role: &crate::roles::TensorRole,
 ) -> bool {
     const ROWS: usize = 4;
-    let Some(meta) = source.tensors().get(index) else {
-        return false;
-    };
     if role.layer != NO_LAYER || !role.role.contains("position") || meta.shape.len() != 2 {
         return false;
     }
@@ -123,7 +121,7 @@ pub fn plan(source: &dyn WeightSource) -> Plan {
             }
             Kind::LmHead => lm_head = Some(index),
             Kind::Matrix => {
-                if is_fixed_position_table(source, index, &role) {
+                if is_fixed_position_table(source, index, meta, &role) {
                     plan.notes.push(format!(
                         "{}: a fixed sinusoidal position table, left out (the same in every model of its shape)",
                         meta.name
@@ -281,18 +279,8 @@ mod tests {
     use super::*;
     use crate::weights::SafetensorsSource;
     use datasets::checkpoint::{Checkpoint, Tensor};
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
+    use datasets::rng::Rng;
+    use datasets::synth::randn;
 
     /// Marian-style fixed sinusoids (first half sin, second half cos) are left out; a learned position table
     /// under the same kind of name stays. A DeepSeek-V3/GLM-4.5 multi-token-prediction layer after the last
@@ -308,43 +296,32 @@ mod tests {
                 sinusoids[p * dim + dim / 2 + j] = angle.cos();
             }
         }
-        let mut ckpt = Checkpoint::default();
-        let mut add = |name: &str, shape: Vec<usize>, data: Vec<f32>| {
-            ckpt.tensors.push(Tensor::new(name, shape, data));
-        };
-        add(
+        let mut tensors = vec![Tensor::new(
             "model.encoder.embed_positions.weight",
             vec![positions, dim],
             sinusoids,
-        );
-        add(
-            "model.decoder.embed_positions.weight",
-            vec![positions, dim],
-            random(positions * dim, 1),
-        );
-        add(
-            "model.embed_tokens.weight",
-            vec![32, dim],
-            random(32 * dim, 2),
-        );
+        )];
+        let mut rng = Rng::new(1);
+        let mut add =
+            |name: &str, shape: Vec<usize>| tensors.push(randn(&mut rng, name, shape, 0.3));
+        add("model.decoder.embed_positions.weight", vec![positions, dim]);
+        add("model.embed_tokens.weight", vec![32, dim]);
         for layer in 0..3 {
             add(
                 &format!("model.layers.{layer}.self_attn.q_proj.weight"),
                 vec![dim, dim],
-                random(dim * dim, 3 + layer as u64),
             );
             add(
                 &format!("model.layers.{layer}.input_layernorm.weight"),
                 vec![dim],
-                random(dim, 9 + layer as u64),
             );
         }
-        add(
-            "model.layers.2.eh_proj.weight",
-            vec![dim, 2 * dim],
-            random(2 * dim * dim, 20),
-        );
-        add("model.layers.2.enorm.weight", vec![dim], random(dim, 21));
+        add("model.layers.2.eh_proj.weight", vec![dim, 2 * dim]);
+        add("model.layers.2.enorm.weight", vec![dim]);
+        let mut ckpt = Checkpoint {
+            tensors,
+            ..Checkpoint::default()
+        };
         ckpt.tensors.sort_by(|a, b| a.name.cmp(&b.name));
         let dir = tempfile::tempdir().unwrap();
         ckpt.write(dir.path(), datasets::Storage::F32, 1).unwrap();
