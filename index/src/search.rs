@@ -234,29 +234,39 @@ fn vector_candidates(
                 let wide = ((n as f64) * count as f64 / allowed_count as f64).ceil() as usize;
                 let ef = ef_search.max(wide.min(count as usize));
                 let accept = |doc: u32| allow.is_none_or(|b| b.contains(doc));
-                let hits = graph.search(
-                    s.vectors(),
-                    q,
-                    n,
-                    ef,
-                    allow.is_some().then_some(&accept as _),
+                // The graph search and the sketch scan are independent reads of the segment: with a second
+                // core (serve, the CLI) they run side by side; on one thread (`join` runs both in turn) the
+                // result is the same.
+                let sketches = s.sketch().filter(|_| sketch_share > 0.0);
+                let (hits, sketched) = rayon::join(
+                    || {
+                        graph.search(
+                            s.vectors(),
+                            q,
+                            n,
+                            ef,
+                            allow.is_some().then_some(&accept as _),
+                        )
+                    },
+                    || {
+                        // The sketch scan reaches relatives the graph search cannot (small families have no
+                        // gradient leading to them); its picks are ranked with the graph's by exact
+                        // similarity.
+                        let k = ((count as f64 * sketch_share).ceil() as usize).max(n);
+                        sketches.map_or_else(Vec::new, |sk| sk.nearest(&q_sketch, k, allow))
+                    },
                 );
                 let mut taken = FxHashSet::default();
                 for (doc, score) in hits {
                     taken.insert(doc);
                     top.push(score, DocRef { segment: i, doc });
                 }
-                // The sketch scan reaches relatives the graph search cannot (small families have no
-                // gradient leading to them); its picks are ranked with the graph's by exact similarity.
-                if let Some(sketches) = s.sketch().filter(|_| sketch_share > 0.0) {
-                    let k = ((count as f64 * sketch_share).ceil() as usize).max(n);
-                    for doc in sketches.nearest(&q_sketch, k, allow) {
-                        if taken.insert(doc) {
-                            top.push(
-                                crate::composite::dot(q, s.vector(doc)),
-                                DocRef { segment: i, doc },
-                            );
-                        }
+                for doc in sketched {
+                    if taken.insert(doc) {
+                        top.push(
+                            crate::composite::dot(q, s.vector(doc)),
+                            DocRef { segment: i, doc },
+                        );
                     }
                 }
             }
@@ -651,6 +661,19 @@ mod tests {
         let mut want = exact(&|d| d % 2 == 0, 25);
         want.sort();
         assert_eq!(docs(filtered), want);
+        // With two threads the graph search and the sketch scan run side by side: same candidates, same order.
+        let pool = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
+        for share in [0.05, 0.3] {
+            let one = pool(1).install(|| vector_candidates(&reader, &q, &allowed, 25, 4, share));
+            let two = pool(2).install(|| vector_candidates(&reader, &q, &allowed, 25, 4, share));
+            assert_eq!(one, two);
+            assert_eq!(one.0.len(), 25);
+        }
     }
 
     /// A heavy fine-tune's sibling, too weakly correlated with the query to be among its best vector
