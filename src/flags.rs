@@ -151,6 +151,12 @@ pub enum QueryCommand {
         /// Rescore every model in the index (slow; the ground truth).
         #[arg(long)]
         exact: bool,
+        /// Share (0 to 1) of each large segment's records also taken as candidates from a linear scan of its
+        /// sign sketches: it finds weak relatives that the graph search misses, at about 2 ms per million
+        /// records. 0 searches the graph alone: faster at scale, but it misses weak relatives in small
+        /// families (docs/index.md, Sketches).
+        #[arg(long, default_value_t = provsearch_index::search::DEFAULT_SKETCH_SHARE, value_name = "FRACTION", value_parser = parse_share)]
+        sketch_share: f64,
         /// Print one JSON document.
         #[arg(long, conflicts_with = "csv")]
         json: bool,
@@ -262,4 +268,13 @@ pub enum SplitArg {
     Calibration,
     /// Every pair.
     All,
+}
+
+/// A fraction in [0, 1] (`--sketch-share`).
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        Ok(_) => Err(format!("{text} is not between 0 and 1")),
+        Err(e) => Err(format!("{text}: {e}")),
+    }
 }

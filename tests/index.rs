@@ -266,6 +266,39 @@ fn ingest_then_every_derivative_finds_its_relative() {
             .all(|h| h["model_type"] == "bert"),
         "{r}"
     );
+    // `--sketch-share` is a fraction; this index is too small for a graph, so every share scans all vectors
+    // and ranks the same models.
+    let ranked = |share: &str| {
+        let r = ok_json(&[
+            "query",
+            "model",
+            "llama-tuned",
+            "--index",
+            idx_s,
+            "--json",
+            "--no-server",
+            "--sketch-share",
+            share,
+        ]);
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["model_id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let all = ranked("1");
+    assert!(!all.is_empty());
+    assert_eq!(ranked("0"), all);
+    for bad in ["1.5", "-0.1", "half"] {
+        let flag = format!("--sketch-share={bad}");
+        let o = run(&["query", "model", "llama-tuned", "--index", idx_s, &flag]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("--sketch-share") && err.contains(bad),
+            "{bad}: {err}"
+        );
+    }
     // Text search.
     let r = ok_json(&["query", "text", "gpt2", "--index", idx_s, "--json"]);
     assert!(

@@ -114,12 +114,14 @@ pub struct Hit {
     pub origin: Origin,
 }
 
-/// One record in 400: a relative at composite similarity 0.5 is in a segment's nearest 0.25% by Hamming
-/// distance 99% of the time, and the scan's candidates cost one random read of a vector each (2 500 per
-/// million records) on top of the pass over the sketches. Measured with `scale-bench`
-/// (`relative_recall_above_floor`, docs/index.md).
+/// Default [`QueryOptions::sketch_share`], one record in 400: a relative at composite similarity 0.5 is in a
+/// segment's nearest 0.25% by Hamming distance 99% of the time, and the scan's candidates cost one random read
+/// of a vector each (2 500 per million records) on top of the pass over the sketches. Measured with
+/// `scale-bench` (`relative_recall_above_floor`, docs/index.md).
+pub const DEFAULT_SKETCH_SHARE: f64 = 0.0025;
+
 fn default_sketch_share() -> f64 {
-    0.0025
+    DEFAULT_SKETCH_SHARE
 }
 
 /// The format of a hit from a server that did not report one.

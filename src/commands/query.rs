@@ -24,6 +24,7 @@ pub fn run(command: QueryCommand) -> Result<()> {
             candidates,
             filter,
             exact,
+            sketch_share,
             json,
             csv,
             no_server,
@@ -38,6 +39,7 @@ pub fn run(command: QueryCommand) -> Result<()> {
                 candidates: candidates.max(top_k),
                 filter,
                 exact,
+                sketch_share,
                 ..QueryOptions::default()
             };
             // A path is fingerprinted here; anything else is first looked up as an indexed id.
