@@ -113,3 +113,59 @@ fn snapshot_directories_inside_the_cache_keep_their_hub_id() {
     let f = fingerprint_json(&[repo.to_str().unwrap()], &[]);
     assert_eq!(f["source"]["revision"], COMMIT);
 }
+
+/// Blob names are trusted for SHA-256 (nothing is read to hash them), so a cache can claim byte-identity it does
+/// not have: another model's weights stored under `acme/tiny`'s blob name. `compare` must not call the pair
+/// identical on the digest alone: the weights decide, and the evidence says the digest was ignored.
+#[test]
+fn a_blob_name_the_weights_contradict_does_not_make_models_identical() {
+    let (tmp, hub) = cache();
+    let genuine = hub.join("models--acme--tiny/snapshots").join(COMMIT);
+    let claimed = std::fs::read_link(genuine.join("model.safetensors")).unwrap();
+    let sha = claimed.file_name().unwrap().to_str().unwrap().to_string();
+    // `mallory/tiny`: the same config and tokenizer, an independently initialised model's weights, and the
+    // genuine model's blob name.
+    let other = tmp.path().join("other");
+    synth(&other, Family::Llama, 5);
+    let repo = hub.join("models--mallory--tiny");
+    let snapshot = repo.join("snapshots").join(COMMIT);
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), COMMIT).unwrap();
+    for entry in std::fs::read_dir(&genuine).unwrap() {
+        let link = entry.unwrap().path();
+        let name = link.file_name().unwrap().to_owned();
+        let blob = if name == "model.safetensors" {
+            std::fs::copy(other.join(&name), repo.join("blobs").join(&sha)).unwrap();
+            sha.clone()
+        } else {
+            let target = std::fs::read_link(&link).unwrap();
+            let blob = target.file_name().unwrap().to_str().unwrap().to_string();
+            std::fs::copy(&link, repo.join("blobs").join(&blob)).unwrap();
+            blob
+        };
+        std::os::unix::fs::symlink(format!("../../blobs/{blob}"), snapshot.join(name)).unwrap();
+    }
+    let hub_arg = hub.display().to_string();
+    let run = provsearch([
+        "compare",
+        "acme/tiny",
+        "mallory/tiny",
+        "--hf-cache",
+        &hub_arg,
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let c: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(c["related"], false, "{c}");
+    assert_eq!(c["verdict"], "not related", "{c}");
+    assert_eq!(c["identical_weights"], false, "{c}");
+    assert!(
+        c["evidence"].as_array().unwrap().iter().any(|e| e
+            .as_str()
+            .unwrap()
+            .contains("digests are equal but the weights are not")),
+        "{c}"
+    );
+}

@@ -26,6 +26,10 @@ use serde::{Deserialize, Serialize};
 /// Without positional evidence the identity score is at most this fraction of the threshold.
 pub const STRUCTURAL_ONLY_SCALE: f64 = 0.9;
 
+/// Positional correlation (WVC, NLF) below which two fingerprints cannot come from the same weight bytes: equal
+/// bytes give equal samples at equal positions, r = 1 up to rounding.
+pub const SAME_BYTES_CORRELATION: f64 = 0.999;
+
 /// Signal names in the order of [`ScoreConfig::weights`].
 pub const SIGNALS: [&str; 5] = ["eas", "end", "nlf", "lep", "wvc"];
 
@@ -217,8 +221,25 @@ pub fn compare_with(
         STRUCTURAL_ONLY_SCALE * config.threshold
     };
     let identity_score = (den > 1e-12).then(|| scale * num / den);
-    let identical_weights =
+    // Equal content digests mean byte-identical weights only if the weights agree. A digest is not always
+    // computed from the bytes at hand: an HF-cache snapshot's comes from its blob names and a saved
+    // fingerprint's from its JSON, and either can be wrong or forged. Byte-identical files give the same
+    // samples at the same positions (correlation 1 exactly), so a digest contradicted by the positional
+    // signals is reported and ignored, and the weights decide.
+    let same_digest =
         !a.source.content_digest.is_empty() && a.source.content_digest == b.source.content_digest;
+    let contradicted = [&signals.wvc, &signals.nlf]
+        .into_iter()
+        .find(|s| s.similarity.is_some_and(|r| r < SAME_BYTES_CORRELATION));
+    let identical_weights = same_digest && contradicted.is_none();
+    if let Some(s) = contradicted.filter(|_| same_digest) {
+        evidence.push(format!(
+            "content digests are equal but the weights are not (r={:.3} over {} aligned samples): the digest \
+             was not computed from these bytes (an HF-cache blob name or a saved fingerprint), so it is ignored",
+            s.similarity.unwrap_or(f64::NAN),
+            s.support
+        ));
+    }
 
     let (related, verdict) = if identical_weights {
         (Some(true), "identical")

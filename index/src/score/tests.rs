@@ -162,6 +162,41 @@ fn byte_identical_files_are_identity() {
     assert_eq!(c.verdict, "identical");
 }
 
+/// A content digest contradicted by the weights (a forged or stale HF-cache blob name, an edited saved
+/// fingerprint) does not make a pair identical: the weights decide, and the evidence says why.
+#[test]
+fn a_digest_the_weights_contradict_is_ignored() {
+    let digest = "cd".repeat(32);
+    let mut a = fingerprint(&latent(4, 64, 1), 0.05);
+    let mut b = fingerprint(&latent(4, 64, 2), 0.05);
+    a.source.content_digest = digest.clone();
+    b.source.content_digest = digest.clone();
+    let c = compare(&a, &b);
+    assert!(!c.identical_weights, "{c:?}");
+    assert_eq!(
+        (c.related, c.verdict.as_str()),
+        (Some(false), "not related")
+    );
+    assert!(c.identity_score.is_some_and(|s| s < 0.5), "{c:?}");
+    assert!(
+        c.evidence
+            .iter()
+            .any(|e| e.contains("digests are equal but the weights are not")),
+        "{:?}",
+        c.evidence
+    );
+    // A derivative claiming its parent's digest is related, not identical.
+    let mut tuned = a.clone();
+    tuned.weights = fingerprint(&noisy(&latent(4, 64, 1), 0.5, 3), 0.05).weights;
+    let c = compare(&a, &tuned);
+    assert!(!c.identical_weights);
+    assert_eq!((c.related, c.verdict.as_str()), (Some(true), "related"));
+    // The same weights under the same digest stay identical.
+    let c = compare(&a, &a.clone());
+    assert!(c.identical_weights);
+    assert_eq!(c.identity_score, Some(1.0));
+}
+
 #[test]
 fn embedding_similarity_alone_never_makes_a_pair_related() {
     use crate::schema::EmbeddingSignals;
