@@ -27,8 +27,10 @@ use serde::{Deserialize, Serialize};
 pub const STRUCTURAL_ONLY_SCALE: f64 = 0.9;
 
 /// Positional correlation (WVC, NLF) below which two fingerprints cannot come from the same weight bytes: equal
-/// bytes give equal samples at equal positions, r = 1 up to rounding.
-pub const SAME_BYTES_CORRELATION: f64 = 0.999;
+/// bytes give equal samples at equal positions, r = 1 up to floating-point rounding. Anything less means some
+/// sampled value differs, as after a fine-tune or a targeted edit however small (a derivative at r = 0.9999 must
+/// not pass for its parent under a borrowed digest).
+pub const SAME_BYTES_CORRELATION: f64 = 1.0 - 1e-9;
 
 /// Signal names in the order of [`ScoreConfig::weights`].
 pub const SIGNALS: [&str; 5] = ["eas", "end", "nlf", "lep", "wvc"];
