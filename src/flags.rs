@@ -31,6 +31,10 @@ pub struct ModelArgs {
     /// named by it; otherwise it costs about five times a read of the files).
     #[arg(long)]
     pub sha256: bool,
+    /// Hash Hugging Face cache blobs and check them against the SHA-256 their names claim (trusted otherwise,
+    /// which spares a pass over the bytes): a blob that does not match is an error naming the file.
+    #[arg(long, conflicts_with = "no_digest")]
+    pub verify_digests: bool,
 }
 
 /// The subcommands.
@@ -127,6 +131,10 @@ pub struct IngestArgs {
     /// directories are then weaker).
     #[arg(long)]
     pub no_digest: bool,
+    /// Hash Hugging Face cache blobs and check them against the SHA-256 their names claim (trusted otherwise,
+    /// which spares a pass over the bytes): a blob that does not match is an error naming the file.
+    #[arg(long, conflicts_with = "no_digest")]
+    pub verify_digests: bool,
 }
 
 /// `provsearch query` subcommands.

@@ -28,9 +28,14 @@ pub fn cached_sha256(path: &Path) -> Option<String> {
 
 /// SHA-256 (lower-case hex) of a file's bytes: from the HF cache link when possible, else streamed.
 pub fn file_sha256(path: &Path) -> Result<String> {
-    if let Some(known) = cached_sha256(path) {
-        return Ok(known);
+    match cached_sha256(path) {
+        Some(known) => Ok(known),
+        None => hashed_sha256(path),
     }
+}
+
+/// SHA-256 (lower-case hex) of a file's bytes, always read and hashed (a cache link's name is not trusted).
+pub fn hashed_sha256(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).map_err(|e| FormatError::io(path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 8 << 20];

@@ -46,6 +46,20 @@ pub enum Error {
         /// Tensor name.
         tensor: String,
     },
+    /// A Hugging Face cache blob's bytes do not hash to the SHA-256 its name claims (`--verify-digests`).
+    #[error(
+        "{}: the Hugging Face cache names this blob by SHA-256 {named}, but its bytes hash to {actual}: the \
+         cache is corrupt or was altered",
+        path.display()
+    )]
+    DigestMismatch {
+        /// The snapshot file (a link to the blob).
+        path: PathBuf,
+        /// The SHA-256 in the blob's name.
+        named: String,
+        /// The SHA-256 of its bytes.
+        actual: String,
+    },
     /// Fetching a Hub id into the cache failed (only with `--download`): the Hub is unreachable, has no such
     /// repository, revision or file, answered outside its protocol, or lists nothing that may be downloaded.
     #[error("{repo}{}: cannot download: {detail}", in_file(.file))]

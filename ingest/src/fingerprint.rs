@@ -1,7 +1,9 @@
 //! Checkpoint → [`Fingerprint`]: reads config, model card and tokenizer, opens the weights, computes the weight
 //! signals and the file digests (in parallel), and assembles the record.
 
-use crate::digest::{blake3_hex, cached_sha256, file_blake3, file_sha256, sha256_hex};
+use crate::digest::{
+    blake3_hex, cached_sha256, file_blake3, file_sha256, hashed_sha256, sha256_hex,
+};
 use crate::error::{Error, Result};
 use crate::locate::{locate, ModelLocation};
 use crate::signals;
@@ -37,6 +39,9 @@ pub struct FingerprintOptions {
     pub skip_digests: bool,
     /// Also compute SHA-256 of every weight file (read from the link for free in an HF cache snapshot).
     pub sha256: bool,
+    /// Hash HF-cache blobs too and check them against the SHA-256 their names claim (which is otherwise
+    /// trusted, to spare a pass over the bytes); a mismatch is [`crate::Error::DigestMismatch`].
+    pub verify_digests: bool,
 }
 
 /// A fingerprint and what `compare` needs beyond it (the exact vocabulary, for exact VOA).
@@ -299,6 +304,17 @@ fn file_digests(
                 file_blake3(path)?
             };
             let sha256 = match (cached, options.sha256) {
+                (Some(known), _) if options.verify_digests => {
+                    let actual = hashed_sha256(path)?;
+                    if actual != known {
+                        return Err(Error::DigestMismatch {
+                            path: path.clone(),
+                            named: known,
+                            actual,
+                        });
+                    }
+                    known
+                }
                 (Some(known), _) => known,
                 (None, true) => file_sha256(path)?,
                 (None, false) => String::new(),

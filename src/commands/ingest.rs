@@ -268,6 +268,7 @@ pub fn run(args: &IngestArgs) -> Result<()> {
         hf_cache: None,
         skip_digests: args.no_digest,
         sha256: false,
+        verify_digests: args.verify_digests,
     };
     // Bounded: at most 2 × jobs fingerprints wait for the writer, whatever the number of models.
     let (tx, rx) = sync_channel(jobs * 2);

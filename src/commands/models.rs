@@ -16,6 +16,7 @@ pub fn options(args: &ModelArgs, id: Option<String>) -> FingerprintOptions {
         hf_cache: args.hf_cache.clone(),
         skip_digests: args.no_digest,
         sha256: args.sha256,
+        verify_digests: args.verify_digests,
     }
 }
 

@@ -168,4 +168,50 @@ fn a_blob_name_the_weights_contradict_does_not_make_models_identical() {
             .contains("digests are equal but the weights are not")),
         "{c}"
     );
+
+    // `--verify-digests` hashes the blobs: the lying one is an error naming the file and both digests, the
+    // genuine one gives the same fingerprint as without checking.
+    let run = provsearch([
+        "fingerprint",
+        "mallory/tiny",
+        "--hf-cache",
+        &hub_arg,
+        "--verify-digests",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("model.safetensors")
+            && run.stderr.contains(&sha)
+            && run.stderr.contains("its bytes hash to"),
+        "{}",
+        run.stderr
+    );
+    let plain = fingerprint_json(&["acme/tiny", "--hf-cache", &hub_arg], &[]);
+    let verified = fingerprint_json(
+        &["acme/tiny", "--hf-cache", &hub_arg, "--verify-digests"],
+        &[],
+    );
+    assert_eq!(plain["source"], verified["source"]);
+    // Ingest records the lying snapshot as failed and keeps the genuine one.
+    let index = tmp.path().join("index");
+    let run = provsearch([
+        "ingest",
+        "--hf-cache",
+        &hub_arg,
+        "--index",
+        index.to_str().unwrap(),
+        "--verify-digests",
+        "--json",
+    ]);
+    let summary: serde_json::Value = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary: {} {}", run.stdout, run.stderr));
+    assert_eq!(
+        (summary["added"].as_u64(), summary["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
 }
