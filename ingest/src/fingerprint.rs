@@ -1,9 +1,7 @@
 //! Checkpoint → [`Fingerprint`]: reads config, model card and tokenizer, opens the weights, computes the weight
 //! signals and the file digests (in parallel), and assembles the record.
 
-use crate::digest::{
-    blake3_hex, cached_sha256, file_blake3, file_sha256, hashed_sha256, sha256_hex,
-};
+use crate::digest::{blake3_hex, cached_sha256, file_blake3, hashed_sha256, sha256_hex};
 use crate::error::{Error, Result};
 use crate::locate::{locate, ModelLocation};
 use crate::signals;
@@ -316,7 +314,7 @@ fn file_digests(
                     known
                 }
                 (Some(known), _) => known,
-                (None, true) => file_sha256(path)?,
+                (None, true) => hashed_sha256(path)?,
                 (None, false) => String::new(),
             };
             Ok(FileDigest {
