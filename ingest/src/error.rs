@@ -60,6 +60,22 @@ pub enum Error {
         /// The SHA-256 of its bytes.
         actual: String,
     },
+    /// A PEFT adapter (`adapter_config.json` and no `config.json`): low-rank weight deltas for a base model,
+    /// not a model of its own.
+    #[error(
+        "{}: a PEFT {kind} adapter{}, not a model: it holds weight deltas for its base model. Merge it into \
+         the base (peft's `merge_and_unload`) and fingerprint the merged model, or query the base model",
+        path.display(),
+        base.as_ref().map(|b| format!(" of `{b}`")).unwrap_or_default()
+    )]
+    Adapter {
+        /// The model directory.
+        path: PathBuf,
+        /// `peft_type` from `adapter_config.json` (`LORA`, ...), or "unknown".
+        kind: String,
+        /// `base_model_name_or_path` from `adapter_config.json`, when it names one.
+        base: Option<String>,
+    },
     /// Fetching a Hub id into the cache failed (only with `--download`): the Hub is unreachable, has no such
     /// repository, revision or file, answered outside its protocol, or lists nothing that may be downloaded.
     #[error("{repo}{}: cannot download: {detail}", in_file(.file))]

@@ -53,6 +53,28 @@ pub struct Extracted {
     pub location: ModelLocation,
 }
 
+/// What a PEFT adapter repository holds instead of `config.json`.
+const ADAPTER_CONFIG: &str = "adapter_config.json";
+
+/// The error for a PEFT adapter, naming its type and base model when its `adapter_config.json` says (a
+/// malformed one still gets the adapter error, without them).
+fn adapter_error(root: &Path, adapter_config: &str) -> Error {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(adapter_config).ok();
+    let field = |key: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(key))
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    Error::Adapter {
+        path: root.to_path_buf(),
+        kind: field("peft_type").unwrap_or_else(|| "unknown".into()),
+        base: field("base_model_name_or_path"),
+    }
+}
+
 /// Fingerprint a model named by a path or a Hub id (resolved in the local cache only).
 pub fn fingerprint(spec: &str, options: &FingerprintOptions) -> Result<Extracted> {
     let location = locate(spec, options.hf_cache.as_deref())?;
@@ -123,13 +145,19 @@ pub fn fingerprint_location(
     let config_path = location.root.join("config.json");
     let config = match read_text(&config_path)? {
         Some(text) => Some(ModelConfig::parse(&config_path, &text)?),
-        None if location.is_directory && location.format == SourceFormat::Safetensors => {
-            return Err(Error::NotFound {
-                spec: config_path.display().to_string(),
-                detail:
-                    "the model directory has no config.json (every Hugging Face snapshot has one)"
-                        .into(),
-            });
+        None if location.format == SourceFormat::Safetensors => {
+            if let Some(adapter) = read_text(&location.root.join(ADAPTER_CONFIG))? {
+                return Err(adapter_error(&location.root, &adapter));
+            }
+            if location.is_directory {
+                return Err(Error::NotFound {
+                    spec: config_path.display().to_string(),
+                    detail:
+                        "the model directory has no config.json (every Hugging Face snapshot has one)"
+                            .into(),
+                });
+            }
+            None
         }
         None => None,
     };

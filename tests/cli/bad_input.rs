@@ -200,3 +200,53 @@ fn nothing_there() {
         &["no readable weights"],
     );
 }
+
+/// A PEFT adapter repository (adapter_config.json + adapter_model.safetensors, no config.json) holds low-rank
+/// deltas, not a model: the error says so, names its base model, and says what to do, whether the directory or
+/// the adapter file is named; a malformed adapter_config.json still gets it. A full model that also ships an
+/// adapter_config.json is fingerprinted as usual.
+#[test]
+fn peft_adapters_are_refused_with_their_base_model() {
+    use safetensors::tensor::{Dtype, TensorView};
+    let tmp = tempfile::tempdir().unwrap();
+    let adapter = tmp.path().join("adapter");
+    std::fs::create_dir_all(&adapter).unwrap();
+    let a = vec![0u8; 8 * 64 * 4];
+    let b = vec![0u8; 64 * 8 * 4];
+    let views = vec![
+        (
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight".to_string(),
+            TensorView::new(Dtype::F32, vec![8, 64], &a).unwrap(),
+        ),
+        (
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight".to_string(),
+            TensorView::new(Dtype::F32, vec![64, 8], &b).unwrap(),
+        ),
+    ];
+    safetensors::serialize_to_file(views, None, &adapter.join("adapter_model.safetensors"))
+        .unwrap();
+    let config = serde_json::json!({
+        "base_model_name_or_path": "acme/base-7b",
+        "peft_type": "LORA",
+        "r": 8,
+        "target_modules": ["q_proj"],
+    });
+    std::fs::write(adapter.join("adapter_config.json"), config.to_string()).unwrap();
+    let words = ["PEFT LORA adapter", "acme/base-7b", "merge"];
+    assert_error(&fingerprint(&adapter), "adapter", &words);
+    assert_error(
+        &fingerprint(&adapter.join("adapter_model.safetensors")),
+        "adapter",
+        &words,
+    );
+    std::fs::write(adapter.join("adapter_config.json"), "{ not json").unwrap();
+    assert_error(
+        &fingerprint(&adapter),
+        "adapter",
+        &["PEFT unknown adapter", "merge"],
+    );
+
+    let (_tmp, dir) = snapshot();
+    std::fs::write(dir.join("adapter_config.json"), config.to_string()).unwrap();
+    assert_eq!(fingerprint(&dir).code, 0);
+}

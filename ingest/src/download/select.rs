@@ -20,6 +20,8 @@ pub const METADATA_FILES: &[&str] = &[
     "sentencepiece.bpe.model",
     "quantize_config.json",
     "quant_config.json",
+    // A PEFT adapter repository has this instead of config.json; fetched so that the error can say so.
+    "adapter_config.json",
 ];
 
 /// Extensions never downloaded, whatever a listing or shard index says: pickle (runs code when loaded) and
