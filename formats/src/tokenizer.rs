@@ -228,11 +228,13 @@ pub(crate) fn typed_readers_agree(text: &str) -> bool {
         None => true,
     };
     let vocab_json = match json::vocab_map(text) {
-        Some(mut fast) => match parse_gpt2_vocab_value(path, text) {
+        Some(fast) => match parse_gpt2_vocab_value(path, text) {
             Ok(mut reference) => {
+                let mut fast: Vec<(&str, u32)> = fast.iter().map(|(t, id)| (t, *id)).collect();
                 fast.sort_unstable();
                 reference.sort_unstable();
-                fast == reference
+                fast.into_iter()
+                    .eq(reference.iter().map(|(t, id)| (t.as_str(), *id)))
             }
             Err(_) => false,
         },
@@ -246,7 +248,7 @@ pub(crate) fn typed_readers_agree(text: &str) -> bool {
 struct JsonParts {
     kind: TokenizerModelKind,
     /// The model vocabulary (without added tokens).
-    tokens: Vec<(String, u32)>,
+    tokens: TokenList,
     merges: StringList,
     added_tokens: Vec<(String, u32, bool)>,
     /// `model.unk_token` when it is a string (not Unigram).
@@ -284,7 +286,7 @@ fn typed_parts(file: json::TokenizerFile) -> Option<(JsonParts, Components)> {
     let tokens = match (kind, model.vocab) {
         (TokenizerModelKind::Unigram, json::VocabField::List(pieces)) => {
             u32::try_from(pieces.len()).ok()?;
-            pieces.into_iter().zip(0u32..).collect()
+            pieces.iter().zip(0u32..).collect()
         }
         (TokenizerModelKind::Unigram, json::VocabField::Map(_)) => return None,
         (_, json::VocabField::Map(tokens)) => tokens,
@@ -447,7 +449,7 @@ fn parse_tokenizer_json_value(path: &Path, text: &str) -> Result<Vocabulary> {
 
     let parts = JsonParts {
         kind,
-        tokens,
+        tokens: tokens.into(),
         merges,
         added_tokens,
         unk_token: model
@@ -489,7 +491,7 @@ fn assemble_tokenizer_json(
         unk_token.as_deref().and_then(|unk| {
             tokens
                 .iter()
-                .filter(|(t, _)| t == unk)
+                .filter(|(t, _)| *t == unk)
                 .map(|(_, id)| *id)
                 .min()
                 .or_else(|| {
@@ -502,7 +504,7 @@ fn assemble_tokenizer_json(
     };
 
     for (content, id, _) in &added_tokens {
-        tokens.push((content.clone(), *id));
+        tokens.push(content, *id);
     }
 
     let convention = if any_component(pre_tokenizer, 0, &|c| is_type(c, "ByteLevel"))
@@ -535,7 +537,7 @@ fn assemble_tokenizer_json(
         source_file: file_name(path, "tokenizer.json"),
         kind,
         convention,
-        tokens: tokens.into(),
+        tokens,
         added_tokens,
         merges,
         lowercase,
@@ -587,7 +589,7 @@ pub fn parse_vocab_txt(path: &Path, text: &str) -> Result<Vocabulary> {
 pub fn parse_gpt2_vocab(path: &Path, vocab_json: &str, merges_txt: &str) -> Result<Vocabulary> {
     let tokens = match json::vocab_map(vocab_json) {
         Some(tokens) => tokens,
-        None => parse_gpt2_vocab_value(path, vocab_json)?,
+        None => parse_gpt2_vocab_value(path, vocab_json)?.into(),
     };
 
     let merges_path = path.with_file_name("merges.txt");
@@ -623,7 +625,7 @@ pub fn parse_gpt2_vocab(path: &Path, vocab_json: &str, merges_txt: &str) -> Resu
         source_file: file_name(path, "vocab.json"),
         kind: TokenizerModelKind::Bpe,
         convention,
-        tokens: tokens.into(),
+        tokens,
         added_tokens: Vec::new(),
         merges,
         lowercase: false,
