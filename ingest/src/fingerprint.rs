@@ -171,55 +171,89 @@ pub fn fingerprint_location(
     let plan = signals::plan(source);
     let files = source.files();
 
-    // Three jobs: the tokenizer (parse, then features and anchors), the weight pass (embedding statistics and
-    // layer samples) and the file digests; then the embedding signals, which need the anchors and the weight
-    // pass. On two cores their order decides the wall time. The tokenizer starts with one serial parse that
-    // the embedding signals wait for, so it and the weight pass start first, side by side. The digest can be
-    // shared by any idle core at any time (it splits into the leaves of its BLAKE3 tree, each read and hashed
-    // by one rayon task), so it is queued once the vocabulary is parsed and fills the cores from then on,
-    // including while the later of the first two jobs finishes the embedding signals. Queued first, it took a
+    // Three jobs: the tokenizer (parse, then anchors and features), the weight pass (embedding statistics and
+    // layer samples) and the file digests; then the embedding signals, which need only the anchors and the
+    // embedding statistics. On two cores their order decides the wall time. The tokenizer starts with one
+    // serial parse, so it and the weight pass start first, side by side. The digest can be shared by any idle
+    // core at any time (it splits into the leaves of its BLAKE3 tree, each read and hashed by one rayon task),
+    // so it is queued once the vocabulary is parsed and fills the cores from then on. Queued first, it took a
     // core from the start and the tokenizer waited for the weight pass; queued after the weight pass, a cold
     // page cache was read in random pieces by the layer samples before the digest's sequential reads began.
-    let tokenizer: OnceLock<Result<TokenizerParts>> = OnceLock::new();
-    let weight_pass: OnceLock<Result<WeightPass>> = OnceLock::new();
+    // The embedding signals start as soon as the anchors and the embedding statistics are both ready, while
+    // the tokenizer features and the layer samples may still be running.
+    let vocabulary: OnceLock<Result<Option<Vocabulary>>> = OnceLock::new();
+    let anchors: OnceLock<Vec<Option<u32>>> = OnceLock::new();
+    let features: OnceLock<TokenizerSignals> = OnceLock::new();
+    let embedding_pass: OnceLock<Result<Option<signals::embedding::EmbeddingPass>>> =
+        OnceLock::new();
+    let layers: OnceLock<Result<(TensorSamples, TensorSamples)>> = OnceLock::new();
     let embedding = OnceLock::new();
     let digests = OnceLock::new();
-    // The first two jobs count down; the one that ends last finishes the embedding signals.
+    // The anchors and the embedding statistics count down (each exactly once, whether or not it succeeded);
+    // whichever comes last computes the embedding signals.
     let pending = AtomicUsize::new(2);
     let finish = || {
         if pending.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
-        if let (Some(Ok((vocabulary, anchors, _))), Some(Ok((Some(pass), _)))) =
-            (tokenizer.get(), weight_pass.get())
+        if let (Some(Ok(vocabulary)), Some(Ok(Some(pass)))) =
+            (vocabulary.get(), embedding_pass.get())
         {
             let token_rows = vocabulary
                 .as_ref()
                 .and_then(|v| v.tokens.iter().map(|(_, id)| *id as u64 + 1).max());
+            let anchor_ids = anchors.get().map_or(&[][..], Vec::as_slice);
             let _ = embedding.set(signals::embedding::finish_embedding(
-                source, pass, anchors, token_rows,
+                source, pass, anchor_ids, token_rows,
             ));
         }
     };
     rayon::scope(|s| {
         s.spawn(|s| {
-            let vocabulary = load_model_vocabulary(&location.root, &weights);
+            let parsed = vocabulary.get_or_init(|| load_model_vocabulary(&location.root, &weights));
             s.spawn(|_| {
                 let _ = digests.set(file_digests(&files, &location.root, options));
             });
-            let _ = tokenizer.set(vocabulary.map(tokenizer_parts));
-            finish();
+            match parsed {
+                // Anchors and features both read the vocabulary only: side by side.
+                Ok(Some(v)) => {
+                    rayon::join(
+                        || {
+                            let _ = anchors.set(resolve_anchors(v));
+                            finish();
+                        },
+                        || {
+                            let _ = features.set(tokenizer_signals(v));
+                        },
+                    );
+                }
+                _ => finish(),
+            }
         });
         s.spawn(|_| {
-            let _ = weight_pass.set(weight_job(source, &plan));
-            finish();
+            // Two independent reads: a core that has finished the tokenizer takes the layer samples.
+            rayon::join(
+                || {
+                    let pass = plan
+                        .embedding
+                        .map(|i| signals::embedding::embedding_pass(source, i))
+                        .transpose();
+                    let _ = embedding_pass.set(pass);
+                    finish();
+                },
+                || {
+                    let _ = layers.set(signals::layer_signals(source, &plan));
+                },
+            );
         });
     });
     // Errors in the order of the jobs: tokenizer, weights, embedding signals, digests. The scope has run every
     // job it spawned (a panic in one is resumed by `rayon::scope`).
     let ran = "rayon::scope returns after every job it spawned";
-    let (vocabulary, _, tokenizer) = tokenizer.into_inner().expect(ran)?;
-    let (_, (matrices, norms)) = weight_pass.into_inner().expect(ran)?;
+    let vocabulary = vocabulary.into_inner().expect(ran)?;
+    let tokenizer = features.into_inner();
+    embedding_pass.into_inner().expect(ran)?;
+    let (matrices, norms) = layers.into_inner().expect(ran)?;
     let embedding = embedding.into_inner().transpose()?;
     let (mut digests, content_digest) = digests.into_inner().expect(ran)?;
     let mut weight_signals = signals::assemble(plan, embedding, matrices, norms);
@@ -261,13 +295,6 @@ pub fn fingerprint_location(
     })
 }
 
-/// A model's vocabulary, the token ids of the embedding anchors, and the tokenizer features.
-type TokenizerParts = (
-    Option<Vocabulary>,
-    Vec<Option<u32>>,
-    Option<TokenizerSignals>,
-);
-
 /// The vocabulary: tokenizer files beside a GGUF file win over its `tokenizer.ggml.*` metadata.
 fn load_model_vocabulary(root: &Path, weights: &Weights) -> Result<Option<Vocabulary>> {
     Ok(match load_vocabulary(root)? {
@@ -277,32 +304,6 @@ fn load_model_vocabulary(root: &Path, weights: &Weights) -> Result<Option<Vocabu
             None => None,
         },
     })
-}
-
-fn tokenizer_parts(vocabulary: Option<Vocabulary>) -> TokenizerParts {
-    // Anchors and features both read the vocabulary only: side by side.
-    let (anchors, features) = match vocabulary.as_ref() {
-        Some(v) => {
-            let (a, f) = rayon::join(|| resolve_anchors(v), || tokenizer_signals(v));
-            (a, Some(f))
-        }
-        None => (Vec::new(), None),
-    };
-    (vocabulary, anchors, features)
-}
-
-/// The embedding pass (when the model has an embedding) and the layer samples (matrices, norms).
-type WeightPass = (
-    Option<signals::embedding::EmbeddingPass>,
-    (TensorSamples, TensorSamples),
-);
-
-fn weight_job(source: &dyn WeightSource, plan: &signals::Plan) -> Result<WeightPass> {
-    let pass = match plan.embedding {
-        Some(i) => Some(signals::embedding::embedding_pass(source, i)?),
-        None => None,
-    };
-    Ok((pass, signals::layer_signals(source, plan)?))
 }
 
 /// Size and digests of every weight file, and the content digest over them.
