@@ -6,17 +6,23 @@ use std::path::{Path, PathBuf};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
-/// Build `models--acme--tiny` with blobs named by their SHA-256, a snapshot of symlinks, and refs/main.
-fn cache() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    synth(&src, Family::Llama, 4);
-    let repo = tmp.path().join("hub/models--acme--tiny");
+/// An empty cache repo `hub/models--<name>` with `refs/main` at [`COMMIT`]: (repo, snapshot) directories.
+fn empty_repo(hub: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let repo = hub.join(format!("models--{name}"));
     let snapshot = repo.join("snapshots").join(COMMIT);
     std::fs::create_dir_all(repo.join("blobs")).unwrap();
     std::fs::create_dir_all(&snapshot).unwrap();
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs/main"), COMMIT).unwrap();
+    (repo, snapshot)
+}
+
+/// Build `models--acme--tiny` with blobs named by their SHA-256, a snapshot of symlinks, and refs/main.
+fn cache() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    synth(&src, Family::Llama, 4);
+    let (repo, snapshot) = empty_repo(&tmp.path().join("hub"), "acme--tiny");
     for entry in std::fs::read_dir(&src).unwrap() {
         let path = entry.unwrap().path();
         let sha = provsearch_ingest::digest::file_sha256(&path).unwrap();
@@ -127,12 +133,7 @@ fn a_blob_name_the_weights_contradict_does_not_make_models_identical() {
     // genuine model's blob name.
     let other = tmp.path().join("other");
     synth(&other, Family::Llama, 5);
-    let repo = hub.join("models--mallory--tiny");
-    let snapshot = repo.join("snapshots").join(COMMIT);
-    std::fs::create_dir_all(repo.join("blobs")).unwrap();
-    std::fs::create_dir_all(&snapshot).unwrap();
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::write(repo.join("refs/main"), COMMIT).unwrap();
+    let (repo, snapshot) = empty_repo(&hub, "mallory--tiny");
     for entry in std::fs::read_dir(&genuine).unwrap() {
         let link = entry.unwrap().path();
         let name = link.file_name().unwrap().to_owned();
