@@ -38,6 +38,25 @@ fn ok_json(args: &[&str]) -> Value {
     })
 }
 
+/// `query model MODEL --index IDX --json --no-server EXTRA...`: the result rows.
+fn query_results(index: &str, model: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec![
+        "query",
+        "model",
+        model,
+        "--index",
+        index,
+        "--json",
+        "--no-server",
+    ];
+    args.extend_from_slice(extra);
+    let r = ok_json(&args);
+    r["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{args:?}: no results array: {r}"))
+        .clone()
+}
+
 fn json_lines(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
@@ -181,18 +200,7 @@ fn ingest_then_every_derivative_finds_its_relative() {
         }
     }
     for f in &fresh {
-        let r = ok_json(&[
-            "query",
-            "model",
-            f,
-            "--index",
-            idx_s,
-            "--json",
-            "--no-server",
-            "--top-k",
-            "50",
-        ]);
-        for h in r["results"].as_array().unwrap() {
+        for h in &query_results(idx_s, f, &["--top-k", "50"]) {
             assert_ne!(h["related"], true, "fresh {f} related to {}", h["model_id"]);
         }
     }
@@ -245,44 +253,16 @@ fn ingest_then_every_derivative_finds_its_relative() {
         String::from_utf8_lossy(&o.stdout)
     );
     // Filters restrict results.
-    let r = ok_json(&[
-        "query",
-        "model",
-        "llama-tuned",
-        "--index",
+    let r = query_results(
         idx_s,
-        "--json",
-        "--no-server",
-        "--filter",
-        "model_type:bert",
-        "--top-k",
-        "50",
-    ]);
-    assert!(
-        r["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|h| h["model_type"] == "bert"),
-        "{r}"
+        "llama-tuned",
+        &["--filter", "model_type:bert", "--top-k", "50"],
     );
+    assert!(r.iter().all(|h| h["model_type"] == "bert"), "{r:?}");
     // `--sketch-share` is a fraction; this index is too small for a graph, so every share scans all vectors
     // and ranks the same models.
     let ranked = |share: &str| {
-        let r = ok_json(&[
-            "query",
-            "model",
-            "llama-tuned",
-            "--index",
-            idx_s,
-            "--json",
-            "--no-server",
-            "--sketch-share",
-            share,
-        ]);
-        r["results"]
-            .as_array()
-            .unwrap()
+        query_results(idx_s, "llama-tuned", &["--sketch-share", share])
             .iter()
             .map(|h| h["model_id"].as_str().unwrap().to_string())
             .collect::<Vec<_>>()
