@@ -33,6 +33,7 @@ pub use crate::strings::StringList;
 pub use dequant::{dequantize, DequantError, GgmlType};
 
 use crate::error::{Error, Result};
+use crate::mapped::MappedFile;
 use std::path::{Path, PathBuf};
 
 /// The file magic, `"GGUF"`.
@@ -229,7 +230,7 @@ impl GgufHeader {
 /// A memory-mapped, validated GGUF file.
 pub struct GgufFile {
     path: PathBuf,
-    mmap: memmap2::Mmap,
+    mmap: MappedFile,
     /// The same file, for [`GgufFile::pread_f32`].
     #[cfg_attr(not(unix), allow(dead_code))]
     file: std::fs::File,
@@ -267,9 +268,7 @@ impl GgufFile {
                 format!("{len} bytes is too short for a GGUF header"),
             ));
         }
-        // SAFETY: the map is read-only and private to this value; provsearch never writes model files. A file
-        // truncated by another process while mapped would fault, which is the usual caveat of mapped reading.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let mmap = MappedFile::map(path, &file)?;
         let header = parse_header(path, &mmap, context)?;
         Ok(GgufFile {
             path: path.to_path_buf(),
@@ -364,51 +363,15 @@ impl GgufFile {
         self.read_f32(tensor, start, out)
     }
 
-    /// Tell the kernel that the mapped pages holding logical elements `start .. start + count` of a tensor are
-    /// no longer needed by this process (streaming readers call it behind them, so that the resident set stays
-    /// at one chunk per thread; the data stays in the page cache). For a rotary-permuted Q/K tensor the stored
-    /// rows of a logical range are scattered inside each head, so only the heads the range covers entirely are
-    /// released.
+    /// Note that logical elements `start .. start + count` of a tensor will not be read again soon. Streaming
+    /// readers call it behind them so that the resident set stays small; the map's pages are given back in
+    /// batches ([`MappedFile::release`]).
     pub fn release(&self, tensor: &GgufTensor, start: u64, count: u64) {
-        let numel = tensor.numel();
-        let end = start.saturating_add(count).min(numel);
-        let (mut first, mut last) = (start, end);
-        if let Some(heads) = tensor.unpermute_heads.filter(|&h| h > 0) {
-            // Elements per head: rows/heads rows of `row_len` (or single elements for a 1-D bias).
-            let per_head = numel / u64::from(heads);
-            if per_head == 0 {
-                return;
-            }
-            first = start.div_ceil(per_head) * per_head;
-            last = end / per_head * per_head;
-        }
-        if last <= first {
-            return;
-        }
-        // Whole quantization blocks inside the range, then whole pages inside those bytes.
+        let end = start.saturating_add(count).min(tensor.numel());
         let ty = tensor.ggml_type;
         let (bs, ts) = (ty.block_size() as u64, ty.type_size() as u64);
-        let begin = tensor
-            .offset
-            .saturating_add(first.div_ceil(bs).saturating_mul(ts));
-        let stop = tensor
-            .offset
-            .saturating_add((last / bs).saturating_mul(ts))
-            .min(tensor.offset.saturating_add(tensor.len))
-            .min(self.mmap.len() as u64);
-        const PAGE: u64 = 4096;
-        let (page_first, page_last) = (begin.div_ceil(PAGE) * PAGE, stop / PAGE * PAGE);
-        if page_last > page_first {
-            // SAFETY: the map is private and read-only: DONTNEED only drops our page-table entries, and a later
-            // access faults the unchanged file contents back in. No reference into the range is held here.
-            let _ = unsafe {
-                self.mmap.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    page_first as usize,
-                    (page_last - page_first) as usize,
-                )
-            };
-        }
+        let bytes = (end.saturating_sub(start) / bs.max(1)).saturating_mul(ts);
+        self.mmap.release(bytes);
     }
 
     fn view(&self) -> FileView<'_> {

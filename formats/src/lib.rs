@@ -10,6 +10,7 @@
 //! - [`tokenizer`]: tokenizer files of every common kind into one [`tokenizer::Vocabulary`].
 //! - [`card`]: README front matter.
 //! - [`strings`]: lists of many short strings in one buffer.
+//! - [`mapped`]: read-only memory maps of weight files that give their pages back in batches.
 //! - [`fuzzing`]: the fuzz entry points (never panic on any input).
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod dtype;
 pub mod error;
 pub mod fuzzing;
 pub mod gguf;
+pub mod mapped;
 pub mod safetensors;
 pub mod strings;
 pub mod tokenizer;

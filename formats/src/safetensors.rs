@@ -11,6 +11,7 @@
 
 use crate::dtype::{decode_to_f32, Dtype};
 use crate::error::{Error, Result};
+use crate::mapped::MappedFile;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -52,7 +53,7 @@ impl TensorInfo {
 /// A memory-mapped, validated safetensors file.
 pub struct SafetensorsFile {
     path: PathBuf,
-    mmap: memmap2::Mmap,
+    mmap: MappedFile,
     tensors: Vec<TensorInfo>,
     metadata: Vec<(String, String)>,
 }
@@ -79,10 +80,8 @@ impl SafetensorsFile {
                 format!("file is {size} bytes, shorter than the 8-byte header length"),
             ));
         }
-        // SAFETY: the map is read-only and private to this value. Its contents are validated before use and
-        // every access is bounds-checked, so a concurrent modification can give wrong numbers but not
-        // out-of-bounds reads (truncation by another process remains the usual mmap caveat).
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        // Its contents are validated before use.
+        let mmap = MappedFile::map(path, &file)?;
         let (tensors, metadata) = Self::parse_header(path, &mmap)?;
         Ok(SafetensorsFile {
             path: path.to_path_buf(),
@@ -510,28 +509,14 @@ fn confine(index_path: &Path, shard: &str) -> Result<PathBuf> {
 }
 
 impl SafetensorsFile {
-    /// Tell the kernel that the mapped pages holding elements `start .. start + count` of a tensor are no longer
-    /// needed by this process. Streaming readers call it behind them so that the resident set of a multi-GB
-    /// checkpoint stays at one chunk per thread; the data stays in the page cache and is re-read on access.
+    /// Note that elements `start .. start + count` of a tensor will not be read again soon. Streaming readers
+    /// call it behind them so that the resident set of a multi-GB checkpoint stays small; the map's pages are
+    /// given back in batches ([`MappedFile::release`]).
     pub fn release(&self, tensor: &TensorInfo, start: u64, count: u64) {
-        const PAGE: u64 = 4096;
         let size = tensor.dtype.size() as u64;
-        let begin = tensor.offset.saturating_add(start.saturating_mul(size));
-        let end = begin
-            .saturating_add(count.saturating_mul(size))
-            .min(self.mmap.len() as u64);
-        let (first, last) = (begin.div_ceil(PAGE) * PAGE, end / PAGE * PAGE);
-        if last > first {
-            // SAFETY: the map is private and read-only: DONTNEED only drops our page-table entries, and a later
-            // access faults the unchanged file contents back in. No reference into the range is held here.
-            let _ = unsafe {
-                self.mmap.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    first as usize,
-                    (last - first) as usize,
-                )
-            };
-        }
+        let end = start.saturating_add(count).min(tensor.len / size.max(1));
+        self.mmap
+            .release(end.saturating_sub(start).saturating_mul(size));
     }
 }
 

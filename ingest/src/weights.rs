@@ -45,10 +45,11 @@ pub trait WeightSource: Sync {
     fn tensors(&self) -> &[TensorMeta];
     /// Decode logical elements `start .. start + out.len()` of tensor `index` into `out`.
     fn read_f32(&self, index: usize, start: u64, out: &mut [f32]) -> Result<()>;
-    /// [`WeightSource::read_f32`] for a pass that reads a tensor once, front to back, in large chunks (the
-    /// embedding pass): the same values, but a source may read the file directly instead of through its memory
-    /// map, which saves setting up and tearing down a page-table entry for every page. The default reads
-    /// through [`WeightSource::read_f32`].
+    /// [`WeightSource::read_f32`] for data read once: the embedding pass (front to back, in large chunks) and
+    /// the sampled rows and vectors. The same values, but a source may read the file directly instead of
+    /// through its memory map, which saves setting up and tearing down page-table entries: for a chunk, one per
+    /// page; for a sparse read, a whole page-cache folio (up to 2 MiB) that the kernel maps around the access.
+    /// The default reads through [`WeightSource::read_f32`].
     fn read_f32_streaming(&self, index: usize, start: u64, out: &mut [f32]) -> Result<()> {
         self.read_f32(index, start, out)
     }
@@ -76,9 +77,9 @@ pub struct SafetensorsSource {
     tensors: Vec<TensorMeta>,
     /// For each entry of `tensors`: (file index, header entry).
     locations: Vec<(usize, TensorInfo)>,
-    /// For each entry of `tensors`: whether it has been read through the memory map ([`WeightSource::read_f32`] or
-    /// [`SafetensorsSource::raw`]), so that [`WeightSource::release`] has pages to drop. A tensor read only with `pread` (the embedding pass)
-    /// has none, and `madvise(MADV_DONTNEED)` over its range would only cost page-table walks and TLB flushes.
+    /// For each entry of `tensors`: whether it has been read through the memory map ([`WeightSource::read_f32`]
+    /// or [`SafetensorsSource::raw`]), so that [`WeightSource::release`] counts it towards dropping the map's
+    /// pages. A tensor read only with `pread` ([`WeightSource::read_f32_streaming`]) left nothing mapped.
     mapped: Vec<AtomicBool>,
 }
 

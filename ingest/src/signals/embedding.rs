@@ -302,7 +302,8 @@ pub fn finish_embedding(
         if id as u64 >= used_rows {
             continue;
         }
-        source.read_f32(index, id as u64 * hidden, &mut row)?;
+        // One `pread` per row (see `tensors::read_row`).
+        source.read_f32_streaming(index, id as u64 * hidden, &mut row)?;
         presence[i / 64] |= 1 << (i % 64);
         centred_rows.push(row.iter().zip(mean).map(|(&v, m)| v as f64 - m).collect());
         anchor_log_norms.push(log_ratio(norms[id as usize]) as f32);

@@ -68,7 +68,9 @@ fn read_row(source: &dyn WeightSource, t: &Selected, r: u32, out: &mut [f32]) ->
         }
         Ok(())
     } else {
-        source.read_f32(t.index, r as u64 * cols as u64, &mut out[..cols as usize])
+        // One `pread` per row where the source can: mapping the row instead would map the whole page-cache
+        // folio around it (up to 2 MiB), which costs more to fault in and tear down than the copy.
+        source.read_f32_streaming(t.index, r as u64 * cols as u64, &mut out[..cols as usize])
     }
 }
 
@@ -132,8 +134,8 @@ fn sample_matrix(
             rms_moments.add(buf);
         }
     }
-    // The kernel maps whole page-cache folios around each sparse read; drop them so the resident set stays
-    // at the tensors in flight.
+    // Rows read through a memory map (stored transposed, or decoded from a packed quantized layout) left whole
+    // page-cache folios mapped around them: they count towards giving the map's pages back.
     source.release(t.index, 0, source.tensors()[t.index].numel());
     let rms = rms_moments.rms();
     if rms <= 0.0 {
@@ -160,7 +162,7 @@ fn sample_vector(
 ) -> Result<Option<Sampled>> {
     let len = t.shape[1];
     let mut values = vec![0f32; len as usize];
-    source.read_f32(t.index, 0, &mut values)?;
+    source.read_f32_streaming(t.index, 0, &mut values)?;
     let m = Moments::of(&values);
     if m.has_non_finite {
         return Err(non_finite(source, t.index, &m));
