@@ -49,6 +49,15 @@ impl StringList {
         self.ends.len()
     }
 
+    /// Keep the first `count` strings.
+    fn truncate(&mut self, count: usize) {
+        if count < self.ends.len() {
+            self.text
+                .truncate(count.checked_sub(1).map_or(0, |last| self.ends[last]));
+            self.ends.truncate(count);
+        }
+    }
+
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
@@ -233,6 +242,12 @@ impl TokenList {
         self.ids.push(id);
     }
 
+    /// Keep the first `count` pairs.
+    fn truncate(&mut self, count: usize) {
+        self.strings.truncate(count);
+        self.ids.truncate(count);
+    }
+
     /// Sort by (id, token bytes) and drop exact duplicate pairs. A list already in that order (as most
     /// tokenizer files and every GGUF header give it) is only checked.
     pub fn sort_dedup(&mut self) {
@@ -241,6 +256,24 @@ impl TokenList {
             .find(|&i| !self.pair_order(i - 1, i).is_lt())
             .unwrap_or(self.len());
         if prefix == self.len() {
+            return;
+        }
+        // The same tail when each of its pairs is already in the ordered prefix (a tokenizer.json's added
+        // tokens usually repeat vocabulary entries): it is dropped, and nothing is rebuilt.
+        let in_prefix = |i: usize| {
+            let (mut low, mut high) = (0, prefix);
+            while low < high {
+                let middle = low + (high - low) / 2;
+                match self.pair_order(middle, i) {
+                    std::cmp::Ordering::Less => low = middle + 1,
+                    std::cmp::Ordering::Greater => high = middle,
+                    std::cmp::Ordering::Equal => return true,
+                }
+            }
+            false
+        };
+        if (prefix..self.len()).all(in_prefix) {
+            self.truncate(prefix);
             return;
         }
         let mut order: Vec<usize> = if self.len() - prefix <= self.len() / 8 {
@@ -463,6 +496,35 @@ mod tests {
             want.dedup();
             l.sort_dedup();
             assert_eq!(l, want, "case {case}");
+        }
+    }
+
+    /// A tail that only repeats pairs of the ordered prefix (a tokenizer.json's added tokens) is dropped; one
+    /// new pair among the repeats is merged in.
+    #[test]
+    fn tails_of_repeated_pairs_are_dropped() {
+        let prefix: Vec<(String, u32)> = (0..50).map(|i| (format!("t{}", i % 7), i / 2)).collect();
+        for (tail, extra) in [
+            (vec![3usize, 0, 49, 3], None),
+            (vec![10, 20], Some(("t9", 7))),
+        ] {
+            let mut pairs = prefix.clone();
+            pairs.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+            pairs.dedup();
+            let ordered = pairs.clone();
+            pairs.extend(tail.iter().map(|&i| ordered[i].clone()));
+            pairs.extend(extra.map(|(t, i)| (t.to_string(), i)));
+            let mut l: TokenList = pairs.iter().map(|(t, i)| (t.as_str(), *i)).collect();
+            l.sort_dedup();
+            let mut want = pairs.clone();
+            want.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+            want.dedup();
+            assert_eq!(l, want);
+            assert_eq!(l.len(), ordered.len() + extra.iter().count());
+            assert_eq!(
+                l.strings().text().len(),
+                want.iter().map(|p| p.0.len()).sum::<usize>()
+            );
         }
     }
 }
