@@ -132,19 +132,7 @@ pub fn decode_to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
     }
     match dtype {
         Dtype::F32 => each!(4, |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        Dtype::F16 => {
-            // A block at a time through half's slice conversion, which converts eight values per instruction
-            // (F16C) where one-by-one conversion calls a function per value; the values are the same.
-            const BLOCK: usize = 256;
-            let mut block = [f16::ZERO; BLOCK];
-            for (o, b) in out.chunks_mut(BLOCK).zip(bytes.chunks(2 * BLOCK)) {
-                let n = o.len().min(b.len() / 2);
-                for (h, c) in block.iter_mut().zip(b.chunks_exact(2)) {
-                    *h = f16::from_le_bytes([c[0], c[1]]);
-                }
-                block[..n].convert_to_f32_slice(&mut o[..n]);
-            }
-        }
+        Dtype::F16 => f16_to_f32(bytes, out),
         Dtype::BF16 => each!(2, |c: &[u8]| bf16::from_le_bytes([c[0], c[1]]).to_f32()),
         Dtype::F64 => each!(
             8,
@@ -171,6 +159,80 @@ pub fn decode_to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
     }
 }
 
+/// Decode little-endian IEEE half floats into `out` (as many as both hold).
+///
+/// Sixteen values per instruction on a CPU with AVX-512 (eight with F16C), in one loop compiled for it:
+/// `half`'s slice conversion calls a function per eight values and needs its input copied into `f16`s first,
+/// which made this conversion half the CPU time of fingerprinting an F16 checkpoint. The values are the
+/// same as `half`'s (the same instruction, or its exact software conversion on CPUs without F16C).
+pub fn f16_to_f32(bytes: &[u8], out: &mut [f32]) {
+    let n = out.len().min(bytes.len() / 2);
+    let (bytes, out) = (&bytes[..2 * n], &mut out[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above); both slices hold `n` values.
+        return unsafe { f16_to_f32_avx512(bytes, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports F16C and AVX (checked just above); both slices hold `n` values.
+        return unsafe { f16_to_f32_f16c(bytes, out) };
+    }
+    f16_to_f32_portable(bytes, out)
+}
+
+/// [`f16_to_f32`] through `half`, 256 values at a time (any CPU; also the tail of the SIMD loops).
+fn f16_to_f32_portable(bytes: &[u8], out: &mut [f32]) {
+    const BLOCK: usize = 256;
+    let mut block = [f16::ZERO; BLOCK];
+    for (o, b) in out.chunks_mut(BLOCK).zip(bytes.chunks(2 * BLOCK)) {
+        let n = o.len().min(b.len() / 2);
+        for (h, c) in block.iter_mut().zip(b.chunks_exact(2)) {
+            *h = f16::from_le_bytes([c[0], c[1]]);
+        }
+        block[..n].convert_to_f32_slice(&mut o[..n]);
+    }
+}
+
+/// [`f16_to_f32`] with AVX-512F, sixteen values per `vcvtph2ps`.
+///
+/// # Safety
+/// The CPU must support AVX-512F, and `bytes` must hold `2 * out.len()` bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn f16_to_f32_avx512(bytes: &[u8], out: &mut [f32]) {
+    use std::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm512_cvtph_ps, _mm512_storeu_ps};
+    let full = out.len() / 16 * 16;
+    for i in (0..full).step_by(16) {
+        // SAFETY: values i..i+16 lie inside both slices (i + 16 <= full <= out.len(), and bytes holds 2 per
+        // value); the loads and stores are unaligned.
+        unsafe {
+            let h = _mm256_loadu_si256(bytes.as_ptr().add(2 * i).cast::<__m256i>());
+            _mm512_storeu_ps(out.as_mut_ptr().add(i), _mm512_cvtph_ps(h));
+        }
+    }
+    f16_to_f32_portable(&bytes[2 * full..], &mut out[full..]);
+}
+
+/// [`f16_to_f32`] with F16C, eight values per `vcvtph2ps`.
+///
+/// # Safety
+/// The CPU must support F16C and AVX, and `bytes` must hold `2 * out.len()` bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn f16_to_f32_f16c(bytes: &[u8], out: &mut [f32]) {
+    use std::arch::x86_64::{__m128i, _mm256_cvtph_ps, _mm256_storeu_ps, _mm_loadu_si128};
+    let full = out.len() / 8 * 8;
+    for i in (0..full).step_by(8) {
+        // SAFETY: values i..i+8 lie inside both slices (see `f16_to_f32_avx512`).
+        unsafe {
+            let h = _mm_loadu_si128(bytes.as_ptr().add(2 * i).cast::<__m128i>());
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+        }
+    }
+    f16_to_f32_portable(&bytes[2 * full..], &mut out[full..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +254,43 @@ mod tests {
         decode_to_f32(Dtype::F16, &bytes[..2 * 257 + 1], &mut out);
         assert_eq!(out[256], f16::from_bits(256).to_f32());
         assert!(out[257..].iter().all(|&v| v == 7.0));
+    }
+
+    /// Every kernel the CPU can run gives `half`'s value for every bit pattern, at every offset into the bytes
+    /// (unaligned loads) and for every tail length.
+    #[test]
+    fn f16_kernels_agree_on_every_value() {
+        let bytes: Vec<u8> = (0..=u16::MAX).flat_map(|b| b.to_le_bytes()).collect();
+        let want: Vec<u32> = (0..=u16::MAX)
+            .map(|b| f16::from_bits(b).to_f32().to_bits())
+            .collect();
+        type Kernel = fn(&[u8], &mut [f32]);
+        let mut kernels: Vec<(&str, Kernel)> = vec![("portable", f16_to_f32_portable)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY (of the call inside): the CPU supports AVX-512F; the lengths match.
+                kernels.push(("avx512", |b, o| unsafe { f16_to_f32_avx512(b, o) }));
+            }
+            if std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("avx") {
+                // SAFETY (of the call inside): the CPU supports F16C and AVX; the lengths match.
+                kernels.push(("f16c", |b, o| unsafe { f16_to_f32_f16c(b, o) }));
+            }
+        }
+        for (name, kernel) in kernels {
+            let mut out = vec![0f32; 1 << 16];
+            kernel(&bytes, &mut out);
+            let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            assert!(got == want, "{name}");
+            for skip in 1..=17 {
+                let mut shifted = vec![0u8; 1];
+                shifted.extend_from_slice(&bytes[2 * skip..2 * (skip + 40)]);
+                let mut out = vec![0f32; 40];
+                kernel(&shifted[1..], &mut out);
+                let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, want[skip..skip + 40], "{name}, offset {skip}");
+            }
+        }
     }
 
     #[test]

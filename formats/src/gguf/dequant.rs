@@ -415,7 +415,7 @@ fn dequantize_inline(ty: GgmlType, blocks: &[u8], out: &mut [f32]) -> Result<usi
     use GgmlType::*;
     match ty {
         F32 => each!(|b: &[u8], o: &mut [f32]| o[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        F16 => halfs::<f16>(blocks, out),
+        F16 => crate::dtype::f16_to_f32(blocks, out),
         BF16 => halfs::<bf16>(blocks, out),
         F64 => each!(|b: &[u8], o: &mut [f32]| o[0] =
             f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32),
@@ -450,7 +450,8 @@ fn dequantize_inline(ty: GgmlType, blocks: &[u8], out: &mut [f32]) -> Result<usi
     Ok(out.len())
 }
 
-/// 16-bit floats through `half`'s slice conversion (F16C on x86-64 when the CPU has it), 256 at a time.
+/// BF16 values through `half`'s slice conversion, 256 at a time (F16 has its own kernel,
+/// [`crate::dtype::f16_to_f32`]).
 #[inline(always)]
 fn halfs<T>(bytes: &[u8], out: &mut [f32])
 where
@@ -467,15 +468,9 @@ where
     }
 }
 
-/// `from_bits` of both 16-bit float types.
+/// `from_bits` of the 16-bit float types read through [`halfs`].
 trait HalfBits {
     fn from_bits(bits: u16) -> Self;
-}
-
-impl HalfBits for f16 {
-    fn from_bits(bits: u16) -> Self {
-        f16::from_bits(bits)
-    }
 }
 
 impl HalfBits for bf16 {
