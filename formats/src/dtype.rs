@@ -1,7 +1,7 @@
 //! Element types of stored tensors and their conversion to `f32`.
 
+use half::f16;
 use half::slice::HalfFloatSliceExt;
-use half::{bf16, f16};
 
 /// A stored element type (safetensors names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,7 +133,7 @@ pub fn decode_to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
     match dtype {
         Dtype::F32 => each!(4, |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
         Dtype::F16 => f16_to_f32(bytes, out),
-        Dtype::BF16 => each!(2, |c: &[u8]| bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+        Dtype::BF16 => bf16_to_f32(bytes, out),
         Dtype::F64 => each!(
             8,
             |c: &[u8]| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32
@@ -233,9 +233,57 @@ unsafe fn f16_to_f32_f16c(bytes: &[u8], out: &mut [f32]) {
     f16_to_f32_portable(&bytes[2 * full..], &mut out[full..]);
 }
 
+/// Decode little-endian bfloat16 values into `out` (as many as both hold): the top half of an `f32`, with a
+/// NaN made quiet as `half` does. One loop compiled for AVX-512 or AVX2, which the compiler vectorises
+/// (about ten times the speed of `half`'s one-at-a-time conversion, the common case for Hub checkpoints).
+pub fn bf16_to_f32(bytes: &[u8], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+        // SAFETY: the CPU supports AVX-512F and AVX-512BW (checked just above).
+        return unsafe { bf16_to_f32_avx512(bytes, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { bf16_to_f32_avx2(bytes, out) };
+    }
+    bf16_to_f32_inline(bytes, out)
+}
+
+/// [`bf16_to_f32`] compiled for AVX-512F and BW (integer operations: the same bits on any instruction set).
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX-512BW.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn bf16_to_f32_avx512(bytes: &[u8], out: &mut [f32]) {
+    bf16_to_f32_inline(bytes, out)
+}
+
+/// [`bf16_to_f32`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn bf16_to_f32_avx2(bytes: &[u8], out: &mut [f32]) {
+    bf16_to_f32_inline(bytes, out)
+}
+
+#[inline(always)]
+fn bf16_to_f32_inline(bytes: &[u8], out: &mut [f32]) {
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let bits = u16::from_le_bytes([c[0], c[1]]) as u32;
+        // `half::bf16::to_f32`: a NaN gets its quiet bit.
+        let quiet = if bits & 0x7fff > 0x7f80 { 0x40 } else { 0 };
+        *o = f32::from_bits((bits | quiet) << 16);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use half::bf16;
 
     #[test]
     fn f16_blocks_decode_like_single_values() {
@@ -254,6 +302,41 @@ mod tests {
         decode_to_f32(Dtype::F16, &bytes[..2 * 257 + 1], &mut out);
         assert_eq!(out[256], f16::from_bits(256).to_f32());
         assert!(out[257..].iter().all(|&v| v == 7.0));
+    }
+
+    /// Every BF16 kernel the CPU can run gives `half`'s bits for every pattern, with short and odd inputs.
+    #[test]
+    fn bf16_kernels_agree_on_every_value() {
+        let bytes: Vec<u8> = (0..=u16::MAX).flat_map(|b| b.to_le_bytes()).collect();
+        let want: Vec<u32> = (0..=u16::MAX)
+            .map(|b| bf16::from_bits(b).to_f32().to_bits())
+            .collect();
+        type Kernel = fn(&[u8], &mut [f32]);
+        let mut kernels: Vec<(&str, Kernel)> = vec![("baseline", bf16_to_f32_inline)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+            {
+                // SAFETY (of the call inside): the CPU supports AVX-512F and BW.
+                kernels.push(("avx512", |b, o| unsafe { bf16_to_f32_avx512(b, o) }));
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY (of the call inside): the CPU supports AVX2.
+                kernels.push(("avx2", |b, o| unsafe { bf16_to_f32_avx2(b, o) }));
+            }
+        }
+        for (name, kernel) in kernels {
+            let mut out = vec![0f32; 1 << 16];
+            kernel(&bytes, &mut out);
+            let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            assert!(got == want, "{name}");
+            // Three values from seven bytes: the odd byte is ignored and the rest of `out` untouched.
+            let mut out = [5f32; 5];
+            kernel(&bytes[2 * 0x7f80..2 * 0x7f80 + 7], &mut out);
+            let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got[..3], want[0x7f80..0x7f83], "{name}");
+            assert_eq!(out[3..], [5.0, 5.0], "{name}");
+        }
     }
 
     /// Every kernel the CPU can run gives `half`'s value for every bit pattern, at every offset into the bytes

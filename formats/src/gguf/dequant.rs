@@ -3,8 +3,7 @@
 //! Block layouts follow ggml (`ggml-common.h`) and llama.cpp's gguf-py `quants.py`; every kernel reads
 //! little-endian fields from a byte slice, so nothing here needs alignment or `unsafe`.
 
-use half::slice::HalfFloatSliceExt;
-use half::{bf16, f16};
+use half::f16;
 use std::fmt;
 
 /// Elements per super-block of the K-quants.
@@ -416,7 +415,7 @@ fn dequantize_inline(ty: GgmlType, blocks: &[u8], out: &mut [f32]) -> Result<usi
     match ty {
         F32 => each!(|b: &[u8], o: &mut [f32]| o[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         F16 => crate::dtype::f16_to_f32(blocks, out),
-        BF16 => halfs::<bf16>(blocks, out),
+        BF16 => crate::dtype::bf16_to_f32(blocks, out),
         F64 => each!(|b: &[u8], o: &mut [f32]| o[0] =
             f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32),
         I8 => each!(|b: &[u8], o: &mut [f32]| o[0] = b[0] as i8 as f32),
@@ -448,35 +447,6 @@ fn dequantize_inline(ty: GgmlType, blocks: &[u8], out: &mut [f32]) -> Result<usi
         }
     }
     Ok(out.len())
-}
-
-/// BF16 values through `half`'s slice conversion, 256 at a time (F16 has its own kernel,
-/// [`crate::dtype::f16_to_f32`]).
-#[inline(always)]
-fn halfs<T>(bytes: &[u8], out: &mut [f32])
-where
-    T: Copy + Default + HalfBits,
-    [T]: HalfFloatSliceExt,
-{
-    let mut buf = [T::default(); 256];
-    for (b, o) in bytes.chunks(512).zip(out.chunks_mut(256)) {
-        let buf = &mut buf[..o.len()];
-        for (v, c) in buf.iter_mut().zip(b.chunks_exact(2)) {
-            *v = T::from_bits(u16::from_le_bytes([c[0], c[1]]));
-        }
-        buf.convert_to_f32_slice(o);
-    }
-}
-
-/// `from_bits` of the 16-bit float types read through [`halfs`].
-trait HalfBits {
-    fn from_bits(bits: u16) -> Self;
-}
-
-impl HalfBits for bf16 {
-    fn from_bits(bits: u16) -> Self {
-        bf16::from_bits(bits)
-    }
 }
 
 // Each kernel gets exactly one block (`b.len() == type_size`) and its `block_size` outputs.
