@@ -11,7 +11,9 @@
 //! of robust detections, then by that gap, then by closeness to the starting configuration. Scores are recomputed from the per-signal similarities and z values of a comparison with
 //! [`identity`], which follows [`compare_with`](crate::score::compare_with) exactly.
 
-use crate::score::{ScoreConfig, SignalScore, Signals, STRUCTURAL_ONLY_SCALE};
+use crate::score::{
+    shared_initialisation_only, ScoreConfig, SignalScore, Signals, STRUCTURAL_ONLY_SCALE,
+};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -68,7 +70,7 @@ pub fn identity(s: &Signals, identical: bool, c: &ScoreConfig) -> Option<f64> {
         return Some(1.0);
     }
     let e = evidence(s, c);
-    let scale = if positional(&e) {
+    let scale = if positional(&e) && !shared_initialisation_only(s) {
         1.0
     } else {
         STRUCTURAL_ONLY_SCALE * c.threshold

@@ -26,6 +26,35 @@ use serde::{Deserialize, Serialize};
 /// Without positional evidence the identity score is at most this fraction of the threshold.
 pub const STRUCTURAL_ONLY_SCALE: f64 = 0.9;
 
+/// Weight correlation (WVC r) below which the weights two models share may be no more than a random
+/// initialisation they both started from (see [`shared_initialisation_only`]).
+pub const SHARED_INIT_MAX_WVC: f64 = 0.4;
+
+/// Norm-gain correlation (NLF r) below which the norms show no shared training (see
+/// [`shared_initialisation_only`]).
+pub const SHARED_INIT_MAX_NLF: f64 = 0.3;
+
+/// Whether the positional evidence is what two models trained independently from the same random
+/// initialisation (the same seed) leave, rather than shared training: the constitution's "same architecture in
+/// independent runs, even with a shared seed" (Pythia and Pythia-deduped), which is not lineage.
+///
+/// Such models correlate far above the null at aligned positions (r ≈ 0.2 over thousands of samples is tens of
+/// standard deviations), because their matrices still hold part of the common random start. Two things tell
+/// them from derivatives. Training from a random start moves the weights much further than training from
+/// trained weights does, so little of the start is left: the same-seed runs of the zoo keep WVC r 0.20–0.24
+/// after 1000 steps, while a derivative trained three times as long as its parent's own training keeps 0.64,
+/// and a copy with noise as large as the weights about 0.45–0.7. And norm gains start as constants, so the start
+/// adds nothing to their correlation: the same-seed runs reach NLF r 0.07–0.20, the derivatives 0.34 and more.
+/// Evasions that scramble the norms (NLF 0.15) keep their matrices (WVC ≥ 0.66). Both correlations must be
+/// known and below [`SHARED_INIT_MAX_WVC`] and [`SHARED_INIT_MAX_NLF`]; without norm samples the rule cannot
+/// tell and does not apply.
+pub fn shared_initialisation_only(s: &Signals) -> bool {
+    matches!(
+        (s.wvc.similarity, s.nlf.similarity),
+        (Some(w), Some(n)) if w < SHARED_INIT_MAX_WVC && n < SHARED_INIT_MAX_NLF
+    )
+}
+
 /// Positional correlation (WVC, NLF) below which two fingerprints cannot come from the same weight bytes: equal
 /// bytes give equal samples at equal positions, r = 1 up to floating-point rounding. Anything less means some
 /// sampled value differs, as after a fine-tune or a targeted edit however small (a derivative at r = 0.9999 must
@@ -215,9 +244,11 @@ pub fn compare_with(
     // Token-keyed and profile signals (EAS, END, LEP) are high for independent models trained on the same data
     // with the same tokenizer (an independent reproduction in the trained zoo reaches EAS 0.94 and END 0.97,
     // above a true distillation), so they never establish lineage alone: without positional weight evidence
-    // (no tensors of matching role and shape) the score is scaled below the threshold.
+    // (no tensors of matching role and shape), or with only what a shared random initialisation leaves, the
+    // score is scaled below the threshold.
     let positional = signals.wvc.evidence.is_some() || signals.nlf.evidence.is_some();
-    let scale = if positional {
+    let shared_init = shared_initialisation_only(&signals);
+    let scale = if positional && !shared_init {
         1.0
     } else {
         STRUCTURAL_ONLY_SCALE * config.threshold
@@ -259,6 +290,16 @@ pub fn compare_with(
     };
 
     explain(&signals, identical_weights, a, b, &mut evidence);
+    if shared_init && !identical_weights && signals.wvc.z.is_some_and(|z| z >= 3.0) {
+        evidence.push(format!(
+            "the weights share a component (r={:.3}) but the norm gains barely do (r={:.3}): what two models \
+             trained independently from the same random initialisation (the same seed) keep of it, not a \
+             derivation (a derivative keeps weight r ≥ {SHARED_INIT_MAX_WVC} or norm r ≥ \
+             {SHARED_INIT_MAX_NLF}), so this pair is at most 'not related'",
+            signals.wvc.similarity.unwrap_or(f64::NAN),
+            signals.nlf.similarity.unwrap_or(f64::NAN),
+        ));
+    }
     Comparison {
         identity_score,
         related,
