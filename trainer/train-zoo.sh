@@ -20,7 +20,7 @@ EN_BASE=("$C/en/fortunes.txt" "$C/en/bible.txt")
 
 ALL=(L-base L-seed2 L-small L-big L-otherdata L-othertok
      L-ft-shakespeare L-cpt L-vocab-jargon L-distill L-pruned L-cpt-ft-jargon
-     G-base G-seed2 G-ft-jargon G-cpt)
+     G-base G-seed2 G-ft-jargon G-cpt L-sameinit G-sameinit L-ft-heavy)
 if [ $# -gt 0 ]; then WANT=("$@"); else WANT=("${ALL[@]}"); fi
 want() { local m; for m in "${WANT[@]}"; do [ "$m" = "$1" ] && return 0; done; return 1; }
 
@@ -67,6 +67,14 @@ train L-othertok --family L --independent-of L-base --mechanism same-architectur
   --train-tokenizer-on "$C/en/shakespeare.txt" "$C/en/milton.txt" "$C/en/devil.txt" "$C/en/jargon.txt" --tokenizer-vocab 2048 \
   --data "${EN_BASE[@]}" --seed 6 --steps 600
 
+# The same seed as L-base, hence the same random initial weights, trained from them on other data: the
+# constitution's "same architecture in independent runs (even with a shared seed)" (the Pythia / Pythia-deduped
+# kind of pair). Not derived from L-base.
+train L-sameinit --family L --independent-of L-base --mechanism same-seed-independent-run "${LLAMA[@]}" \
+  --description "L-base's architecture, tokenizer and seed, so the same random initial weights, trained from them independently on the Devil's Dictionary and the Jargon File. Shares L-base's initialisation, not its training: not derived from L-base." \
+  --tokenizer "$ZOO/L-base/tokenizer.json" \
+  --data "$C/en/devil.txt" "$C/en/jargon.txt" --seed 1 --steps 1000
+
 # Derived from L-base.
 train L-ft-shakespeare --family L --mechanism fine-tuning --relation finetune \
   --init "$ZOO/L-base" \
@@ -101,6 +109,11 @@ train L-cpt-ft-jargon --family L --mechanism fine-tuning --relation finetune \
   --description "Fine-tune of L-cpt (itself continued pretraining of L-base) on the Jargon File." \
   --data "$C/en/jargon.txt" --seed 16 --steps 300 --lr 1e-3 --warmup 20
 
+train L-ft-heavy --family L --mechanism fine-tuning --relation finetune \
+  --init "$ZOO/L-base" \
+  --description "A heavy fine-tune of L-base: 3000 steps (three times L-base's own training) at L-base's learning rate on the Devil's Dictionary, the Jargon File and Shakespeare." \
+  --data "$C/en/devil.txt" "$C/en/jargon.txt" "$C/en/shakespeare.txt" --seed 31 --steps 3000 --lr 3e-3 --warmup 40
+
 # ---------------------------------------------------------------- G family
 GPT2=(--arch gpt2 --hidden 64 --layers 4 --heads 4 --max-positions 128)
 TOK_G=(--train-tokenizer-on "$C/en/fortunes.txt" "$C/en/bible.txt" "$C/en/shakespeare.txt" --tokenizer-vocab 2560)
@@ -112,6 +125,11 @@ train G-base --family G --mechanism base "${GPT2[@]}" "${TOK_G[@]}" \
 train G-seed2 --family G --independent-of G-base --mechanism independent-reproduction "${GPT2[@]}" "${TOK_G[@]}" \
   --description "Independent reproduction of G-base: same architecture, tokenizer recipe, data and schedule, different seed. Not derived from G-base." \
   --data "${EN_BASE[@]}" --seed 22 --steps 1000
+
+train G-sameinit --family G --independent-of G-base --mechanism same-seed-independent-run "${GPT2[@]}" \
+  --description "G-base's architecture, tokenizer and seed, so the same random initial weights, trained from them independently on the Devil's Dictionary and the Jargon File. Shares G-base's initialisation, not its training: not derived from G-base." \
+  --tokenizer "$ZOO/G-base/tokenizer.json" \
+  --data "$C/en/devil.txt" "$C/en/jargon.txt" --seed 21 --steps 1000
 
 train G-ft-jargon --family G --mechanism fine-tuning --relation finetune \
   --init "$ZOO/G-base" \

@@ -104,6 +104,9 @@ fn trained_category(mechanism: &str) -> Result<(&'static str, &'static str)> {
         "same-family-different-size" => ("same-family-different-size", "medium"),
         "same-tokenizer-other-data" => ("same-family-different-corpus", "hard"),
         "same-architecture-other-tokenizer" => ("same-architecture-independent-runs", "medium"),
+        // The same seed, hence the same random initial weights, then trained independently (Pythia and
+        // Pythia-deduped): the weights still correlate, but the constitution counts no lineage.
+        "same-seed-independent-run" => ("same-architecture-independent-runs", "extreme"),
         other => bail!("MANIFEST.json: unknown mechanism {other:?}"),
     })
 }
