@@ -45,5 +45,8 @@ echo
 echo "== a pruned student of the zoo"
 $bin/provsearch query model L-pruned --index "$index" --top-k 3
 echo
+echo "== trained from L-base's seed (the same random start), not from L-base: a shared seed is not lineage"
+$bin/provsearch compare datasets/zoo/trained/L-sameinit datasets/zoo/trained/L-base
+echo
 echo "== metadata search"
 $bin/provsearch query text "model_type:bert" --index "$index"
