@@ -317,6 +317,47 @@ fn ingest_then_every_derivative_finds_its_relative() {
     );
 }
 
+/// The committed trained zoo: a model trained from L-base's seed (the same random start) on other text finds
+/// no relative, and its hits say why the correlated weights do not count; a heavy fine-tune of L-base still
+/// finds its family.
+#[test]
+fn a_same_seed_run_finds_no_relative_and_says_why() {
+    let zoo = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/zoo/trained");
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("idx");
+    let idx = idx.to_str().unwrap();
+    let o = run(&["ingest", zoo.to_str().unwrap(), "--index", idx]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let same_seed = zoo.join("L-sameinit");
+    let results = query_results(idx, same_seed.to_str().unwrap(), &["--top-k", "20"]);
+    assert!(!results.is_empty());
+    for h in &results {
+        assert_ne!(h["related"], true, "{h}");
+    }
+    let base = results
+        .iter()
+        .find(|h| h["model_id"] == "L-base")
+        .expect("L-base among the candidates");
+    assert!(base["signals"]["wvc"].as_f64().unwrap() > 0.1, "{base}");
+    assert!(
+        base["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("shared random start only"),
+        "{base}"
+    );
+
+    let heavy = zoo.join("L-ft-heavy");
+    let results = query_results(idx, heavy.to_str().unwrap(), &[]);
+    assert_eq!(results[0]["related"], true, "{}", results[0]);
+    assert!(
+        results[0]["model_id"].as_str().unwrap().starts_with("L-"),
+        "{}",
+        results[0]
+    );
+}
+
 #[test]
 fn hf_cache_layout_and_revisions() {
     let tmp = tempfile::tempdir().unwrap();

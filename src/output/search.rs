@@ -4,7 +4,7 @@
 use crate::commands::serve::QuerySummary;
 use provsearch_index::reader::Stats;
 use provsearch_index::schema::SourceFormat;
-use provsearch_index::score::Comparison;
+use provsearch_index::score::{shared_initialisation_only, Comparison};
 use provsearch_index::search::{Hit, QueryResult, TextResult};
 use serde_json::{json, Value};
 use std::fmt::Write;
@@ -32,6 +32,14 @@ pub fn reason(c: &Comparison) -> String {
         return "byte-identical weight files".into();
     }
     match (s.wvc.similarity, s.wvc.z) {
+        (Some(r), Some(z))
+            if c.related != Some(true) && z >= 3.0 && shared_initialisation_only(s) =>
+        {
+            format!(
+                "shared random start only: weights r={r:.3} (z={z:.0}), norms r={:.3}",
+                s.nlf.similarity.unwrap_or(f64::NAN)
+            )
+        }
         (Some(r), Some(z)) if c.related == Some(true) || z.abs() >= 3.0 => {
             format!(
                 "weights r={r:.3} over {} aligned samples (z={z:.0})",
