@@ -41,10 +41,10 @@ pub const SHARED_INIT_MAX_NLF: f64 = 0.3;
 /// Such models correlate far above the null at aligned positions (r ≈ 0.2 over thousands of samples is tens of
 /// standard deviations), because their matrices still hold part of the common random start. Two things tell
 /// them from derivatives. Training from a random start moves the weights much further than training from
-/// trained weights does, so little of the start is left: the same-seed runs of the zoo keep WVC r 0.20–0.24
+/// trained weights does, so little of the start is left: the same-seed runs of the zoo keep WVC r 0.14–0.23
 /// after 1000 steps, while a derivative trained three times as long as its parent's own training keeps 0.64,
 /// and a copy with noise as large as the weights about 0.45–0.7. And norm gains start as constants, so the start
-/// adds nothing to their correlation: the same-seed runs reach NLF r 0.07–0.20, the derivatives 0.34 and more.
+/// adds nothing to their correlation: the same-seed runs reach NLF r 0.06–0.20, the derivatives 0.34 and more.
 /// Evasions that scramble the norms (NLF 0.15) keep their matrices (WVC ≥ 0.66). Both correlations must be
 /// known and below [`SHARED_INIT_MAX_WVC`] and [`SHARED_INIT_MAX_NLF`]; without norm samples the rule cannot
 /// tell and does not apply.
