@@ -260,17 +260,14 @@ impl TokenList {
         }
         // The same tail when each of its pairs is already in the ordered prefix (a tokenizer.json's added
         // tokens usually repeat vocabulary entries): it is dropped, and nothing is rebuilt.
+        // The prefix is ordered by id first, so a pair is found among the prefix entries with its id.
+        let ids = &self.ids[..prefix];
         let in_prefix = |i: usize| {
-            let (mut low, mut high) = (0, prefix);
-            while low < high {
-                let middle = low + (high - low) / 2;
-                match self.pair_order(middle, i) {
-                    std::cmp::Ordering::Less => low = middle + 1,
-                    std::cmp::Ordering::Greater => high = middle,
-                    std::cmp::Ordering::Equal => return true,
-                }
-            }
-            false
+            let id = self.ids[i];
+            let same_id = ids.partition_point(|&x| x < id)..ids.partition_point(|&x| x <= id);
+            same_id
+                .into_iter()
+                .any(|p| self.strings.get(p) == self.strings.get(i))
         };
         if (prefix..self.len()).all(in_prefix) {
             self.truncate(prefix);
