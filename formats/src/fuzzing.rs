@@ -55,3 +55,16 @@ pub fn fuzz_gguf(data: &[u8]) {
         let _ = crate::gguf::read_f32_in(path, data, t, n / 2, &mut out[..middle]);
     }
 }
+
+/// A tokenizer model file through every reader that takes one: the SentencePiece protobuf reader
+/// ([`parse_sentencepiece_model`](crate::tokenizer::parse_sentencepiece_model)), the tiktoken ranks reader
+/// ([`parse_tiktoken_ranks`](crate::tokenizer::parse_tiktoken_ranks), with its content sniff) and the tekken
+/// reader ([`parse_tekken`](crate::tokenizer::parse_tekken), UTF-8 lossy).
+pub fn fuzz_tokenizer_model(data: &[u8]) {
+    let path = Path::new("tokenizer.model");
+    let _ = crate::tokenizer::parse_sentencepiece_model(path, data);
+    let _ = crate::tokenizer::looks_like_ranks(data);
+    let _ = crate::tokenizer::parse_tiktoken_ranks(path, data);
+    let _ =
+        crate::tokenizer::parse_tekken(Path::new("tekken.json"), &String::from_utf8_lossy(data));
+}

@@ -1,6 +1,7 @@
 //! Tokenizer files → one [`Vocabulary`]: `tokenizer.json` (BPE, WordPiece, Unigram, WordLevel; byte-level,
 //! Metaspace and WordPiece conventions; added tokens), `vocab.json` + `merges.txt` (GPT-2), `vocab.txt`
-//! (WordPiece), and `tokenizer.model` (SentencePiece protobuf) when nothing else exists.
+//! (WordPiece), and when nothing else exists `tokenizer.model` (SentencePiece protobuf, or tiktoken ranks),
+//! `tekken.json` (Mistral) or a `*.tiktoken` ranks file ([`tiktoken`]).
 //!
 //! Every parser is a pure function of the file's text or bytes (the path only names the file in errors), never
 //! panics, and rejects ids outside `u32`. Token strings are kept raw: `Ġ`, `▁` and `##` markers are never
@@ -11,6 +12,9 @@
 //! `added_tokens`) is kept once; two different tokens with the same id, or one token with two ids, are all kept.
 
 mod json;
+mod tiktoken;
+
+pub use tiktoken::{looks_like_ranks, parse_ranks as parse_tiktoken_ranks, parse_tekken};
 
 use crate::error::{Error, Result};
 use crate::strings::{StringList, TokenList};
@@ -150,11 +154,11 @@ pub fn unicode_to_byte() -> HashMap<char, u8> {
 }
 
 /// Find and load the vocabulary of a model directory: tokenizer.json, then vocab.json + merges.txt, then
-/// vocab.txt, then tokenizer.model; tokenizer_config.json and special_tokens_map.json supply the class and
-/// special tokens. `Ok(None)` when the directory holds no tokenizer file; an error when one exists but is bad.
+/// vocab.txt, then a SentencePiece model, `tekken.json` or a tiktoken ranks file ([`load_model_file`]);
+/// tokenizer_config.json and special_tokens_map.json supply the class and special tokens. `Ok(None)` when the
+/// directory holds no tokenizer file; an error when one exists but is bad.
 ///
-/// `spiece.model` (T5) and `sentencepiece.bpe.model` (XLM-R) are read like `tokenizer.model` when that is
-/// absent. In tokenizer_config.json, `tokenizer_class` sets the class, `bos_token` / `eos_token` /
+/// In tokenizer_config.json, `tokenizer_class` sets the class, `bos_token` / `eos_token` /
 /// `pad_token` / `unk_token` / `mask_token` (strings or `{"content": ...}` objects) are looked up in the
 /// vocabulary (an explicit `null` clears the id), `added_tokens_decoder` adds tokens, and a boolean
 /// `do_lower_case` overrides `lowercase` of a WordPiece vocabulary (as transformers' BERT tokenizers do).
@@ -168,15 +172,7 @@ pub fn load_vocabulary(dir: &Path) -> Result<Option<Vocabulary>> {
     } else if let Some(text) = read_text_if_exists(&dir.join("vocab.txt"))? {
         parse_vocab_txt(&dir.join("vocab.txt"), &text)?
     } else {
-        let mut found = None;
-        for name in ["tokenizer.model", "spiece.model", "sentencepiece.bpe.model"] {
-            let path = dir.join(name);
-            if let Some(bytes) = read_bytes_if_exists(&path)? {
-                found = Some(parse_sentencepiece_model(&path, &bytes)?);
-                break;
-            }
-        }
-        match found {
+        match load_model_file(dir)? {
             Some(v) => v,
             None => return Ok(None),
         }
@@ -189,6 +185,55 @@ pub fn load_vocabulary(dir: &Path) -> Result<Option<Vocabulary>> {
     }
     vocab.normalize();
     Ok(Some(vocab))
+}
+
+/// SentencePiece model files under the names transformers gives them: Llama and most others, T5/ALBERT/XLNet,
+/// XLM-R/mBART/CamemBERT, DeBERTa-v2/v3.
+const SENTENCEPIECE_FILES: &[&str] = &[
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "spm.model",
+];
+
+/// tiktoken ranks files under fixed names: Kimi/Moonlight, Qwen (1st generation). Any other `*.tiktoken`
+/// file is taken after these.
+const TIKTOKEN_FILES: &[&str] = &["tiktoken.model", "qwen.tiktoken"];
+
+/// The vocabulary of a directory without tokenizer.json, vocab.json or vocab.txt: a SentencePiece model
+/// ([`SENTENCEPIECE_FILES`]; a `tokenizer.model` that holds tiktoken ranks, as GLM-4's does, is read as
+/// such), else Mistral's `tekken.json`, else a tiktoken ranks file ([`TIKTOKEN_FILES`], then the first
+/// `*.tiktoken` by name).
+fn load_model_file(dir: &Path) -> Result<Option<Vocabulary>> {
+    for name in SENTENCEPIECE_FILES {
+        let path = dir.join(name);
+        if let Some(bytes) = read_bytes_if_exists(&path)? {
+            return if tiktoken::looks_like_ranks(&bytes) {
+                tiktoken::parse_ranks(&path, &bytes).map(Some)
+            } else {
+                parse_sentencepiece_model(&path, &bytes).map(Some)
+            };
+        }
+    }
+    let tekken = dir.join("tekken.json");
+    if let Some(text) = read_text_if_exists(&tekken)? {
+        return tiktoken::parse_tekken(&tekken, &text).map(Some);
+    }
+    let mut ranks_files: Vec<std::path::PathBuf> =
+        TIKTOKEN_FILES.iter().map(|n| dir.join(n)).collect();
+    let mut others: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "tiktoken") && !ranks_files.contains(p))
+        .collect();
+    others.sort();
+    ranks_files.extend(others);
+    for path in ranks_files {
+        if let Some(bytes) = read_bytes_if_exists(&path)? {
+            return tiktoken::parse_ranks(&path, &bytes).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 /// Parse a `tokenizer.json` text.

@@ -72,3 +72,12 @@ fn tokenizer_json_corpus() {
         "expected the saved tokenizer_json corpus, found {n} files"
     );
 }
+
+#[test]
+fn tokenizer_model_corpus() {
+    let n = replay("tokenizer_model", fuzzing::fuzz_tokenizer_model);
+    assert!(
+        n >= 10,
+        "expected the saved tokenizer_model corpus, found {n} files"
+    );
+}

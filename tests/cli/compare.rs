@@ -1,9 +1,11 @@
 //! Verdicts on real files: copies and mechanical derivations are related, independent models are not.
 
 use super::util::{compare, derive, minilm, num, provsearch, synth};
+use base64::Engine;
 use datasets::derive::{add_noise, fresh_init, int8_per_channel};
 use datasets::synth::Family;
 use datasets::{Checkpoint, Storage};
+use serde_json::Value;
 
 const FAMILIES: [Family; 3] = [Family::Llama, Family::Gpt2, Family::Bert];
 
@@ -330,4 +332,68 @@ fn distilbert_style_student_aligns_with_its_bert_teacher_across_naming() {
     synth(&unrelated, Family::Bert, 12);
     let c = compare(&student_dir, &unrelated);
     assert_eq!(c["related"], false, "{c}");
+}
+
+/// GLM-4 and Meta's original Llama 3 files hold a tiktoken ranks file as `tokenizer.model`: the committed
+/// zoo model with its byte-level tokenizer.json rewritten that way (ranks = ids, the special token in
+/// tokenizer_config.json) fingerprints to the same vocabulary and anchors.
+#[test]
+fn a_tiktoken_ranks_file_reads_as_the_same_tokenizer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zoo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/zoo/trained/L-base");
+    let (json_dir, ranks_dir) = (tmp.path().join("json"), tmp.path().join("ranks"));
+    for dir in [&json_dir, &ranks_dir] {
+        std::fs::create_dir(dir).unwrap();
+        for name in ["config.json", "model.safetensors"] {
+            std::fs::copy(zoo.join(name), dir.join(name)).unwrap();
+        }
+    }
+    std::fs::copy(zoo.join("tokenizer.json"), json_dir.join("tokenizer.json")).unwrap();
+
+    let tokenizer: Value =
+        serde_json::from_str(&std::fs::read_to_string(zoo.join("tokenizer.json")).unwrap())
+            .unwrap();
+    let added = tokenizer["added_tokens"].as_array().unwrap();
+    let is_added = |t: &str| added.iter().any(|a| a["content"] == t);
+    let byte_of = provsearch_formats::tokenizer::unicode_to_byte();
+    let mut ranks = String::new();
+    for (token, id) in tokenizer["model"]["vocab"].as_object().unwrap() {
+        if !is_added(token) {
+            let bytes: Vec<u8> = token.chars().map(|c| byte_of[&c]).collect();
+            ranks += &format!(
+                "{} {id}\n",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            );
+        }
+    }
+    std::fs::write(ranks_dir.join("tokenizer.model"), ranks).unwrap();
+    let decoder: serde_json::Map<String, Value> = added
+        .iter()
+        .map(|a| {
+            (
+                a["id"].to_string(),
+                serde_json::json!({"content": a["content"], "special": true}),
+            )
+        })
+        .collect();
+    std::fs::write(
+        ranks_dir.join("tokenizer_config.json"),
+        serde_json::json!({ "added_tokens_decoder": decoder }).to_string(),
+    )
+    .unwrap();
+
+    let itself = compare(&json_dir, &json_dir);
+    let c = compare(&json_dir, &ranks_dir);
+    assert_eq!(c["related"], true, "{c}");
+    assert_eq!(c["signals"]["voa"], 1.0, "{c}");
+    assert_eq!(
+        c["details"]["eas"]["support"], itself["details"]["eas"]["support"],
+        "same anchors found"
+    );
+    assert_eq!(c["signals"]["eas"], 1.0, "{c}");
+    let evidence = c["evidence"].to_string();
+    assert!(
+        evidence.contains("tokenizers: identical vocabularies"),
+        "{evidence}"
+    );
 }

@@ -18,6 +18,10 @@ pub const METADATA_FILES: &[&str] = &[
     "tokenizer.model",
     "spiece.model",
     "sentencepiece.bpe.model",
+    "spm.model",
+    "tekken.json",
+    "tiktoken.model",
+    "qwen.tiktoken",
     "quantize_config.json",
     "quant_config.json",
     // A PEFT adapter repository has this instead of config.json; fetched so that the error can say so.
@@ -101,10 +105,18 @@ pub(super) fn plan(
     selection: Option<&str>,
 ) -> std::result::Result<Plan, String> {
     let listed = |name: &str| siblings.iter().any(|s| s == name);
+    // Plus any other top-level tiktoken ranks file, which the tokenizer reader takes when nothing else exists
+    // (names from the listing: checked like weight names).
+    let other_ranks = siblings
+        .iter()
+        .filter(|s| s.ends_with(".tiktoken") && !METADATA_FILES.contains(&s.as_str()))
+        .filter_map(|s| repo_path(s).ok())
+        .filter(|s| !s.contains('/'));
     let metadata = METADATA_FILES
         .iter()
         .filter(|f| listed(f))
         .map(|f| f.to_string())
+        .chain(other_ranks)
         .collect();
     if let Some(file) = selection {
         let path = repo_path(file)?;
@@ -268,6 +280,22 @@ mod tests {
         assert_eq!(p.metadata, names(&["config.json", "tokenizer.json"]));
         assert_eq!(p.weights, names(&["model.safetensors"]));
         assert_eq!(p.index, None);
+
+        // Tokenizer files of every kind the reader takes, never one in a folder.
+        let p = plan(&[
+            "model.safetensors",
+            "spm.model",
+            "tekken.json",
+            "o200k.tiktoken",
+            "original/tokenizer.model",
+            "sub/x.tiktoken",
+            "a\\b.tiktoken",
+        ])
+        .unwrap();
+        assert_eq!(
+            p.metadata,
+            names(&["spm.model", "tekken.json", "o200k.tiktoken"])
+        );
 
         let p = plan(&[INDEX_FILE, "model-00001-of-00002.safetensors"]).unwrap();
         assert_eq!(p.index.as_deref(), Some(INDEX_FILE));
