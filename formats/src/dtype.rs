@@ -16,6 +16,14 @@ pub enum Dtype {
     F8E4M3,
     /// FP8 E5M2.
     F8E5M2,
+    /// FP8 E8M0: a bare power of two, the shared scale of OCP microscaling (MX) blocks.
+    F8E8M0,
+    /// FP4 E2M1 (OCP MX), two elements per byte.
+    F4,
+    /// FP6 E2M3 (OCP MX), four elements per three bytes.
+    F6E2M3,
+    /// FP6 E3M2 (OCP MX), four elements per three bytes.
+    F6E3M2,
     /// Signed 16-bit integer.
     I16,
     /// Unsigned 16-bit integer.
@@ -36,6 +44,8 @@ pub enum Dtype {
     I64,
     /// Unsigned 64-bit integer.
     U64,
+    /// Complex number of two `f32`s (rotary `freqs_cis` buffers in some checkpoints).
+    C64,
 }
 
 impl Dtype {
@@ -47,6 +57,11 @@ impl Dtype {
             "I8" => Dtype::I8,
             "F8_E4M3" => Dtype::F8E4M3,
             "F8_E5M2" => Dtype::F8E5M2,
+            "F8_E8M0" => Dtype::F8E8M0,
+            "F4" => Dtype::F4,
+            "F6_E2M3" => Dtype::F6E2M3,
+            "F6_E3M2" => Dtype::F6E3M2,
+            "C64" => Dtype::C64,
             "I16" => Dtype::I16,
             "U16" => Dtype::U16,
             "F16" => Dtype::F16,
@@ -69,6 +84,11 @@ impl Dtype {
             Dtype::I8 => "I8",
             Dtype::F8E4M3 => "F8_E4M3",
             Dtype::F8E5M2 => "F8_E5M2",
+            Dtype::F8E8M0 => "F8_E8M0",
+            Dtype::F4 => "F4",
+            Dtype::F6E2M3 => "F6_E2M3",
+            Dtype::F6E3M2 => "F6_E3M2",
+            Dtype::C64 => "C64",
             Dtype::I16 => "I16",
             Dtype::U16 => "U16",
             Dtype::F16 => "F16",
@@ -82,14 +102,30 @@ impl Dtype {
         }
     }
 
-    /// Bytes per element.
-    pub fn size(self) -> usize {
+    /// Bits per element.
+    pub fn bits(self) -> u64 {
         match self {
-            Dtype::Bool | Dtype::U8 | Dtype::I8 | Dtype::F8E4M3 | Dtype::F8E5M2 => 1,
-            Dtype::I16 | Dtype::U16 | Dtype::F16 | Dtype::BF16 => 2,
-            Dtype::I32 | Dtype::U32 | Dtype::F32 => 4,
-            Dtype::F64 | Dtype::I64 | Dtype::U64 => 8,
+            Dtype::F4 => 4,
+            Dtype::F6E2M3 | Dtype::F6E3M2 => 6,
+            Dtype::Bool | Dtype::U8 | Dtype::I8 | Dtype::F8E4M3 | Dtype::F8E5M2 | Dtype::F8E8M0 => {
+                8
+            }
+            Dtype::I16 | Dtype::U16 | Dtype::F16 | Dtype::BF16 => 16,
+            Dtype::I32 | Dtype::U32 | Dtype::F32 => 32,
+            Dtype::F64 | Dtype::I64 | Dtype::U64 | Dtype::C64 => 64,
         }
+    }
+
+    /// Bytes per element, rounded up for F4/F6, which pack several elements per byte: those are never read
+    /// element by element ([`reads_as_values`](Dtype::reads_as_values)).
+    pub fn size(self) -> usize {
+        self.bits().div_ceil(8) as usize
+    }
+
+    /// Whether [`decode_to_f32`] gives each element's value: every dtype but the packed sub-byte F4/F6 and
+    /// the complex C64.
+    pub fn reads_as_values(self) -> bool {
+        !matches!(self, Dtype::F4 | Dtype::F6E2M3 | Dtype::F6E3M2 | Dtype::C64)
     }
 
     /// Whether values of this dtype are real-valued weights (F16/BF16/F32/F64). FP8 and integer tensors in a
@@ -110,6 +146,15 @@ fn f8_e4m3_to_f32(b: u8) -> f32 {
         sign * man / 8.0 * 2f32.powi(-6)
     } else {
         sign * (1.0 + man / 8.0) * 2f32.powi(exp - 7)
+    }
+}
+
+/// E8M0: 2^(b − 127); 0xFF is NaN.
+fn f8_e8m0_to_f32(b: u8) -> f32 {
+    if b == 0xff {
+        f32::NAN
+    } else {
+        2f32.powi(i32::from(b) - 127)
     }
 }
 
@@ -142,6 +187,9 @@ pub fn decode_to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
         Dtype::I8 => each!(1, |c: &[u8]| c[0] as i8 as f32),
         Dtype::F8E4M3 => each!(1, |c: &[u8]| f8_e4m3_to_f32(c[0])),
         Dtype::F8E5M2 => each!(1, |c: &[u8]| f8_e5m2_to_f32(c[0])),
+        Dtype::F8E8M0 => each!(1, |c: &[u8]| f8_e8m0_to_f32(c[0])),
+        // No per-element value to give (see `reads_as_values`): NaN, never a silent zero.
+        Dtype::F4 | Dtype::F6E2M3 | Dtype::F6E3M2 | Dtype::C64 => out.fill(f32::NAN),
         Dtype::I16 => each!(2, |c: &[u8]| i16::from_le_bytes([c[0], c[1]]) as f32),
         Dtype::U16 => each!(2, |c: &[u8]| u16::from_le_bytes([c[0], c[1]]) as f32),
         Dtype::I32 => each!(4, |c: &[u8]| i32::from_le_bytes([c[0], c[1], c[2], c[3]])

@@ -222,6 +222,13 @@ impl SafetensorsFile {
     /// Decode elements `start .. start + out.len()` (flat, row-major) of a tensor into `f32`.
     /// Errors if the range is outside the tensor (or the tensor outside this file).
     pub fn read_f32(&self, tensor: &TensorInfo, start: u64, out: &mut [f32]) -> Result<()> {
+        if !tensor.dtype.reads_as_values() {
+            return Err(Error::Tensor {
+                path: self.path.clone(),
+                tensor: tensor.name.clone(),
+                detail: format!("{} elements cannot be read as values", tensor.dtype.name()),
+            });
+        }
         let size = tensor.dtype.size() as u64;
         let count = out.len() as u64;
         let numel = tensor.numel();
@@ -293,12 +300,20 @@ fn parse_entry(path: &Path, name: &str, value: &Value) -> Result<(TensorInfo, u6
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| tensor_err(format!("shape {shape:?} overflows u64")))?;
-    let nbytes = numel.checked_mul(dtype.size() as u64).ok_or_else(|| {
+    let nbits = numel.checked_mul(dtype.bits()).ok_or_else(|| {
         tensor_err(format!(
             "byte size of shape {shape:?} × {} overflows u64",
             dtype.name()
         ))
     })?;
+    if nbits % 8 != 0 {
+        return Err(tensor_err(format!(
+            "{numel} elements of {} ({} bits each) do not fill whole bytes",
+            dtype.name(),
+            dtype.bits()
+        )));
+    }
+    let nbytes = nbits / 8;
     if begin > end {
         return Err(Error::corrupt(
             path,

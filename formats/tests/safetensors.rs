@@ -271,12 +271,76 @@ fn dtype_shape_mismatch_names_the_tensor() {
 #[test]
 fn unknown_dtype_is_unsupported() {
     let dir = tempfile::tempdir().unwrap();
-    let header = r#"{"q":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}}"#;
-    let path = write_raw(dir.path(), "f4.safetensors", header, &[0; 1]);
+    let header = r#"{"q":{"dtype":"F3","shape":[8],"data_offsets":[0,3]}}"#;
+    let path = write_raw(dir.path(), "f3.safetensors", header, &[0; 3]);
     let e = open_err(&path);
     assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
     assert!(
-        e.to_string().contains("`F4`") && e.to_string().contains("`q`"),
+        e.to_string().contains("`F3`") && e.to_string().contains("`q`"),
+        "{e}"
+    );
+}
+
+/// OCP microscaling checkpoints (FP4/FP6 elements, E8M0 block scales) and complex rotary buffers open, as the
+/// safetensors crate writes them: their tensors are listed with their dtypes, E8M0 scales read as powers of
+/// two, and the packed or complex ones refuse to be read as values instead of giving wrong numbers.
+#[test]
+fn microscaling_and_complex_dtypes_open_and_read_only_as_far_as_they_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let scales = [127u8, 128, 120, 255];
+    let f4 = [0x21u8, 0x43, 0x65];
+    let f6 = [0u8; 6];
+    let c64 = le(&[1.0f32, 0.0], f32::to_le_bytes);
+    let w = le(&[0.5f32, -0.25], f32::to_le_bytes);
+    let tensors = vec![
+        (
+            "blocks",
+            TensorView::new(safetensors::Dtype::F4, vec![2, 3], &f4).unwrap(),
+        ),
+        (
+            "scales",
+            TensorView::new(safetensors::Dtype::F8_E8M0, vec![4], &scales).unwrap(),
+        ),
+        (
+            "six",
+            TensorView::new(safetensors::Dtype::F6_E2M3, vec![8], &f6).unwrap(),
+        ),
+        (
+            "freqs",
+            TensorView::new(safetensors::Dtype::C64, vec![1], &c64).unwrap(),
+        ),
+        (
+            "w",
+            TensorView::new(safetensors::Dtype::F32, vec![2], &w).unwrap(),
+        ),
+    ];
+    let path = dir.path().join("mx.safetensors");
+    safetensors::serialize_to_file(tensors, None, &path).unwrap();
+    let file = SafetensorsFile::open(&path).unwrap();
+    let info = |name: &str| file.tensor(name).unwrap();
+    assert_eq!((info("blocks").dtype, info("blocks").len), (Dtype::F4, 3));
+    assert_eq!((info("six").dtype, info("six").len), (Dtype::F6E2M3, 6));
+    assert_eq!((info("freqs").dtype, info("freqs").len), (Dtype::C64, 8));
+
+    let mut out = [0f32; 4];
+    file.read_f32(info("scales"), 0, &mut out).unwrap();
+    assert_eq!(out[..3], [1.0, 2.0, 2f32.powi(-7)]);
+    assert!(out[3].is_nan(), "E8M0 0xff is NaN");
+    let mut two = [0f32; 2];
+    file.read_f32(info("w"), 0, &mut two).unwrap();
+    assert_eq!(two, [0.5, -0.25]);
+    for name in ["blocks", "six", "freqs"] {
+        let e = file.read_f32(info(name), 0, &mut out[..1]).unwrap_err();
+        assert!(e.to_string().contains("cannot be read as values"), "{e}");
+    }
+
+    // An odd count of 4-bit elements does not fill whole bytes.
+    let header = r#"{"q":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}"#;
+    let path = write_raw(dir.path(), "f4-odd.safetensors", header, &[0; 2]);
+    let e = open_err(&path);
+    assert!(
+        matches!(&e, Error::Tensor { tensor, .. } if tensor == "q")
+            && e.to_string().contains("do not fill whole bytes"),
         "{e}"
     );
 }

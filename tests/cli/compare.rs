@@ -397,3 +397,68 @@ fn a_tiktoken_ranks_file_reads_as_the_same_tokenizer() {
         "{evidence}"
     );
 }
+
+/// Tensors in the OCP microscaling dtypes (FP4 blocks with E8M0 scales, as MXFP4 experts are stored) and a
+/// complex rotary buffer, beside ordinary weights: the model fingerprints, lists those dtypes, skips their
+/// tensors with a note, and matches its plain self on the rest.
+#[test]
+fn microscaling_and_complex_tensors_are_listed_and_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zoo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/zoo/trained/L-base");
+    let mx = tmp.path().join("mx");
+    std::fs::create_dir(&mx).unwrap();
+    for name in ["config.json", "tokenizer.json"] {
+        std::fs::copy(zoo.join(name), mx.join(name)).unwrap();
+    }
+    let bytes = std::fs::read(zoo.join("model.safetensors")).unwrap();
+    let plain = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (blocks, scales, freqs) = (vec![0x21u8; 512], vec![127u8; 128], vec![0u8; 64]);
+    let mut tensors: Vec<(String, safetensors::tensor::TensorView)> = plain.tensors();
+    for (name, dtype, shape, data) in [
+        (
+            "model.layers.0.mlp.experts.gate_up_proj_blocks",
+            safetensors::Dtype::F4,
+            vec![64, 16],
+            &blocks,
+        ),
+        (
+            "model.layers.0.mlp.experts.gate_up_proj_scales",
+            safetensors::Dtype::F8_E8M0,
+            vec![64, 2],
+            &scales,
+        ),
+        (
+            "model.freqs_cis",
+            safetensors::Dtype::C64,
+            vec![4, 2],
+            &freqs,
+        ),
+    ] {
+        let view = safetensors::tensor::TensorView::new(dtype, shape, data).unwrap();
+        tensors.push((name.to_string(), view));
+    }
+    safetensors::serialize_to_file(tensors, None, &mx.join("model.safetensors")).unwrap();
+
+    let run = super::util::fingerprint(&mx);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = provsearch([
+        std::path::Path::new("fingerprint"),
+        &mx,
+        std::path::Path::new("--json"),
+    ]);
+    let fp: Value = serde_json::from_str(&run.stdout).unwrap();
+    let dtypes = fp["source"]["dtypes"].to_string();
+    for dtype in ["F4", "F8_E8M0", "C64"] {
+        assert!(dtypes.contains(&format!("\"{dtype}\"")), "{dtypes}");
+    }
+    assert!(
+        fp["weights"]["notes"]
+            .to_string()
+            .contains("3 integer/packed"),
+        "{}",
+        fp["weights"]
+    );
+    let c = compare(&mx, &zoo);
+    assert_eq!(c["related"], true, "{c}");
+    assert_eq!(c["signals"]["wvc"], 1.0, "{c}");
+}
