@@ -299,7 +299,7 @@ impl ModelConfig {
     /// is wrong (e.g. `hidden_size` is a string).
     pub fn parse(path: &Path, text: &str) -> Result<ModelConfig> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let value: Value = serde_json::from_str(text).map_err(|e| Error::Json {
+        let value: Value = crate::python_json::parse(text).map_err(|e| Error::Json {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;

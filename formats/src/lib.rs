@@ -9,6 +9,7 @@
 //! - [`config`]: `config.json` with the reference's alias table.
 //! - [`tokenizer`]: tokenizer files of every common kind into one [`tokenizer::Vocabulary`].
 //! - [`card`]: README front matter.
+//! - [`python_json`]: JSON with the `NaN`/`Infinity` words Python's `json` writes (config files).
 //! - [`strings`]: lists of many short strings in one buffer.
 //! - [`mapped`]: read-only memory maps of weight files that give their pages back in batches.
 //! - [`fuzzing`]: the fuzz entry points (never panic on any input).
@@ -21,6 +22,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod gguf;
 pub mod mapped;
+pub mod python_json;
 pub mod safetensors;
 pub mod strings;
 pub mod tokenizer;

@@ -1050,7 +1050,7 @@ fn json_err(path: &Path, detail: impl Into<String>) -> Error {
 
 fn parse_json(path: &Path, text: &str) -> Result<Value> {
     // serde_json's message carries the line and column; its recursion limit bounds nesting.
-    serde_json::from_str(text).map_err(|e| json_err(path, e.to_string()))
+    crate::python_json::parse(text).map_err(|e| json_err(path, e.to_string()))
 }
 
 fn json_u32(v: &Value) -> Option<u32> {

@@ -30,6 +30,19 @@ fn malformed_json_reports_line_and_column() {
     assert!(json_err("[1, 2]").contains("not a JSON object"));
 }
 
+/// Python's `json` writes non-finite floats as bare words; Mamba-2 and Nemotron-H configs carry them.
+#[test]
+fn python_non_finite_floats_are_read_as_null() {
+    let text = r#"{"model_type": "mamba2", "hidden_size": 768, "num_hidden_layers": 24,
+        "time_step_limit": [0.0, Infinity], "time_step_floor": NaN, "x": -Infinity, "name": "NaN"}"#;
+    let c = parse(text).unwrap();
+    assert_eq!((c.hidden_size, c.num_layers), (768, 24));
+    assert_eq!(c.model_type, "mamba2");
+    // Anything else wrong is still reported where the file has it.
+    let msg = json_err("{\"time_step_limit\": [0.0, Infinity],\n \"a\": Inf}");
+    assert!(msg.contains("line 2 column"), "{msg}");
+}
+
 #[test]
 fn wrong_field_types_name_the_field() {
     assert!(json_err(r#"{"hidden_size": "big"}"#).contains("`hidden_size`"));

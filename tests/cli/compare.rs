@@ -462,3 +462,28 @@ fn microscaling_and_complex_tensors_are_listed_and_skipped() {
     assert_eq!(c["related"], true, "{c}");
     assert_eq!(c["signals"]["wvc"], 1.0, "{c}");
 }
+
+/// Mamba-2 and Nemotron-H configs hold `"time_step_limit": [0.0, Infinity]`, as Python's `json` writes it:
+/// every reader of config.json takes it (the model config and the quantization declaration both read it).
+#[test]
+fn a_config_with_python_infinity_fingerprints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zoo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/zoo/trained/L-base");
+    let dir = tmp.path().join("inf");
+    std::fs::create_dir(&dir).unwrap();
+    for name in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(zoo.join(name), dir.join(name)).unwrap();
+    }
+    let config = std::fs::read_to_string(zoo.join("config.json")).unwrap();
+    let body = config.trim_end().strip_suffix('}').unwrap();
+    let config = format!(
+        "{body},\n  \"time_step_limit\": [0.0, Infinity],\n  \"time_step_floor\": NaN\n}}\n"
+    );
+    std::fs::write(dir.join("config.json"), config).unwrap();
+    let c = compare(&dir, &zoo);
+    assert_eq!(c["related"], true, "{c}");
+    assert_eq!(
+        c["signals"]["mfi"], 1.0,
+        "the same architecture fields: {c}"
+    );
+}

@@ -97,13 +97,19 @@ fn read_json(path: &Path) -> Result<Option<Value>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(FormatError::io(path, e).into()),
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+    let json_error = |detail: String| {
         FormatError::Json {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            detail,
         }
         .into()
-    })
+    };
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| json_error(format!("not UTF-8 (at byte {})", e.valid_up_to())))?;
+    // config.json as Python writes it (non-finite floats as bare words), like the model config reader.
+    provsearch_formats::python_json::parse(text)
+        .map(Some)
+        .map_err(|e| json_error(e.to_string()))
 }
 
 #[cfg(test)]
