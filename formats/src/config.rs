@@ -210,14 +210,21 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// A count. A float with no fractional part (`4096.0`, `1e3`) is that integer, as Python's `int()` and
+    /// `==` take it; a fraction, a negative number or another type is an error.
     fn u32(&self, key: &str) -> Result<Option<u32>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => match v.as_u64().map(u32::try_from) {
-                Some(Ok(n)) => Ok(Some(n)),
-                Some(Err(_)) => Err(self.wrong(key, "an integer below 2^32", v)),
-                None => Err(self.wrong(key, "a non-negative integer", v)),
-            },
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let whole = v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < u64::MAX as f64)
+                .map(|x| x as u64)
+        });
+        match whole.map(u32::try_from) {
+            Some(Ok(n)) => Ok(Some(n)),
+            Some(Err(_)) => Err(self.wrong(key, "an integer below 2^32", v)),
+            None => Err(self.wrong(key, "a non-negative integer", v)),
         }
     }
 

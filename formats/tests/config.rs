@@ -47,7 +47,9 @@ fn python_non_finite_floats_are_read_as_null() {
 fn wrong_field_types_name_the_field() {
     assert!(json_err(r#"{"hidden_size": "big"}"#).contains("`hidden_size`"));
     assert!(json_err(r#"{"n_embd": -3}"#).contains("`n_embd`"));
-    assert!(json_err(r#"{"vocab_size": 1e3}"#).contains("`vocab_size`"));
+    assert!(json_err(r#"{"vocab_size": 1000.5}"#).contains("`vocab_size`"));
+    assert!(json_err(r#"{"vocab_size": -1.0}"#).contains("`vocab_size`"));
+    assert!(json_err(r#"{"vocab_size": 1e10}"#).contains("below 2^32"));
     assert!(json_err(r#"{"num_hidden_layers": 99999999999}"#).contains("below 2^32"));
     assert!(json_err(r#"{"model_type": 7}"#).contains("`model_type`"));
     assert!(json_err(r#"{"architectures": "LlamaForCausalLM"}"#).contains("`architectures`"));
@@ -56,6 +58,9 @@ fn wrong_field_types_name_the_field() {
     assert!(
         json_err(r#"{"text_config": {"hidden_size": [1]}}"#).contains("`text_config.hidden_size`")
     );
+    // A float with no fractional part is that integer (Python's `int()` and `==` agree).
+    let c = parse(r#"{"hidden_size": 4096.0, "vocab_size": 3.2e4}"#).unwrap();
+    assert_eq!((c.hidden_size, c.vocab_size), (4096, 32000));
     // Unknown extra fields and nulls are fine.
     let c = parse(
         r#"{"hidden_size": null, "whatever": {"deep": [1, "x"]}, "num_key_value_heads": null}"#,
