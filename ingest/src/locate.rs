@@ -39,6 +39,26 @@ fn refuse_pickle(path: &Path) -> Error {
     .into()
 }
 
+/// The format of a weight file whose name does not say (Ollama keeps GGUF models as `blobs/sha256-…`), from
+/// its first bytes: GGUF's magic, or safetensors' 8-byte header length followed by `{`. A PyTorch checkpoint
+/// (a zip archive or a bare pickle stream) is refused like a `.bin`, anything else is not a weight file.
+fn sniff_format(path: &Path) -> Result<SourceFormat> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(9);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(9).read_to_end(&mut head))
+        .map_err(|e| FormatError::io(path, e))?;
+    match head.as_slice() {
+        [b'G', b'G', b'U', b'F', ..] => Ok(SourceFormat::Gguf),
+        [_, _, _, _, _, _, _, _, b'{'] => Ok(SourceFormat::Safetensors),
+        [b'P', b'K', 3, 4, ..] | [0x80, 2..=5, ..] => Err(refuse_pickle(path)),
+        _ => Err(Error::no_weights(
+            path,
+            "neither its name (.safetensors, .gguf) nor its first bytes say safetensors or GGUF",
+        )),
+    }
+}
+
 fn has_extension(path: &Path, ext: &str) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -249,7 +269,7 @@ pub fn locate_path(path: &Path) -> Result<ModelLocation> {
     } else if has_extension(&path, "gguf") {
         SourceFormat::Gguf
     } else {
-        return Err(Error::no_weights(&path, "not a .safetensors or .gguf file"));
+        sniff_format(&path)?
     };
     let root = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -188,6 +188,32 @@ fn pickle_checkpoints_are_refused_with_the_safetensors_alternative() {
     );
 }
 
+/// A weight file whose name does not say its format is read by its first bytes: a PyTorch zip or pickle
+/// stream is refused as pickle, and anything else is not a weight file.
+#[test]
+fn files_without_a_weight_extension_are_judged_by_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zip = tmp.path().join("checkpoint");
+    std::fs::write(&zip, b"PK\x03\x04archive/data.pkl").unwrap();
+    assert_error(&fingerprint(&zip), "checkpoint", &["pickle", "safetensors"]);
+    let pickle = tmp.path().join("weights.pt2");
+    std::fs::write(&pickle, b"\x80\x04\x95").unwrap();
+    assert_error(&fingerprint(&pickle), "weights.pt2", &["pickle"]);
+    let text = tmp.path().join("notes.txt");
+    std::fs::write(&text, "not weights\n").unwrap();
+    assert_error(
+        &fingerprint(&text),
+        "notes.txt",
+        &["first bytes", "safetensors or GGUF"],
+    );
+    // Safetensors under another name is read as safetensors.
+    let (_keep, dir) = snapshot();
+    let renamed = tmp.path().join("weights.st");
+    std::fs::copy(dir.join("model.safetensors"), &renamed).unwrap();
+    let run = fingerprint(&renamed);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
 #[test]
 fn nothing_there() {
     let run = fingerprint(Path::new("/nonexistent/model-dir"));

@@ -110,3 +110,18 @@ fn real_gguf_is_not_related_to_a_fresh_model_with_the_same_config_and_tokenizer(
     assert_eq!(c["signals"]["voa"], 1.0, "{c}");
     assert_eq!(c["details"]["mfi_tier"], 1, "{c}");
 }
+
+/// Ollama keeps GGUF models as `blobs/sha256-<hex>`, without an extension: the format comes from the file's
+/// first bytes, and the blob is the same model as the named file. (Bad content is refused: `bad_input.rs`.)
+#[test]
+fn a_gguf_blob_without_extension_is_read_by_its_magic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blob = tmp
+        .path()
+        .join("sha256-6f85a640a97cf2bf5b8e764087b1e83da0fdb51d7c9fab7d0fece9385611df83");
+    std::fs::copy(smollm2(), &blob).unwrap();
+    let c = compare(&blob, &smollm2());
+    assert_eq!(c["related"], true, "{c}");
+    assert_eq!(c["a"]["format"], "gguf", "{c}");
+    assert_eq!(num(&c["signals"], "wvc"), 1.0, "{c}");
+}
