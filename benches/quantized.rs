@@ -18,7 +18,7 @@
 
 mod common;
 
-use datasets::quantize::{is_quantized_layer, write_quantized, Scheme};
+use datasets::quantize::{write_quantized, Scheme};
 use datasets::synth::{build, Family, Spec};
 use provsearch_formats::gguf::writer::quantize;
 use provsearch_formats::gguf::{dequantize, GgmlType};
@@ -92,12 +92,6 @@ fn safetensors_layouts(dir: &Path, min: Duration) -> Vec<Value> {
         seed: 1,
     };
     let ckpt = build(&spec);
-    let float_bytes: u64 = ckpt
-        .tensors
-        .iter()
-        .filter(|t| !is_quantized_layer(t))
-        .map(|t| 2 * t.data.len() as u64)
-        .sum();
     let schemes = [
         (
             "gptq-4bit g128",
@@ -155,6 +149,8 @@ fn safetensors_layouts(dir: &Path, min: Duration) -> Vec<Value> {
         ),
         ("fp8-e4m3 128x128", Scheme::Fp8Block { block: 128 }),
         ("fp8-e4m3 per-tensor", Scheme::Fp8Tensor),
+        ("mlx-4bit g64", Scheme::Mlx { bits: 4, group: 64 }),
+        ("mlx-3bit g64", Scheme::Mlx { bits: 3, group: 64 }),
     ];
     let mut rows = Vec::new();
     let mut buf = vec![0f32; 1 << 20];
@@ -168,8 +164,15 @@ fn safetensors_layouts(dir: &Path, min: Duration) -> Vec<Value> {
             .iter()
             .map(|t| t.len)
             .sum();
-        let layer_bytes = stored - float_bytes;
         let source = quantized::open(&[file], &model).expect("open quantized");
+        // Packed bytes: everything but the tensors left in half precision (MLX packs the embedding too).
+        let float_bytes: u64 = source
+            .tensors()
+            .iter()
+            .filter(|m| m.dtype == "F16" || m.dtype == "BF16")
+            .map(|m| 2 * m.numel())
+            .sum();
+        let layer_bytes = stored - float_bytes;
         let decoded: Vec<usize> = (0..source.tensors().len())
             .filter(|&i| {
                 let m = &source.tensors()[i];

@@ -1,10 +1,11 @@
 //! Quantized copies of a checkpoint in the on-disk layouts of the real quantization libraries: GPTQ
-//! (AutoGPTQ v1), AWQ (AutoAWQ GEMM), bitsandbytes LLM.int8 and NF4/FP4 (with or without nested absmax), and FP8
-//! (DeepSeek-V3 block scales or a per-tensor scale). Round-to-nearest quantizers, not the libraries' searches:
+//! (AutoGPTQ v1), AWQ (AutoAWQ GEMM), bitsandbytes LLM.int8 and NF4/FP4 (with or without nested absmax), FP8
+//! (DeepSeek-V3 block scales or a per-tensor scale), and MLX affine (mlx-lm). Round-to-nearest quantizers, not the libraries' searches:
 //! the layouts, names, dtypes and the `quantization_config` are what matter to a reader.
 //!
 //! The layer matrices (2-D tensors inside `layers.N` / `h.N` / `layer.N`) are quantized; everything else is
-//! written in F16 (GPTQ, AWQ, bitsandbytes) or BF16 (FP8), as those libraries save it.
+//! written in F16 (GPTQ, AWQ, bitsandbytes, MLX) or BF16 (FP8), as those libraries save it. MLX also quantizes
+//! the embeddings and the head: every 2-D weight whose rows divide into whole groups (mlx-lm's predicate).
 
 use crate::checkpoint::{Checkpoint, Tensor};
 use crate::rng::Rng;
@@ -51,6 +52,13 @@ pub enum Scheme {
     },
     /// FP8 E4M3 with one `weight_scale` per tensor (compressed-tensors / FBGEMM style).
     Fp8Tensor,
+    /// MLX affine (`mx.quantize`): uint32 rows of `bits`-bit codes with F16 `scales` and `biases` per group.
+    Mlx {
+        /// 2, 3, 4, 5, 6 or 8.
+        bits: u32,
+        /// Inputs per group.
+        group: usize,
+    },
 }
 
 /// bitsandbytes' NF4 code (`get_4bit_type("nf4")`).
@@ -459,6 +467,50 @@ fn fp8_block(t: &Tensor, block: usize) -> Vec<Encoded> {
     ]
 }
 
+/// MLX affine: per row and group of `group` inputs, `scale = (max − min) / (2^bits − 1)` and `bias = min` (both
+/// stored as F16), codes `round((w − bias) / scale)`, each row packed as one little-endian bit stream.
+fn mlx(t: &Tensor, bits: u32, group: usize) -> Vec<Encoded> {
+    let (out, input) = (t.shape[0], t.shape[1]);
+    let (groups, words) = (input / group, input * bits as usize / 32);
+    let maxq = ((1u32 << bits) - 1) as f32;
+    let (mut scales, mut biases) = (vec![0f32; out * groups], vec![0f32; out * groups]);
+    let mut packed = Vec::with_capacity(out * words);
+    for n in 0..out {
+        let row = &t.data[n * input..(n + 1) * input];
+        let mut codes = Vec::with_capacity(input);
+        for g in 0..groups {
+            let span = &row[g * group..(g + 1) * group];
+            let lo = span.iter().copied().fold(f32::MAX, f32::min);
+            let hi = span.iter().copied().fold(f32::MIN, f32::max);
+            let scale = f16::from_f32(((hi - lo) / maxq).max(1e-6)).to_f32();
+            let bias = f16::from_f32(lo).to_f32();
+            scales[n * groups + g] = scale;
+            biases[n * groups + g] = bias;
+            codes.extend(
+                span.iter()
+                    .map(|w| ((w - bias) / scale).round().clamp(0.0, maxq) as u32),
+            );
+        }
+        packed.extend(bitstream(codes.into_iter(), bits, words));
+    }
+    let prefix = t.name.trim_end_matches(".weight");
+    vec![
+        (t.name.clone(), Dtype::U32, vec![out, words], i32s(&packed)),
+        (
+            format!("{prefix}.scales"),
+            Dtype::F16,
+            vec![out, groups],
+            f16s(&scales),
+        ),
+        (
+            format!("{prefix}.biases"),
+            Dtype::F16,
+            vec![out, groups],
+            f16s(&biases),
+        ),
+    ]
+}
+
 /// FP8 E4M3 with one `weight_scale` for the tensor and a unit `input_scale`.
 fn fp8_tensor(t: &Tensor) -> Vec<Encoded> {
     let s = (t.data.iter().fold(0f32, |m, v| m.max(v.abs())) / 448.0).max(1e-12);
@@ -511,6 +563,29 @@ impl Scheme {
             Scheme::Fp8Tensor => {
                 json!({"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "static"})
             }
+            Scheme::Mlx { bits, group } => json!({"group_size": group, "bits": bits}),
+        }
+    }
+
+    /// The config.json keys the declaration goes under: mlx-lm writes `quantization` and a copy as
+    /// `quantization_config`; the others only `quantization_config`.
+    fn config_keys(&self) -> &'static [&'static str] {
+        match self {
+            Scheme::Mlx { .. } => &["quantization", "quantization_config"],
+            _ => &["quantization_config"],
+        }
+    }
+
+    /// Whether the scheme quantizes this tensor.
+    fn quantizes(&self, t: &Tensor) -> bool {
+        match *self {
+            Scheme::Mlx { group, .. } => {
+                t.is_float()
+                    && t.shape.len() == 2
+                    && t.name.ends_with(".weight")
+                    && t.shape[1].is_multiple_of(group)
+            }
+            _ => is_quantized_layer(t),
         }
     }
 
@@ -537,6 +612,7 @@ impl Scheme {
             } => bnb4(t, fp4, blocksize, nested),
             Scheme::Fp8Block { block } => fp8_block(t, block),
             Scheme::Fp8Tensor => fp8_tensor(t),
+            Scheme::Mlx { bits, group } => mlx(t, bits, group),
         }
     }
 }
@@ -548,7 +624,9 @@ pub fn write_quantized(ckpt: &Checkpoint, dir: &Path, scheme: Scheme) -> Result<
     for (name, bytes) in &ckpt.files {
         let bytes = if name == "config.json" {
             let mut config: Value = serde_json::from_slice(bytes).context("config.json")?;
-            config["quantization_config"] = scheme.config();
+            for key in scheme.config_keys() {
+                config[*key] = scheme.config();
+            }
             serde_json::to_vec_pretty(&config)?
         } else {
             bytes.clone()
@@ -572,7 +650,7 @@ pub fn write_quantized(ckpt: &Checkpoint, dir: &Path, scheme: Scheme) -> Result<
         if let Some(ints) = &t.int64 {
             let b = ints.iter().flat_map(|v| v.to_le_bytes()).collect();
             encoded.push((t.name.clone(), Dtype::I64, t.shape.clone(), b));
-        } else if is_quantized_layer(t) {
+        } else if scheme.quantizes(t) {
             if t.data.len() != t.shape.iter().product::<usize>() {
                 bail!(
                     "tensor {} has {} values for shape {:?}",

@@ -1,8 +1,8 @@
-//! Quantized safetensors checkpoints (GPTQ, AWQ, bitsandbytes, FP8) seen as their logical float weights.
+//! Quantized safetensors checkpoints (GPTQ, AWQ, bitsandbytes, FP8, MLX) seen as their logical float weights.
 //!
 //! [`open`] wraps a [`SafetensorsSource`]: packed tensors are grouped per layer (`q_proj.qweight` with its
 //! `qzeros`, `scales` and `g_idx`; `weight` with `SCB`; `weight` with `weight.absmax` and its quant_state;
-//! FP8 `weight` with `weight_scale_inv`), each group becomes one logical tensor named like the float weight it
+//! FP8 `weight` with `weight_scale_inv`; MLX uint32 `weight` with `scales` and `biases`), each group becomes one logical tensor named like the float weight it
 //! replaces (`...q_proj.weight`, `[out, in]`) whose reads dequantize on the fly ([`decode`]), and the packed
 //! parts disappear from the tensor list. Tensors stored in full precision (norms, embeddings, lm_head) pass
 //! through unchanged.
@@ -19,7 +19,7 @@ pub mod decode;
 use crate::error::{Error, Result};
 use crate::weights::{SafetensorsSource, TensorMeta, WeightSource};
 use config::QuantConfig;
-use decode::{Awq, Bnb4, Bnb4Parts, Bnb8, Decoder, Fp8, Gptq, Part, Unsupported};
+use decode::{Awq, Bnb4, Bnb4Parts, Bnb8, Decoder, Fp8, Gptq, Mlx, Part, Unsupported};
 use provsearch_formats::dtype::Dtype;
 use provsearch_formats::Error as FormatError;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -162,6 +162,33 @@ fn find_groups(src: &SafetensorsSource, cfg: &QuantConfig) -> Vec<Group> {
                 family: "compressed-tensors".into(),
                 parts,
                 decoder: Err("pack-quantized layout".into()),
+            });
+        } else if let (Some(Dtype::U32), Some(prefix)) = (dtype, name.strip_suffix(".weight")) {
+            // MLX: `weight` uint32 codes beside `scales` and `biases` (embeddings and heads too).
+            let Some(scales) = find(format!("{prefix}.scales")) else {
+                continue;
+            };
+            let biases = find(format!("{prefix}.biases"));
+            let params = cfg.mlx_params(prefix);
+            let decoder = match (cfg.format.as_deref(), biases, params) {
+                (Some(mode), _, _) if mode != "affine" => Err(format!("MLX `{mode}` mode")),
+                (_, None, _) => Err("no biases (an MLX mode other than affine)".into()),
+                (_, _, None) => {
+                    Err("no bits/group_size declared in config.json `quantization`".into())
+                }
+                (_, Some(b), Some((bits, group))) => u64::try_from(group)
+                    .map_err(|_| format!("group_size {group}"))
+                    .and_then(|g| Mlx::new(src, [Part(i), Part(scales), Part(b)], bits, g))
+                    .map(Decoder::Mlx),
+            };
+            groups.push(Group {
+                name: name.to_string(),
+                family: family("mlx", params.map(|p| p.0)),
+                parts: [Some(i), Some(scales), biases]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                decoder,
             });
         } else if dtype == Some(Dtype::I8) && name.ends_with(".weight") {
             let prefix = &name[..name.len() - ".weight".len()];

@@ -1,4 +1,4 @@
-//! Quantized safetensors checkpoints in the layouts of GPTQ, AWQ, bitsandbytes and FP8 (written by
+//! Quantized safetensors checkpoints in the layouts of GPTQ, AWQ, bitsandbytes, FP8 and MLX (written by
 //! `datasets::quantize`): dequantized, each is related to its float source and not to an independent model;
 //! an unsupported variant is fingerprinted from its full-precision tensors only, and says so.
 
@@ -21,7 +21,7 @@ fn spec(seed: u64) -> Spec {
     }
 }
 
-const SCHEMES: [(Scheme, &str); 8] = [
+const SCHEMES: [(Scheme, &str); 10] = [
     (
         Scheme::Gptq {
             bits: 4,
@@ -68,6 +68,8 @@ const SCHEMES: [(Scheme, &str); 8] = [
         "bnb-fp4",
     ),
     (Scheme::Fp8Block { block: 128 }, "fp8-e4m3"),
+    (Scheme::Mlx { bits: 4, group: 64 }, "mlx-4bit"),
+    (Scheme::Mlx { bits: 3, group: 32 }, "mlx-3bit"),
 ];
 
 #[test]
@@ -184,4 +186,20 @@ fn unsupported_variant_is_fingerprinted_from_full_precision_tensors_only() {
     assert_eq!(c["details"]["lep"]["support"], 0, "{c}");
     assert_eq!(c["related"], true, "{c}");
     assert_eq!(c["a"]["quantization"], f["source"]["quantization"]);
+}
+
+/// The real all-MiniLM-L6-v2 in mlx-lm's layout, 4-bit in groups of 64 with its embeddings quantized too (as
+/// mlx-community conversions are): related to the original through every signal, embeddings included.
+#[test]
+fn real_model_in_mlx_4bit_is_related_to_its_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("minilm-mlx");
+    let ckpt = datasets::Checkpoint::read(&crate::cli::util::minilm()).unwrap();
+    write_quantized(&ckpt, &dir, Scheme::Mlx { bits: 4, group: 64 }).unwrap();
+    let c = compare(&dir, &crate::cli::util::minilm());
+    assert_eq!(c["related"], true, "{c}");
+    assert_eq!(c["a"]["quantization"], "mlx-4bit", "{c}");
+    for signal in ["wvc", "eas", "end"] {
+        assert!(num(&c["signals"], signal) > 0.98, "{signal}: {c}");
+    }
 }

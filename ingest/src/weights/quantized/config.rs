@@ -1,5 +1,6 @@
 //! The quantization parameters a checkpoint declares: `quantization_config` in config.json (transformers,
-//! optimum), `quantize_config.json` (AutoGPTQ, GPTQModel) and `quant_config.json` (AutoAWQ).
+//! optimum), `quantization` in config.json (MLX), `quantize_config.json` (AutoGPTQ, GPTQModel) and
+//! `quant_config.json` (AutoAWQ).
 
 use crate::error::Result;
 use provsearch_formats::Error as FormatError;
@@ -27,8 +28,11 @@ pub struct QuantConfig {
     pub zero_point: Option<bool>,
     /// FP8 `weight_block_size` (`[rows, cols]`).
     pub weight_block_size: Option<[u64; 2]>,
-    /// FP8 `fmt` (`"e4m3"`), bitsandbytes `bnb_4bit_quant_type`, and the like: informative only.
+    /// FP8 `fmt` (`"e4m3"`), bitsandbytes `bnb_4bit_quant_type`, MLX `mode` (`"affine"`, `"mxfp4"`).
     pub format: Option<String>,
+    /// MLX per-module settings (mixed-precision recipes): module path → `(bits, group_size)`, or `None` for
+    /// a module left in full precision (`false`).
+    pub module_overrides: Vec<(String, Option<(u32, i64)>)>,
 }
 
 impl QuantConfig {
@@ -40,6 +44,26 @@ impl QuantConfig {
         if let Some(v) = read_json(&root.join("config.json"))? {
             if let Some(q) = v.get("quantization_config").and_then(Value::as_object) {
                 config.fill(q);
+                found = true;
+            }
+            // MLX (mlx-lm) writes `quantization`, without a `quant_method`.
+            if let Some(q) = v.get("quantization").and_then(Value::as_object) {
+                config.fill(q);
+                config.method.get_or_insert_with(|| "mlx".into());
+                config.module_overrides = q
+                    .iter()
+                    .filter_map(|(module, setting)| {
+                        let int = |k: &str| setting.get(k).and_then(Value::as_i64);
+                        match setting {
+                            Value::Bool(false) => Some((module.clone(), None)),
+                            Value::Object(_) => {
+                                let bits = int("bits").and_then(|b| u32::try_from(b).ok())?;
+                                Some((module.clone(), Some((bits, int("group_size")?))))
+                            }
+                            _ => None,
+                        }
+                    })
+                    .collect();
                 found = true;
             }
         }
@@ -86,7 +110,16 @@ impl QuantConfig {
         self.format = self
             .format
             .take()
-            .or_else(|| text(&["fmt", "bnb_4bit_quant_type"]));
+            .or_else(|| text(&["fmt", "bnb_4bit_quant_type", "mode"]));
+    }
+
+    /// MLX `(bits, group_size)` for a module (its tensor name without `.weight`): its own setting in a
+    /// mixed-precision recipe, else the model-wide one.
+    pub fn mlx_params(&self, module: &str) -> Option<(u32, i64)> {
+        match self.module_overrides.iter().find(|(m, _)| m == module) {
+            Some((_, setting)) => *setting,
+            None => self.bits.zip(self.group_size),
+        }
     }
 }
 

@@ -21,6 +21,8 @@
 //!   `blocksize`, `dtype`. Nested (double) quantization stores `absmax` as uint8 codes of `nested_quant_map`
 //!   with `nested_absmax` per `nested_blocksize`, plus `nested_offset`.
 //!   `W[i] = quant_map[code_i] · absmax[i / blocksize]`.
+//! - **MLX** affine (mlx-lm, mlx-community): `weight` uint32 `[out, in·bits/32]`, each row one little-endian
+//!   bit stream of 2–8-bit codes; `scales` and `biases` `[out, in/group]`: `W[n][k] = s · q + b` ([`Mlx`]).
 //! - **FP8** (DeepSeek-V3, Qwen3-FP8): `weight` F8_E4M3 `[out, in]` times `weight_scale_inv` per block
 //!   (`[⌈out/128⌉, ⌈in/128⌉]` for 128×128 blocks), or times `weight_scale` (one value, or one per row).
 
@@ -30,7 +32,7 @@ mod words;
 use crate::weights::{SafetensorsSource, WeightSource};
 use provsearch_formats::dtype::{decode_to_f32, Dtype};
 pub use scaled::{Bnb4, Bnb4Parts, Bnb8, Fp8, Fp8Scale, Nested};
-pub use words::{Awq, Gptq};
+pub use words::{Awq, Gptq, Mlx};
 
 /// A packed tensor of the checkpoint: its index in the wrapped source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub enum Decoder {
     Bnb4(Bnb4),
     /// FP8 with scales.
     Fp8(Fp8),
+    /// MLX affine.
+    Mlx(Mlx),
 }
 pub(crate) fn raw(src: &SafetensorsSource, part: Part) -> Result<&[u8], String> {
     src.raw(part.0)
@@ -170,6 +174,7 @@ impl Decoder {
             Decoder::Bnb8(b) => vec![b.out, b.input],
             Decoder::Bnb4(b) => b.shape.clone(),
             Decoder::Fp8(f) => f.shape.clone(),
+            Decoder::Mlx(m) => vec![m.out, m.input],
         }
     }
 
@@ -182,6 +187,7 @@ impl Decoder {
             Decoder::Bnb4(b) => if b.fp4 { "bnb-fp4" } else { "bnb-nf4" }.into(),
             Decoder::Fp8(f) if f.weight.1 == Dtype::F8E5M2 => "fp8-e5m2".into(),
             Decoder::Fp8(_) => "fp8-e4m3".into(),
+            Decoder::Mlx(m) => format!("mlx-{}bit", m.bits),
         }
     }
 
@@ -206,6 +212,7 @@ impl Decoder {
                 Fp8Scale::Row(..) => "per-row scales".into(),
                 Fp8Scale::Block(_, _, [r, c]) => format!("{r}x{c} block scales"),
             },
+            Decoder::Mlx(m) => format!("affine, group {}", m.group_size),
         }
     }
 
@@ -217,6 +224,7 @@ impl Decoder {
             Decoder::Bnb8(b) => b.weight,
             Decoder::Bnb4(b) => b.weight,
             Decoder::Fp8(f) => f.weight.0,
+            Decoder::Mlx(m) => m.weight,
         }
     }
 
@@ -243,6 +251,9 @@ impl Decoder {
             }
             Decoder::Bnb4(b) => b.decode(src, start, out),
             Decoder::Fp8(f) => f.decode(src, start, out),
+            Decoder::Mlx(m) => for_rows(m.input, start, out, |n, k, seg| {
+                m.decode_row(src, n, k, seg)
+            }),
         }
     }
 
@@ -261,11 +272,13 @@ impl Decoder {
                 Fp8Scale::Row(p, _) | Fp8Scale::Block(p, _, _) => vec![f.weight.0, p],
                 Fp8Scale::None | Fp8Scale::Tensor(_) => vec![f.weight.0],
             },
+            Decoder::Mlx(m) => vec![m.weight, m.scales.0, m.biases.0],
         }
     }
 
     /// Release the mapped pages behind a reader of logical elements `start .. start + count`. Where the
-    /// logical order follows the stored order (bitsandbytes, FP8) the matching bytes are released; GPTQ and AWQ
+    /// logical order follows the stored order (bitsandbytes, FP8; MLX by whole rows) the matching bytes are
+    /// released; GPTQ and AWQ
     /// spread every logical row over the whole packed tensor, so their pages go only when the whole weight is
     /// released (as the samplers do once a matrix is done).
     pub fn release(&self, src: &SafetensorsSource, start: u64, count: u64) {
@@ -281,6 +294,14 @@ impl Decoder {
             Decoder::Bnb8(b) => src.release(b.weight.0, start, count),
             Decoder::Fp8(f) => src.release(f.weight.0 .0, start, count),
             Decoder::Bnb4(b) => src.release(b.weight.0, start.div_ceil(2), count / 2),
+            Decoder::Mlx(m) => {
+                // The rows wholly inside the range (a streamed embedding releases chunks of rows).
+                let first = start.div_ceil(m.input);
+                let end = (start + count) / m.input;
+                if end > first {
+                    src.release(m.weight.0, first * m.words(), (end - first) * m.words());
+                }
+            }
             Decoder::Gptq(_) | Decoder::Awq(_) => {}
         }
     }

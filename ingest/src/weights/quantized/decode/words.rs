@@ -1,11 +1,12 @@
-//! GPTQ and AWQ: 2/3/4/8-bit codes packed into int32 words, with per-group scales and zero points.
+//! GPTQ, AWQ and MLX: 2–8-bit codes packed into 32-bit words, with per-group scales and zero points (GPTQ,
+//! AWQ) or biases (MLX).
 
 use super::{
     dtype_of, float, float_part, int32_part, packed, raw, shape_of, word, Part, Unsupported,
 };
 use crate::weights::quantized::config::QuantConfig;
 use crate::weights::{SafetensorsSource, WeightSource};
-use provsearch_formats::dtype::Dtype;
+use provsearch_formats::dtype::{decode_to_f32, Dtype};
 
 /// Position of AWQ's column `j` (within 8) inside its word: the inverse of the packing order.
 const AWQ_NIBBLE: [u32; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
@@ -35,6 +36,122 @@ pub struct Awq {
     pub(super) out: u64,
     pub(super) input: u64,
     pub(super) group_size: u64,
+}
+
+/// MLX affine quantization (`mx.quantize`, mlx-lm's `nn.quantize`): `weight` uint32 `[out, in·bits/32]` holds
+/// each row as one little-endian bit stream (code `k` at bit `bits·k`, across word boundaries for 3, 5 and 6
+/// bits); `scales` and `biases` `[out, in/group_size]`. `W[n][k] = scales[n][g] · q + biases[n][g]` with
+/// `g = k / group_size` (checked bit for bit against `mx.dequantize` in the tests).
+#[derive(Debug, Clone)]
+pub struct Mlx {
+    pub(super) weight: Part,
+    pub(super) scales: (Part, Dtype),
+    pub(super) biases: (Part, Dtype),
+    pub(super) bits: u32,
+    pub(super) group_size: u64,
+    pub(super) out: u64,
+    pub(super) input: u64,
+}
+
+impl Mlx {
+    /// Validate MLX parts against the declared bits and group size.
+    pub fn new(
+        src: &SafetensorsSource,
+        [weight, scales, biases]: [Part; 3],
+        bits: u32,
+        group_size: u64,
+    ) -> Result<Mlx, Unsupported> {
+        if !(2..=8).contains(&bits) || bits == 7 || group_size == 0 {
+            return Err(format!("{bits}-bit codes in groups of {group_size}"));
+        }
+        let ws = shape_of(src, weight);
+        let &[out, words] = ws.as_slice() else {
+            return Err(format!("weight {ws:?} is not 2-D"));
+        };
+        let input = words * 32 / u64::from(bits);
+        let groups = input / group_size;
+        if input * u64::from(bits) != words * 32 || groups * group_size != input || out == 0 {
+            return Err(format!(
+                "weight {ws:?} does not hold whole groups of {group_size} {bits}-bit codes per row"
+            ));
+        }
+        Ok(Mlx {
+            weight: int32_part(src, weight, [out, words])?,
+            scales: float_part(src, scales, out * groups)?,
+            biases: float_part(src, biases, out * groups)?,
+            bits,
+            group_size,
+            out,
+            input,
+        })
+    }
+
+    /// Words of one packed row.
+    pub(super) fn words(&self) -> u64 {
+        self.input * u64::from(self.bits) / 32
+    }
+
+    pub(super) fn decode_row(
+        &self,
+        src: &SafetensorsSource,
+        n: u64,
+        k0: u64,
+        out: &mut [f32],
+    ) -> Option<()> {
+        let qw = raw(src, self.weight).ok()?;
+        let (sc, bi) = (raw(src, self.scales.0).ok()?, raw(src, self.biases.0).ok()?);
+        let groups = self.input / self.group_size;
+        // The row's words, checked once; a code is read from the 64-bit window of its word and the next, so
+        // the codes that straddle two words (3, 5, 6 bits) need no second path.
+        let words = usize::try_from(self.words()).ok()?;
+        let first = usize::try_from(n)
+            .ok()?
+            .checked_mul(words)?
+            .checked_mul(4)?;
+        let row = qw.get(first..first.checked_add(words * 4)?)?;
+        let word = |w: usize| -> u64 {
+            row.get(4 * w..4 * w + 4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map_or(0, |b| u64::from(u32::from_le_bytes(b)))
+        };
+        // The scales and biases of the groups this segment touches, converted in one call each.
+        let (g0, g1) = (
+            k0 / self.group_size,
+            (k0 + out.len() as u64).div_ceil(self.group_size),
+        );
+        let group_values = |dtype: Dtype, bytes: &[u8]| -> Option<Vec<f32>> {
+            let size = dtype.size();
+            let from = usize::try_from(n * groups + g0).ok()?.checked_mul(size)?;
+            let count = usize::try_from(g1 - g0).ok()?;
+            let mut v = vec![0f32; count];
+            decode_to_f32(
+                dtype,
+                bytes.get(from..from.checked_add(count * size)?)?,
+                &mut v,
+            );
+            Some(v)
+        };
+        let scales = group_values(self.scales.1, sc)?;
+        let biases = group_values(self.biases.1, bi)?;
+        let (bits, mask) = (u64::from(self.bits), (1u64 << self.bits) - 1);
+        // Group by group: no division per code.
+        let (mut k, mut rest) = (k0, out);
+        for (scale, bias) in scales.into_iter().zip(biases) {
+            let take = usize::try_from((k / self.group_size + 1) * self.group_size - k)
+                .ok()?
+                .min(rest.len());
+            let (span, tail) = rest.split_at_mut(take);
+            for o in span {
+                let bit = k * bits;
+                let w = (bit / 32) as usize;
+                let window = word(w) | word(w + 1) << 32;
+                *o = scale * ((window >> (bit % 32)) & mask) as f32 + bias;
+                k += 1;
+            }
+            rest = tail;
+        }
+        Some(())
+    }
 }
 
 impl Gptq {
