@@ -1,6 +1,7 @@
 //! Quantized copies of a checkpoint in the on-disk layouts of the real quantization libraries: GPTQ
 //! (AutoGPTQ v1), AWQ (AutoAWQ GEMM), bitsandbytes LLM.int8 and NF4/FP4 (with or without nested absmax), FP8
-//! (DeepSeek-V3 block scales or a per-tensor scale), and MLX affine (mlx-lm). Round-to-nearest quantizers, not the libraries' searches:
+//! (DeepSeek-V3 block scales or a per-tensor scale), MLX affine (mlx-lm), and compressed-tensors
+//! (llm-compressor) pack-quantized and int-quantized. Round-to-nearest quantizers, not the libraries' searches:
 //! the layouts, names, dtypes and the `quantization_config` are what matter to a reader.
 //!
 //! The layer matrices (2-D tensors inside `layers.N` / `h.N` / `layer.N`) are quantized; everything else is
@@ -52,6 +53,19 @@ pub enum Scheme {
     },
     /// FP8 E4M3 with one `weight_scale` per tensor (compressed-tensors / FBGEMM style).
     Fp8Tensor,
+    /// compressed-tensors `pack-quantized` (llm-compressor W4A16 and the like): `weight_packed` int32 rows of
+    /// `bits`-bit codes stored plus `2^(bits−1)`, `weight_scale` per group, `weight_shape` (int64), and for
+    /// asymmetric schemes `weight_zero_point` packed down the rows.
+    CtPacked {
+        /// 4 or 8.
+        bits: u32,
+        /// Inputs per group.
+        group: usize,
+        /// Symmetric (no zero points).
+        symmetric: bool,
+    },
+    /// compressed-tensors `int-quantized` (W8A8 / W8A16): `weight` int8 with a per-channel `weight_scale`.
+    CtInt8,
     /// MLX affine (`mx.quantize`): uint32 rows of `bits`-bit codes with F16 `scales` and `biases` per group.
     Mlx {
         /// 2, 3, 4, 5, 6 or 8.
@@ -511,6 +525,110 @@ fn mlx(t: &Tensor, bits: u32, group: usize) -> Vec<Encoded> {
     ]
 }
 
+/// compressed-tensors pack-quantized: signed codes in `[−2^(b−1), 2^(b−1) − 1]` per group, `W = (q − z) · s`.
+fn ct_packed(t: &Tensor, bits: u32, group: usize, symmetric: bool) -> Vec<Encoded> {
+    let (out, input) = (t.shape[0], t.shape[1]);
+    let groups = input.div_ceil(group);
+    let (lo_q, hi_q) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+    let offset = 1u32 << (bits - 1);
+    let per = (32 / bits) as usize;
+    let (mut scales, mut zeros) = (vec![0f32; out * groups], vec![0i32; out * groups]);
+    let mut words = vec![0u32; out * input.div_ceil(per)];
+    for n in 0..out {
+        let row = &t.data[n * input..(n + 1) * input];
+        for g in 0..groups {
+            let span = g * group..((g + 1) * group).min(input);
+            let lo = row[span.clone()].iter().copied().fold(0f32, f32::min);
+            let hi = row[span.clone()].iter().copied().fold(0f32, f32::max);
+            let (scale, zero) = if symmetric {
+                (
+                    f16::from_f32((hi.max(-lo) / hi_q as f32).max(1e-6)).to_f32(),
+                    0,
+                )
+            } else {
+                let scale = f16::from_f32(((hi - lo) / (hi_q - lo_q) as f32).max(1e-6)).to_f32();
+                (
+                    scale,
+                    (lo_q - (lo / scale).round() as i32).clamp(lo_q, hi_q),
+                )
+            };
+            scales[n * groups + g] = scale;
+            zeros[n * groups + g] = zero;
+            for k in span {
+                let q = ((row[k] / scale).round() as i32 + zero).clamp(lo_q, hi_q);
+                words[n * input.div_ceil(per) + k / per] |=
+                    ((q + offset as i32) as u32) << (bits as usize * (k % per));
+            }
+        }
+    }
+    let prefix = t.name.trim_end_matches(".weight");
+    let mut parts = vec![
+        (
+            format!("{prefix}.weight_packed"),
+            Dtype::I32,
+            vec![out, input.div_ceil(per)],
+            i32s(&words),
+        ),
+        (
+            format!("{prefix}.weight_scale"),
+            Dtype::F16,
+            vec![out, groups],
+            f16s(&scales),
+        ),
+        (
+            format!("{prefix}.weight_shape"),
+            Dtype::I64,
+            vec![2],
+            [out as i64, input as i64]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
+    ];
+    if !symmetric {
+        // `pack_to_int32(zero_point, bits, packed_dim=0)`: down the rows.
+        let mut packed = vec![0u32; out.div_ceil(per) * groups];
+        for n in 0..out {
+            for g in 0..groups {
+                packed[(n / per) * groups + g] |=
+                    ((zeros[n * groups + g] + offset as i32) as u32) << (bits as usize * (n % per));
+            }
+        }
+        parts.push((
+            format!("{prefix}.weight_zero_point"),
+            Dtype::I32,
+            vec![out.div_ceil(per), groups],
+            i32s(&packed),
+        ));
+    }
+    parts
+}
+
+/// compressed-tensors int-quantized: int8 rows scaled by their absolute maximum over 127.
+fn ct_int8(t: &Tensor) -> Vec<Encoded> {
+    let (out, input) = (t.shape[0], t.shape[1]);
+    let mut scales = Vec::with_capacity(out);
+    let mut codes = Vec::with_capacity(out * input);
+    for row in t.data.chunks_exact(input) {
+        let scale = f16::from_f32((row.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0).max(1e-8))
+            .to_f32();
+        scales.push(scale);
+        codes.extend(
+            row.iter()
+                .map(|v| (v / scale).round().clamp(-128.0, 127.0) as i8 as u8),
+        );
+    }
+    vec![
+        (t.name.clone(), Dtype::I8, vec![out, input], codes),
+        (
+            t.name.replace(".weight", ".weight_scale"),
+            Dtype::F16,
+            vec![out, 1],
+            f16s(&scales),
+        ),
+    ]
+}
+
 /// FP8 E4M3 with one `weight_scale` for the tensor and a unit `input_scale`.
 fn fp8_tensor(t: &Tensor) -> Vec<Encoded> {
     let s = (t.data.iter().fold(0f32, |m, v| m.max(v.abs())) / 448.0).max(1e-12);
@@ -564,6 +682,23 @@ impl Scheme {
                 json!({"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "static"})
             }
             Scheme::Mlx { bits, group } => json!({"group_size": group, "bits": bits}),
+            Scheme::CtPacked {
+                bits,
+                group,
+                symmetric,
+            } => json!({
+                "quant_method": "compressed-tensors", "format": "pack-quantized",
+                "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
+                    "num_bits": bits, "type": "int", "symmetric": symmetric, "strategy": "group",
+                    "group_size": group}}},
+                "ignore": ["lm_head"]
+            }),
+            Scheme::CtInt8 => json!({
+                "quant_method": "compressed-tensors", "format": "int-quantized",
+                "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
+                    "num_bits": 8, "type": "int", "symmetric": true, "strategy": "channel"}}},
+                "ignore": ["lm_head"]
+            }),
         }
     }
 
@@ -613,6 +748,12 @@ impl Scheme {
             Scheme::Fp8Block { block } => fp8_block(t, block),
             Scheme::Fp8Tensor => fp8_tensor(t),
             Scheme::Mlx { bits, group } => mlx(t, bits, group),
+            Scheme::CtPacked {
+                bits,
+                group,
+                symmetric,
+            } => ct_packed(t, bits, group, symmetric),
+            Scheme::CtInt8 => ct_int8(t),
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod decode;
 use crate::error::{Error, Result};
 use crate::weights::{SafetensorsSource, TensorMeta, WeightSource};
 use config::QuantConfig;
-use decode::{Awq, Bnb4, Bnb4Parts, Bnb8, Decoder, Fp8, Gptq, Mlx, Part, Unsupported};
+use decode::{Awq, Bnb4, Bnb4Parts, Bnb8, Ct, CtParts, Decoder, Fp8, Gptq, Mlx, Part, Unsupported};
 use provsearch_formats::dtype::Dtype;
 use provsearch_formats::Error as FormatError;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -27,7 +27,6 @@ use std::path::{Path, PathBuf};
 
 /// Quantization methods that name their packed tensors in ways this build does not read.
 const UNREAD_METHODS: &[&str] = &[
-    "compressed-tensors",
     "hqq",
     "eetq",
     "aqlm",
@@ -146,22 +145,40 @@ fn find_groups(src: &SafetensorsSource, cfg: &QuantConfig) -> Vec<Group> {
                 decoder,
             });
         } else if let Some(prefix) = name.strip_suffix(".weight_packed") {
-            // compressed-tensors pack-quantized: int4 codes in int32 words, read by no decoder here.
-            let parts = [
-                "weight_packed",
-                "weight_scale",
-                "weight_zero_point",
-                "weight_shape",
-                "weight_g_idx",
-            ]
-            .iter()
-            .filter_map(|p| find(format!("{prefix}.{p}")))
-            .collect();
+            // compressed-tensors pack-quantized: integer codes in int32 words (nvfp4 and other packings are
+            // named as unsupported by the decoder).
+            let aux = |p: &str| find(format!("{prefix}.{p}"));
+            let (shape, scale, zeros, g_idx) = (
+                aux("weight_shape"),
+                aux("weight_scale"),
+                aux("weight_zero_point"),
+                aux("weight_g_idx"),
+            );
+            let others = ["weight_global_scale", "input_scale", "input_global_scale"].map(aux);
+            let decoder = match scale {
+                Some(s) => Ct::new(
+                    src,
+                    CtParts {
+                        codes: Part(i),
+                        shape: shape.map(Part),
+                        scales: Part(s),
+                        zeros: zeros.map(Part),
+                        g_idx: g_idx.map(Part),
+                    },
+                    cfg.bits,
+                )
+                .map(Decoder::Ct),
+                None => Err("no weight_scale".into()),
+            };
             groups.push(Group {
                 name: format!("{prefix}.weight"),
-                family: "compressed-tensors".into(),
-                parts,
-                decoder: Err("pack-quantized layout".into()),
+                family: family("compressed-tensors", cfg.bits),
+                parts: [Some(i), shape, scale, zeros, g_idx]
+                    .into_iter()
+                    .chain(others)
+                    .flatten()
+                    .collect(),
+                decoder,
             });
         } else if let (Some(Dtype::U32), Some(prefix)) = (dtype, name.strip_suffix(".weight")) {
             // MLX: `weight` uint32 codes beside `scales` and `biases` (embeddings and heads too).
@@ -193,6 +210,32 @@ fn find_groups(src: &SafetensorsSource, cfg: &QuantConfig) -> Vec<Group> {
         } else if dtype == Some(Dtype::I8) && name.ends_with(".weight") {
             let prefix = &name[..name.len() - ".weight".len()];
             let Some(scb) = find(format!("{prefix}.SCB")) else {
+                // compressed-tensors int-quantized (W8A8, W8A16): int8 codes beside `weight_scale`.
+                let aux = |p: &str| find(format!("{prefix}.{p}"));
+                let Some(scale) = aux("weight_scale") else {
+                    continue;
+                };
+                let (zeros, g_idx, input_scale) = (
+                    aux("weight_zero_point"),
+                    aux("weight_g_idx"),
+                    aux("input_scale"),
+                );
+                let parts = CtParts {
+                    codes: Part(i),
+                    shape: None,
+                    scales: Part(scale),
+                    zeros: zeros.map(Part),
+                    g_idx: g_idx.map(Part),
+                };
+                groups.push(Group {
+                    name: name.to_string(),
+                    family: "compressed-tensors-8bit".into(),
+                    parts: [Some(i), Some(scale), zeros, g_idx, input_scale]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                    decoder: Ct::new(src, parts, Some(8)).map(Decoder::Ct),
+                });
                 continue;
             };
             let format = find(format!("{prefix}.weight_format"));

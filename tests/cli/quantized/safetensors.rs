@@ -1,4 +1,4 @@
-//! Quantized safetensors checkpoints in the layouts of GPTQ, AWQ, bitsandbytes, FP8 and MLX (written by
+//! Quantized safetensors checkpoints in the layouts of GPTQ, AWQ, bitsandbytes, FP8, MLX and compressed-tensors (written by
 //! `datasets::quantize`): dequantized, each is related to its float source and not to an independent model;
 //! an unsupported variant is fingerprinted from its full-precision tensors only, and says so.
 
@@ -21,7 +21,7 @@ fn spec(seed: u64) -> Spec {
     }
 }
 
-const SCHEMES: [(Scheme, &str); 10] = [
+const SCHEMES: [(Scheme, &str); 13] = [
     (
         Scheme::Gptq {
             bits: 4,
@@ -70,6 +70,23 @@ const SCHEMES: [(Scheme, &str); 10] = [
     (Scheme::Fp8Block { block: 128 }, "fp8-e4m3"),
     (Scheme::Mlx { bits: 4, group: 64 }, "mlx-4bit"),
     (Scheme::Mlx { bits: 3, group: 32 }, "mlx-3bit"),
+    (
+        Scheme::CtPacked {
+            bits: 4,
+            group: 32,
+            symmetric: true,
+        },
+        "compressed-tensors-4bit",
+    ),
+    (
+        Scheme::CtPacked {
+            bits: 4,
+            group: 64,
+            symmetric: false,
+        },
+        "compressed-tensors-4bit",
+    ),
+    (Scheme::CtInt8, "compressed-tensors-8bit"),
 ];
 
 #[test]

@@ -86,9 +86,18 @@ impl QuantConfig {
         let int = |keys: &[&str]| keys.iter().find_map(|k| q.get(*k).and_then(Value::as_i64));
         let flag = |key: &str| q.get(key).and_then(Value::as_bool);
         self.method = self.method.take().or_else(|| text(&["quant_method"]));
-        self.bits = self
-            .bits
-            .or_else(|| int(&["bits", "w_bit"]).and_then(|b| u32::try_from(b).ok()));
+        // compressed-tensors nests it: `config_groups.<group>.weights.num_bits` (the first group's).
+        let nested_bits = || {
+            q.get("config_groups")?
+                .as_object()?
+                .values()
+                .find_map(|g| g.get("weights")?.get("num_bits")?.as_i64())
+        };
+        self.bits = self.bits.or_else(|| {
+            int(&["bits", "w_bit"])
+                .or_else(nested_bits)
+                .and_then(|b| u32::try_from(b).ok())
+        });
         self.group_size = self
             .group_size
             .or_else(|| int(&["group_size", "q_group_size"]));

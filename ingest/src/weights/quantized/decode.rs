@@ -23,6 +23,9 @@
 //!   `W[i] = quant_map[code_i] · absmax[i / blocksize]`.
 //! - **MLX** affine (mlx-lm, mlx-community): `weight` uint32 `[out, in·bits/32]`, each row one little-endian
 //!   bit stream of 2–8-bit codes; `scales` and `biases` `[out, in/group]`: `W[n][k] = s · q + b` ([`Mlx`]).
+//! - **compressed-tensors** (llm-compressor, `quant_method: compressed-tensors`): `pack-quantized`
+//!   `weight_packed` int32 `[out, ⌈in·bits/32⌉]` with `weight_shape`, or `int-quantized` int8 `weight`; with
+//!   `weight_scale` `[out, groups]`, optional `weight_zero_point` and `weight_g_idx`: `W = (q − z) · s` ([`Ct`]).
 //! - **FP8** (DeepSeek-V3, Qwen3-FP8): `weight` F8_E4M3 `[out, in]` times `weight_scale_inv` per block
 //!   (`[⌈out/128⌉, ⌈in/128⌉]` for 128×128 blocks), or times `weight_scale` (one value, or one per row).
 
@@ -32,7 +35,7 @@ mod words;
 use crate::weights::{SafetensorsSource, WeightSource};
 use provsearch_formats::dtype::{decode_to_f32, Dtype};
 pub use scaled::{Bnb4, Bnb4Parts, Bnb8, Fp8, Fp8Scale, Nested};
-pub use words::{Awq, Gptq, Mlx};
+pub use words::{Awq, Ct, CtCodes, CtParts, Gptq, Mlx};
 
 /// A packed tensor of the checkpoint: its index in the wrapped source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +59,8 @@ pub enum Decoder {
     Fp8(Fp8),
     /// MLX affine.
     Mlx(Mlx),
+    /// compressed-tensors integer codes.
+    Ct(Ct),
 }
 pub(crate) fn raw(src: &SafetensorsSource, part: Part) -> Result<&[u8], String> {
     src.raw(part.0)
@@ -175,6 +180,7 @@ impl Decoder {
             Decoder::Bnb4(b) => b.shape.clone(),
             Decoder::Fp8(f) => f.shape.clone(),
             Decoder::Mlx(m) => vec![m.out, m.input],
+            Decoder::Ct(c) => vec![c.out, c.input],
         }
     }
 
@@ -188,6 +194,7 @@ impl Decoder {
             Decoder::Fp8(f) if f.weight.1 == Dtype::F8E5M2 => "fp8-e5m2".into(),
             Decoder::Fp8(_) => "fp8-e4m3".into(),
             Decoder::Mlx(m) => format!("mlx-{}bit", m.bits),
+            Decoder::Ct(c) => format!("compressed-tensors-{}bit", c.bits()),
         }
     }
 
@@ -213,6 +220,28 @@ impl Decoder {
                 Fp8Scale::Block(_, _, [r, c]) => format!("{r}x{c} block scales"),
             },
             Decoder::Mlx(m) => format!("affine, group {}", m.group_size),
+            Decoder::Ct(c) => format!(
+                "{}, {}{}{}",
+                match c.layout {
+                    CtCodes::Packed(_) => "pack-quantized",
+                    CtCodes::Int8 => "int-quantized",
+                },
+                if c.groups == 1 {
+                    "per-channel scales".to_string()
+                } else {
+                    format!("group {}", c.group_size)
+                },
+                if c.zeros.is_some() {
+                    ", zero points"
+                } else {
+                    ""
+                },
+                if c.groups_of.is_some() {
+                    ", act-order g_idx"
+                } else {
+                    ""
+                },
+            ),
         }
     }
 
@@ -225,6 +254,7 @@ impl Decoder {
             Decoder::Bnb4(b) => b.weight,
             Decoder::Fp8(f) => f.weight.0,
             Decoder::Mlx(m) => m.weight,
+            Decoder::Ct(c) => c.codes,
         }
     }
 
@@ -254,6 +284,9 @@ impl Decoder {
             Decoder::Mlx(m) => for_rows(m.input, start, out, |n, k, seg| {
                 m.decode_row(src, n, k, seg)
             }),
+            Decoder::Ct(c) => for_rows(c.input, start, out, |n, k, seg| {
+                c.decode_row(src, n, k, seg)
+            }),
         }
     }
 
@@ -273,6 +306,10 @@ impl Decoder {
                 Fp8Scale::None | Fp8Scale::Tensor(_) => vec![f.weight.0],
             },
             Decoder::Mlx(m) => vec![m.weight, m.scales.0, m.biases.0],
+            Decoder::Ct(c) => [Some(c.codes), Some(c.scales.0), c.zeros]
+                .into_iter()
+                .flatten()
+                .collect(),
         }
     }
 
@@ -302,7 +339,7 @@ impl Decoder {
                     src.release(m.weight.0, first * m.words(), (end - first) * m.words());
                 }
             }
-            Decoder::Gptq(_) | Decoder::Awq(_) => {}
+            Decoder::Gptq(_) | Decoder::Awq(_) | Decoder::Ct(_) => {}
         }
     }
 }

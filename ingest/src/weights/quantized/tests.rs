@@ -418,3 +418,63 @@ fn mlx_declarations_per_module_and_unsupported_modes() {
         src.quantization()
     );
 }
+
+/// compressed-tensors' own example (`pack_to_int32`'s docstring): 8-bit codes [1, 2] are stored as 129 and
+/// 130 in one word, 33409. A 4-bit asymmetric layer: codes and zero points (packed down the rows) in the same
+/// offset form, `W = (q − z) · s`.
+#[test]
+fn compressed_tensors_packing_follows_the_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    let i64s = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    // Row 0: codes −8..7 (stored 0..15 in two words); row 1: codes 7 down to −8. Zero points −1 and 2 (stored
+    // 7 and 10 in one word, row 0 in the low nibble); scales 0.5 and 2.
+    let src = write(
+        tmp.path(),
+        &[
+            // Codes [1, 2, 0, 0, 0, 0, 0, 0] (stored 129, 130, then 128s): the docstring's word first.
+            (
+                "e.weight_packed",
+                StDtype::I32,
+                vec![1, 2],
+                words(&[33409 | 0x8080_0000, 0x8080_8080]),
+            ),
+            ("e.weight_shape", StDtype::I64, vec![2], i64s(&[1, 8])),
+            ("e.weight_scale", StDtype::F16, vec![1, 1], halfs(&[1.0])),
+            (
+                "f.weight_packed",
+                StDtype::I32,
+                vec![2, 2],
+                words(&[0x7654_3210, 0xFEDC_BA98, 0x89AB_CDEF, 0x0123_4567]),
+            ),
+            ("f.weight_shape", StDtype::I64, vec![2], i64s(&[2, 16])),
+            (
+                "f.weight_scale",
+                StDtype::F16,
+                vec![2, 1],
+                halfs(&[0.5, 2.0]),
+            ),
+            (
+                "f.weight_zero_point",
+                StDtype::I32,
+                vec![1, 1],
+                words(&[0xA7]),
+            ),
+        ],
+        r#"{"quantization_config":{"quant_method":"compressed-tensors","format":"pack-quantized",
+            "config_groups":{"group_0":{"weights":{"num_bits":4}}}}}"#,
+    );
+    assert_eq!(
+        read_all(src.as_ref(), "e.weight"),
+        [1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    );
+    let f = read_all(src.as_ref(), "f.weight");
+    let expected: Vec<f32> = (-8..8)
+        .map(|q| (q as f32 + 1.0) * 0.5)
+        .chain((-8..8).rev().map(|q| (q as f32 - 2.0) * 2.0))
+        .collect();
+    assert_eq!(f, expected);
+    assert_eq!(
+        src.quantization().as_deref(),
+        Some("compressed-tensors-4bit, compressed-tensors-8bit")
+    );
+}

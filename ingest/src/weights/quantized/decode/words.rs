@@ -391,3 +391,211 @@ impl Awq {
         Some(())
     }
 }
+
+/// How a compressed-tensors weight stores its integer codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtCodes {
+    /// `pack-quantized`: `weight_packed` int32 `[out, ⌈in/(32/bits)⌉]`, code `k` of a row in word `k/(32/bits)`
+    /// at bit `bits·(k mod 32/bits)`, stored plus `2^(bits−1)`.
+    Packed(u32),
+    /// `int-quantized` (naive): `weight` int8 `[out, in]`, the signed codes as they are.
+    Int8,
+}
+
+/// compressed-tensors (llm-compressor, vLLM; `quant_method: compressed-tensors`) integer weights:
+/// `W[n][k] = (q − z[n][g]) · weight_scale[n][g]` with `g = weight_g_idx[k]`, or `k / group_size`; one scale
+/// column is per-channel. Zero points (asymmetric schemes) are int8 `[out, groups]` beside int8 codes, and
+/// packed down the rows like the codes beside packed ones (`pack_to_int32(..., packed_dim=0)`).
+#[derive(Debug, Clone)]
+pub struct Ct {
+    pub(super) codes: Part,
+    pub(super) layout: CtCodes,
+    pub(super) scales: (Part, Dtype),
+    pub(super) zeros: Option<Part>,
+    pub(super) groups_of: Option<Vec<u32>>,
+    pub(super) groups: u64,
+    pub(super) group_size: u64,
+    pub(super) out: u64,
+    pub(super) input: u64,
+}
+
+/// The parts of a compressed-tensors weight.
+pub struct CtParts {
+    /// `weight_packed` (int32) or `weight` (int8).
+    pub codes: Part,
+    /// `weight_shape` (`[out, in]`), for packed codes.
+    pub shape: Option<Part>,
+    /// `weight_scale`.
+    pub scales: Part,
+    /// `weight_zero_point`.
+    pub zeros: Option<Part>,
+    /// `weight_g_idx`.
+    pub g_idx: Option<Part>,
+}
+
+impl Ct {
+    /// Validate compressed-tensors parts; `bits` is the declared `num_bits` when the config gives one.
+    pub fn new(src: &SafetensorsSource, p: CtParts, bits: Option<u32>) -> Result<Ct, Unsupported> {
+        let cs = shape_of(src, p.codes);
+        let &[out, cols] = cs.as_slice() else {
+            return Err(format!("codes {cs:?} are not 2-D"));
+        };
+        let (layout, input) = match (dtype_of(src, p.codes), p.shape) {
+            (Some(Dtype::I8), _) => (CtCodes::Int8, cols),
+            (Some(Dtype::I32 | Dtype::U32), Some(shape)) => {
+                let [rows, input] = read_pair(src, shape)?;
+                if rows != out {
+                    return Err(format!(
+                        "weight_shape [{rows}, {input}] against codes {cs:?}"
+                    ));
+                }
+                // The declared width when it gives this many words per row (a config may mix widths), else
+                // the only width that does.
+                let fits = |b: u32| input.div_ceil(u64::from(32 / b)) == cols;
+                let fitting: Vec<u32> = [2, 4, 8].into_iter().filter(|&b| fits(b)).collect();
+                let bits = match (bits, fitting.as_slice()) {
+                    (Some(b), _) if matches!(b, 2 | 4 | 8) && fits(b) => b,
+                    (_, [b]) => *b,
+                    (_, []) => return Err(format!("no code width packs {input} inputs in {cols} words")),
+                    (_, _) => {
+                        return Err(format!(
+                            "{input} inputs in {cols} words fit {fitting:?}-bit codes; num_bits not declared"
+                        ))
+                    }
+                };
+                (CtCodes::Packed(bits), input)
+            }
+            (Some(Dtype::I32 | Dtype::U32), None) => return Err("no weight_shape".into()),
+            (d, _) => return Err(format!("codes are {d:?}")),
+        };
+        let ss = shape_of(src, p.scales);
+        let groups = match ss.as_slice() {
+            [o, g] if *o == out && *g > 0 => *g,
+            [o] if *o == out => 1,
+            _ => return Err(format!("weight_scale {ss:?} against [{out}, {input}]")),
+        };
+        let scales = float_part(src, p.scales, out * groups)?;
+        let group_size = input.div_ceil(groups);
+        let groups_of = match p.g_idx {
+            Some(part) => Some(read_g_idx(src, part, input, groups)?),
+            None => None,
+        };
+        let zeros = match (p.zeros, layout) {
+            (None, _) => None,
+            (Some(z), CtCodes::Int8) => {
+                let ok = dtype_of(src, z) == Some(Dtype::I8)
+                    && shape_of(src, z).iter().product::<u64>() == out * groups;
+                if !ok {
+                    return Err(format!(
+                        "weight_zero_point {:?} against int8 codes",
+                        shape_of(src, z)
+                    ));
+                }
+                Some(z)
+            }
+            (Some(z), CtCodes::Packed(bits)) => {
+                let rows = out.div_ceil(u64::from(32 / bits));
+                Some(int32_part(src, z, [rows, groups])?)
+            }
+        };
+        Ok(Ct {
+            codes: p.codes,
+            layout,
+            scales,
+            zeros,
+            groups_of,
+            groups,
+            group_size,
+            out,
+            input,
+        })
+    }
+
+    /// Code width.
+    pub(super) fn bits(&self) -> u32 {
+        match self.layout {
+            CtCodes::Packed(b) => b,
+            CtCodes::Int8 => 8,
+        }
+    }
+
+    pub(super) fn decode_row(
+        &self,
+        src: &SafetensorsSource,
+        n: u64,
+        k0: u64,
+        out: &mut [f32],
+    ) -> Option<()> {
+        let codes = raw(src, self.codes).ok()?;
+        let sc = raw(src, self.scales.0).ok()?;
+        let zeros = match self.zeros {
+            Some(z) => Some(raw(src, z).ok()?),
+            None => None,
+        };
+        let zero_of = |g: u64| -> Option<f32> {
+            let Some(z) = zeros else { return Some(0.0) };
+            match self.layout {
+                CtCodes::Int8 => Some(f32::from(
+                    *z.get(usize::try_from(n * self.groups + g).ok()?)? as i8,
+                )),
+                CtCodes::Packed(bits) => {
+                    let per = u64::from(32 / bits);
+                    let w = word(z, (n / per) * self.groups + g)?;
+                    let u = (w >> (bits * (n % per) as u32)) & ((1 << bits) - 1);
+                    Some(u as f32 - (1u32 << (bits - 1)) as f32)
+                }
+            }
+        };
+        let (mut last, mut scale, mut zero) = (u64::MAX, 0f32, 0f32);
+        for (k, o) in (k0..).zip(out.iter_mut()) {
+            let g = match &self.groups_of {
+                Some(map) => u64::from(*map.get(usize::try_from(k).ok()?)?),
+                None => k / self.group_size,
+            };
+            if g != last {
+                scale = float(sc, self.scales.1, n * self.groups + g)?;
+                zero = zero_of(g)?;
+                last = g;
+            }
+            let q = match self.layout {
+                CtCodes::Int8 => {
+                    f32::from(*codes.get(usize::try_from(n * self.input + k).ok()?)? as i8)
+                }
+                CtCodes::Packed(bits) => {
+                    let per = u64::from(32 / bits);
+                    let words = self.input.div_ceil(per);
+                    let w = word(codes, n * words + k / per)?;
+                    let u = (w >> (bits * (k % per) as u32)) & ((1 << bits) - 1);
+                    u as f32 - (1u32 << (bits - 1)) as f32
+                }
+            };
+            *o = (q - zero) * scale;
+        }
+        Some(())
+    }
+}
+
+/// The two values of a `weight_shape` tensor (int32 or int64).
+fn read_pair(src: &SafetensorsSource, part: Part) -> Result<[u64; 2], Unsupported> {
+    let bytes = raw(src, part)?;
+    let values: Vec<i64> = match (dtype_of(src, part), bytes.len()) {
+        (Some(Dtype::I32), 8) => bytes
+            .chunks_exact(4)
+            .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect(),
+        (Some(Dtype::I64), 16) => bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or([0; 8])))
+            .collect(),
+        (d, _) => {
+            return Err(format!(
+                "weight_shape is {d:?} {:?}, expected two integers",
+                shape_of(src, part)
+            ))
+        }
+    };
+    match values.as_slice() {
+        [r, c] if *r > 0 && *c > 0 => Ok([*r as u64, *c as u64]),
+        _ => Err(format!("weight_shape holds {values:?}")),
+    }
+}
