@@ -220,3 +220,88 @@ fn real_model_in_mlx_4bit_is_related_to_its_source() {
         assert!(num(&c["signals"], signal) > 0.98, "{signal}: {c}");
     }
 }
+
+/// A checkpoint whose every matrix, embedding and head included, is in a layout this build does not read (here
+/// compressed-tensors NVFP4: uint8 pairs of FP4 codes with FP8 `weight_scale`s) keeps only its norms and linear
+/// biases, and the norms decide: the real all-MiniLM-L6-v2 packed so is related to its source. The FP8 scales
+/// are not taken for FP8 weights (they were, before session 8), and a fresh model with the same config is not
+/// called related.
+#[test]
+fn with_every_matrix_unread_the_norms_decide() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (packed, fresh) = (tmp.path().join("nvfp4"), tmp.path().join("fresh"));
+    let minilm = crate::cli::util::minilm();
+    let ckpt = datasets::Checkpoint::read(&minilm).unwrap();
+    let mut independent = ckpt.clone();
+    datasets::derive::fresh_init(&mut independent, 0.02, 7);
+    independent.write(&fresh, Storage::F16, 1).unwrap();
+
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for t in &ckpt.tensors {
+        if let Some(ints) = &t.int64 {
+            let bytes = ints.iter().flat_map(|v| v.to_le_bytes()).collect();
+            tensors.push((
+                t.name.clone(),
+                safetensors::Dtype::I64,
+                t.shape.clone(),
+                bytes,
+            ));
+        } else if t.shape.len() == 2 && t.name.ends_with(".weight") && t.shape[1] % 16 == 0 {
+            let (out, input) = (t.shape[0], t.shape[1]);
+            let prefix = t.name.trim_end_matches(".weight");
+            tensors.push((
+                format!("{prefix}.weight_packed"),
+                safetensors::Dtype::U8,
+                vec![out, input / 2],
+                vec![0x21; out * input / 2],
+            ));
+            tensors.push((
+                format!("{prefix}.weight_scale"),
+                safetensors::Dtype::F8_E4M3,
+                vec![out, input / 16],
+                vec![0x38; out * input / 16],
+            ));
+        } else {
+            let bytes = t
+                .data
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect();
+            tensors.push((
+                t.name.clone(),
+                safetensors::Dtype::F16,
+                t.shape.clone(),
+                bytes,
+            ));
+        }
+    }
+    std::fs::create_dir(&packed).unwrap();
+    for (name, bytes) in &ckpt.files {
+        std::fs::write(packed.join(name), bytes).unwrap();
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &packed.join("model.safetensors")).unwrap();
+
+    let c = compare(&packed, &minilm);
+    assert!(c["signals"]["wvc"].is_null(), "no matrix is read: {c}");
+    assert!(c["signals"]["eas"].is_null(), "nor the embedding: {c}");
+    assert!(num(&c["signals"], "nlf") > 0.99, "{c}");
+    assert_eq!(c["related"], true, "{c}");
+    let scheme = c["a"]["quantization"].as_str().unwrap();
+    assert!(scheme.contains("unsupported"), "{c}");
+    assert!(
+        !scheme.contains("fp8"),
+        "FP8 scales read as FP8 weights: {c}"
+    );
+    // A fresh model with the same config: its constant norm gains carry no evidence either way.
+    let c = compare(&packed, &fresh);
+    assert_ne!(c["related"], true, "{c}");
+}
