@@ -282,9 +282,12 @@ fn find_groups(src: &SafetensorsSource, cfg: &QuantConfig) -> Vec<Group> {
                     .collect(),
                 decoder,
             });
-        } else if matches!(dtype, Some(Dtype::F8E4M3 | Dtype::F8E5M2)) && name.ends_with(".weight")
+        } else if matches!(dtype, Some(Dtype::F8E4M3 | Dtype::F8E5M2))
+            && !name.ends_with("_scale")
+            && !name.ends_with("_scale_inv")
         {
-            // (FP8 tensors under other names are scales of other layouts, NVFP4's `weight_scale`.)
+            // (FP8 scales belong to other layouts: NVFP4's `weight_scale`. Fused expert tensors without a
+            // `.weight` suffix are weights.)
             let prefix = name.strip_suffix(".weight");
             let aux = |suffix: &str| prefix.and_then(|p| find(format!("{p}.{suffix}")));
             let (scale_inv, scale, input) = (
