@@ -9,6 +9,19 @@ use serde_json::Value;
 
 const FAMILIES: [Family; 3] = [Family::Llama, Family::Gpt2, Family::Bert];
 
+/// The committed trained zoo model L-base.
+fn l_base() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/zoo/trained/L-base")
+}
+
+/// A new directory `dir` holding L-base's files of these names; a test writes the rest of the model.
+fn l_base_with(dir: &std::path::Path, names: &[&str]) {
+    std::fs::create_dir(dir).unwrap();
+    for name in names {
+        std::fs::copy(l_base().join(name), dir.join(name)).unwrap();
+    }
+}
+
 #[test]
 fn same_weights_in_any_dtype_sharding_or_tensor_order_are_identical_in_effect() {
     for family in FAMILIES {
@@ -340,15 +353,13 @@ fn distilbert_style_student_aligns_with_its_bert_teacher_across_naming() {
 #[test]
 fn a_tiktoken_ranks_file_reads_as_the_same_tokenizer() {
     let tmp = tempfile::tempdir().unwrap();
-    let zoo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/zoo/trained/L-base");
+    let zoo = l_base();
     let (json_dir, ranks_dir) = (tmp.path().join("json"), tmp.path().join("ranks"));
-    for dir in [&json_dir, &ranks_dir] {
-        std::fs::create_dir(dir).unwrap();
-        for name in ["config.json", "model.safetensors"] {
-            std::fs::copy(zoo.join(name), dir.join(name)).unwrap();
-        }
-    }
-    std::fs::copy(zoo.join("tokenizer.json"), json_dir.join("tokenizer.json")).unwrap();
+    l_base_with(
+        &json_dir,
+        &["config.json", "model.safetensors", "tokenizer.json"],
+    );
+    l_base_with(&ranks_dir, &["config.json", "model.safetensors"]);
 
     let tokenizer: Value =
         serde_json::from_str(&std::fs::read_to_string(zoo.join("tokenizer.json")).unwrap())
@@ -404,12 +415,9 @@ fn a_tiktoken_ranks_file_reads_as_the_same_tokenizer() {
 #[test]
 fn microscaling_and_complex_tensors_are_listed_and_skipped() {
     let tmp = tempfile::tempdir().unwrap();
-    let zoo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/zoo/trained/L-base");
+    let zoo = l_base();
     let mx = tmp.path().join("mx");
-    std::fs::create_dir(&mx).unwrap();
-    for name in ["config.json", "tokenizer.json"] {
-        std::fs::copy(zoo.join(name), mx.join(name)).unwrap();
-    }
+    l_base_with(&mx, &["config.json", "tokenizer.json"]);
     let bytes = std::fs::read(zoo.join("model.safetensors")).unwrap();
     let plain = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let (blocks, scales, freqs) = (vec![0x21u8; 512], vec![127u8; 128], vec![0u8; 64]);
@@ -468,12 +476,9 @@ fn microscaling_and_complex_tensors_are_listed_and_skipped() {
 #[test]
 fn a_config_with_python_infinity_fingerprints() {
     let tmp = tempfile::tempdir().unwrap();
-    let zoo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/zoo/trained/L-base");
+    let zoo = l_base();
     let dir = tmp.path().join("inf");
-    std::fs::create_dir(&dir).unwrap();
-    for name in ["model.safetensors", "tokenizer.json"] {
-        std::fs::copy(zoo.join(name), dir.join(name)).unwrap();
-    }
+    l_base_with(&dir, &["model.safetensors", "tokenizer.json"]);
     let config = std::fs::read_to_string(zoo.join("config.json")).unwrap();
     let body = config.trim_end().strip_suffix('}').unwrap();
     let config = format!(
