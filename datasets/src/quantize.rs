@@ -532,10 +532,12 @@ fn ct_packed(t: &Tensor, bits: u32, group: usize, symmetric: bool) -> Vec<Encode
     let (lo_q, hi_q) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
     let offset = 1u32 << (bits - 1);
     let per = (32 / bits) as usize;
+    let row_words = input.div_ceil(per);
     let (mut scales, mut zeros) = (vec![0f32; out * groups], vec![0i32; out * groups]);
-    let mut words = vec![0u32; out * input.div_ceil(per)];
+    let mut words = Vec::with_capacity(out * row_words);
     for n in 0..out {
         let row = &t.data[n * input..(n + 1) * input];
+        let mut codes = Vec::with_capacity(input);
         for g in 0..groups {
             let span = g * group..((g + 1) * group).min(input);
             let lo = row[span.clone()].iter().copied().fold(0f32, f32::min);
@@ -554,19 +556,20 @@ fn ct_packed(t: &Tensor, bits: u32, group: usize, symmetric: bool) -> Vec<Encode
             };
             scales[n * groups + g] = scale;
             zeros[n * groups + g] = zero;
-            for k in span {
-                let q = ((row[k] / scale).round() as i32 + zero).clamp(lo_q, hi_q);
-                words[n * input.div_ceil(per) + k / per] |=
-                    ((q + offset as i32) as u32) << (bits as usize * (k % per));
-            }
+            codes.extend(row[span].iter().map(|w| {
+                let q = ((w / scale).round() as i32 + zero).clamp(lo_q, hi_q);
+                (q + offset as i32) as u32
+            }));
         }
+        // `pack_to_int32`: code `k` at bit `bits·(k mod 32/bits)` of word `k/(32/bits)`, the row's bit stream.
+        words.extend(bitstream(codes.into_iter(), bits, row_words));
     }
     let prefix = t.name.trim_end_matches(".weight");
     let mut parts = vec![
         (
             format!("{prefix}.weight_packed"),
             Dtype::I32,
-            vec![out, input.div_ceil(per)],
+            vec![out, row_words],
             i32s(&words),
         ),
         (

@@ -219,21 +219,25 @@ fn load_model_file(dir: &Path) -> Result<Option<Vocabulary>> {
     if let Some(text) = read_text_if_exists(&tekken)? {
         return tiktoken::parse_tekken(&tekken, &text).map(Some);
     }
-    let mut ranks_files: Vec<std::path::PathBuf> =
-        TIKTOKEN_FILES.iter().map(|n| dir.join(n)).collect();
-    let mut others: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "tiktoken") && !ranks_files.contains(p))
-        .collect();
-    others.sort();
-    ranks_files.extend(others);
-    for path in ranks_files {
+    for name in TIKTOKEN_FILES {
+        let path = dir.join(name);
         if let Some(bytes) = read_bytes_if_exists(&path)? {
             return tiktoken::parse_ranks(&path, &bytes).map(Some);
         }
     }
-    Ok(None)
+    let mut others: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "tiktoken"))
+        .collect();
+    others.sort();
+    match others.first() {
+        Some(path) => {
+            let bytes = read_bytes_if_exists(path)?.unwrap_or_default();
+            tiktoken::parse_ranks(path, &bytes).map(Some)
+        }
+        None => Ok(None),
+    }
 }
 
 /// Parse a `tokenizer.json` text.

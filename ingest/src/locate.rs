@@ -49,7 +49,7 @@ fn sniff_format(path: &Path) -> Result<SourceFormat> {
         .and_then(|f| f.take(9).read_to_end(&mut head))
         .map_err(|e| FormatError::io(path, e))?;
     match head.as_slice() {
-        [b'G', b'G', b'U', b'F', ..] => Ok(SourceFormat::Gguf),
+        h if h.starts_with(&provsearch_formats::gguf::MAGIC) => Ok(SourceFormat::Gguf),
         [_, _, _, _, _, _, _, _, b'{'] => Ok(SourceFormat::Safetensors),
         [b'P', b'K', 3, 4, ..] | [0x80, 2..=5, ..] => Err(refuse_pickle(path)),
         _ => Err(Error::no_weights(

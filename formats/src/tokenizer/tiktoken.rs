@@ -50,10 +50,14 @@ fn spell(table: &[char; 256], bytes: &[u8]) -> String {
     bytes.iter().map(|&b| table[b as usize]).collect()
 }
 
-fn decode(path: &Path, what: &str, text: &str) -> Result<Vec<u8>> {
-    STANDARD
-        .decode(text)
-        .map_err(|e| Error::corrupt(path, format!("{what}: token bytes are not base64 ({e})")))
+/// The bytes of a base64 token; `what` names its place in the file (built only for an error).
+fn decode(path: &Path, what: impl FnOnce() -> String, text: &str) -> Result<Vec<u8>> {
+    STANDARD.decode(text).map_err(|e| {
+        Error::corrupt(
+            path,
+            format!("{}: token bytes are not base64 ({e})", what()),
+        )
+    })
 }
 
 fn byte_level_vocabulary(path: &Path, tokens: TokenList) -> Vocabulary {
@@ -82,7 +86,7 @@ pub fn parse_ranks(path: &Path, bytes: &[u8]) -> Result<Vocabulary> {
         if line.is_empty() {
             continue;
         }
-        let where_ = format!("line {}", i + 1);
+        let line_no = i + 1;
         let fields = std::str::from_utf8(line)
             .ok()
             .and_then(|l| l.split_once(' '))
@@ -90,19 +94,20 @@ pub fn parse_ranks(path: &Path, bytes: &[u8]) -> Result<Vocabulary> {
         let Some((token, rank)) = fields else {
             return Err(Error::corrupt(
                 path,
-                format!("{where_}: expected `<base64 token> <rank>`"),
+                format!("line {line_no}: expected `<base64 token> <rank>`"),
             ));
         };
         let rank: u32 = rank.parse().map_err(|_| {
             Error::corrupt(
                 path,
                 format!(
-                    "{where_}: rank `{}` is not an integer below 2^32",
+                    "line {line_no}: rank `{}` is not an integer below 2^32",
                     clip(rank)
                 ),
             )
         })?;
-        tokens.push(&spell(&table, &decode(path, &where_, token)?), rank);
+        let bytes = decode(path, || format!("line {line_no}"), token)?;
+        tokens.push(&spell(&table, &bytes), rank);
     }
     if tokens.is_empty() {
         return Err(Error::corrupt(path, "no tokens (an empty tiktoken file)"));
@@ -265,7 +270,7 @@ pub fn parse_tekken(path: &Path, text: &str) -> Result<Vocabulary> {
                 ),
             ));
         }
-        let bytes = decode(path, &format!("vocab[{i}]"), &entry.token_bytes)?;
+        let bytes = decode(path, || format!("vocab[{i}]"), &entry.token_bytes)?;
         // `size` fits in u32 (checked above), so every id below it does.
         tokens.push(&spell(&table, &bytes), (i as u64 + specials) as u32);
     }

@@ -11,9 +11,7 @@
 //! of robust detections, then by that gap, then by closeness to the starting configuration. Scores are recomputed from the per-signal similarities and z values of a comparison with
 //! [`identity`], which follows [`compare_with`](crate::score::compare_with) exactly.
 
-use crate::score::{
-    shared_initialisation_only, ScoreConfig, SignalScore, Signals, STRUCTURAL_ONLY_SCALE,
-};
+use crate::score::{evidence_scale, ScoreConfig, SignalScore, Signals};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -70,11 +68,7 @@ pub fn identity(s: &Signals, identical: bool, c: &ScoreConfig) -> Option<f64> {
         return Some(1.0);
     }
     let e = evidence(s, c);
-    let scale = if positional(&e) && !shared_initialisation_only(s) {
-        1.0
-    } else {
-        STRUCTURAL_ONLY_SCALE * c.threshold
-    };
+    let scale = evidence_scale(s, positional(&e), c.threshold);
     weighted(&e, &c.weights).map(|v| scale * v)
 }
 

@@ -55,6 +55,17 @@ pub fn shared_initialisation_only(s: &Signals) -> bool {
     )
 }
 
+/// The factor the weighted evidence is multiplied by: 1 with positional evidence (WVC or NLF) that is more
+/// than a shared random start, else [`STRUCTURAL_ONLY_SCALE`] of the threshold, so that the score stays below
+/// it. Used by [`compare_with`] and by the calibration's recomputation alike.
+pub fn evidence_scale(s: &Signals, positional: bool, threshold: f64) -> f64 {
+    if positional && !shared_initialisation_only(s) {
+        1.0
+    } else {
+        STRUCTURAL_ONLY_SCALE * threshold
+    }
+}
+
 /// Positional correlation (WVC, NLF) below which two fingerprints cannot come from the same weight bytes: equal
 /// bytes give equal samples at equal positions, r = 1 up to floating-point rounding. Anything less means some
 /// sampled value differs, as after a fine-tune or a targeted edit however small (a derivative at r = 0.9999 must
@@ -248,11 +259,7 @@ pub fn compare_with(
     // score is scaled below the threshold.
     let positional = signals.wvc.evidence.is_some() || signals.nlf.evidence.is_some();
     let shared_init = shared_initialisation_only(&signals);
-    let scale = if positional && !shared_init {
-        1.0
-    } else {
-        STRUCTURAL_ONLY_SCALE * config.threshold
-    };
+    let scale = evidence_scale(&signals, positional, config.threshold);
     let identity_score = (den > 1e-12).then(|| scale * num / den);
     // Equal content digests mean byte-identical weights only if the weights agree. A digest is not always
     // computed from the bytes at hand: an HF-cache snapshot's comes from its blob names and a saved

@@ -147,39 +147,7 @@ fn find_groups(src: &SafetensorsSource, cfg: &QuantConfig) -> Vec<Group> {
         } else if let Some(prefix) = name.strip_suffix(".weight_packed") {
             // compressed-tensors pack-quantized: integer codes in int32 words (nvfp4 and other packings are
             // named as unsupported by the decoder).
-            let aux = |p: &str| find(format!("{prefix}.{p}"));
-            let (shape, scale, zeros, g_idx) = (
-                aux("weight_shape"),
-                aux("weight_scale"),
-                aux("weight_zero_point"),
-                aux("weight_g_idx"),
-            );
-            let others = ["weight_global_scale", "input_scale", "input_global_scale"].map(aux);
-            let decoder = match scale {
-                Some(s) => Ct::new(
-                    src,
-                    CtParts {
-                        codes: Part(i),
-                        shape: shape.map(Part),
-                        scales: Part(s),
-                        zeros: zeros.map(Part),
-                        g_idx: g_idx.map(Part),
-                    },
-                    cfg.bits,
-                )
-                .map(Decoder::Ct),
-                None => Err("no weight_scale".into()),
-            };
-            groups.push(Group {
-                name: format!("{prefix}.weight"),
-                family: family("compressed-tensors", cfg.bits),
-                parts: [Some(i), shape, scale, zeros, g_idx]
-                    .into_iter()
-                    .chain(others)
-                    .flatten()
-                    .collect(),
-                decoder,
-            });
+            groups.push(compressed_tensors_group(src, &find, i, prefix, cfg.bits));
         } else if let (Some(Dtype::U32), Some(prefix)) = (dtype, name.strip_suffix(".weight")) {
             // MLX: `weight` uint32 codes beside `scales` and `biases` (embeddings and heads too).
             let Some(scales) = find(format!("{prefix}.scales")) else {
@@ -211,31 +179,9 @@ fn find_groups(src: &SafetensorsSource, cfg: &QuantConfig) -> Vec<Group> {
             let prefix = &name[..name.len() - ".weight".len()];
             let Some(scb) = find(format!("{prefix}.SCB")) else {
                 // compressed-tensors int-quantized (W8A8, W8A16): int8 codes beside `weight_scale`.
-                let aux = |p: &str| find(format!("{prefix}.{p}"));
-                let Some(scale) = aux("weight_scale") else {
-                    continue;
-                };
-                let (zeros, g_idx, input_scale) = (
-                    aux("weight_zero_point"),
-                    aux("weight_g_idx"),
-                    aux("input_scale"),
-                );
-                let parts = CtParts {
-                    codes: Part(i),
-                    shape: None,
-                    scales: Part(scale),
-                    zeros: zeros.map(Part),
-                    g_idx: g_idx.map(Part),
-                };
-                groups.push(Group {
-                    name: name.to_string(),
-                    family: "compressed-tensors-8bit".into(),
-                    parts: [Some(i), Some(scale), zeros, g_idx, input_scale]
-                        .into_iter()
-                        .flatten()
-                        .collect(),
-                    decoder: Ct::new(src, parts, Some(8)).map(Decoder::Ct),
-                });
+                if find(format!("{prefix}.weight_scale")).is_some() {
+                    groups.push(compressed_tensors_group(src, &find, i, prefix, Some(8)));
+                }
                 continue;
             };
             let format = find(format!("{prefix}.weight_format"));
@@ -313,6 +259,52 @@ fn find_groups(src: &SafetensorsSource, cfg: &QuantConfig) -> Vec<Group> {
         }
     }
     groups
+}
+
+/// A compressed-tensors layer: its codes (tensor `i`: `weight_packed` int32 words, or an int8 `weight`) with the
+/// `{prefix}.weight_*` parts beside them; `bits` is the declared code width.
+fn compressed_tensors_group(
+    src: &SafetensorsSource,
+    find: &dyn Fn(String) -> Option<usize>,
+    i: usize,
+    prefix: &str,
+    bits: Option<u32>,
+) -> Group {
+    let aux = |p: &str| find(format!("{prefix}.{p}"));
+    let scale = aux("weight_scale");
+    let decoder = match scale {
+        Some(s) => Ct::new(
+            src,
+            CtParts {
+                codes: Part(i),
+                shape: aux("weight_shape").map(Part),
+                scales: Part(s),
+                zeros: aux("weight_zero_point").map(Part),
+                g_idx: aux("weight_g_idx").map(Part),
+            },
+            bits,
+        )
+        .map(Decoder::Ct),
+        None => Err("no weight_scale".into()),
+    };
+    let others = [
+        "weight_shape",
+        "weight_scale",
+        "weight_zero_point",
+        "weight_g_idx",
+        "weight_global_scale",
+        "input_scale",
+        "input_global_scale",
+    ]
+    .map(aux);
+    Group {
+        name: format!("{prefix}.weight"),
+        family: family("compressed-tensors", bits),
+        parts: std::iter::once(i)
+            .chain(others.into_iter().flatten())
+            .collect(),
+        decoder,
+    }
 }
 
 impl QuantizedSource {

@@ -152,6 +152,44 @@ pub(crate) fn packed(b: &[u8], base: u64, stride: u64, index: u64, bits: u32) ->
     Some(v & ((1u32 << bits) - 1))
 }
 
+/// One row of codes laid as a little-endian bit stream over 32-bit words (code `k` at bit `bits·k`), as MLX and
+/// compressed-tensors pack along a row. The row is bounds-checked once, and a code is read from the 64-bit
+/// window of its word and the next, so codes that straddle two words (3, 5, 6 bits) take no second path: on a
+/// streamed MLX embedding this is about a third faster than [`packed`] per code.
+pub(crate) struct BitRow<'a> {
+    bytes: &'a [u8],
+    bits: u64,
+    mask: u64,
+}
+
+impl<'a> BitRow<'a> {
+    /// Words `first .. first + words` of `b`, holding `bits`-wide codes; `None` when they are not all in `b`.
+    pub(crate) fn new(b: &'a [u8], first: u64, words: u64, bits: u32) -> Option<BitRow<'a>> {
+        let start = usize::try_from(first).ok()?.checked_mul(4)?;
+        let len = usize::try_from(words).ok()?.checked_mul(4)?;
+        Some(BitRow {
+            bytes: b.get(start..start.checked_add(len)?)?,
+            bits: u64::from(bits),
+            mask: (1u64 << bits) - 1,
+        })
+    }
+
+    fn word(&self, w: usize) -> u64 {
+        self.bytes
+            .get(4 * w..4 * w + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, |b| u64::from(u32::from_le_bytes(b)))
+    }
+
+    /// Code `k` of the row (0 past its end).
+    #[inline]
+    pub(crate) fn code(&self, k: u64) -> u64 {
+        let bit = k * self.bits;
+        let w = (bit / 32) as usize;
+        ((self.word(w) | self.word(w + 1) << 32) >> (bit % 32)) & self.mask
+    }
+}
+
 /// Call `f(row, first_col, segment)` for each row-piece of the flat range `start .. start + out.len()`.
 pub(crate) fn for_rows(
     cols: u64,

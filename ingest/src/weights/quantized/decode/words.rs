@@ -2,7 +2,7 @@
 //! AWQ) or biases (MLX).
 
 use super::{
-    dtype_of, float, float_part, int32_part, packed, raw, shape_of, word, Part, Unsupported,
+    dtype_of, float, float_part, int32_part, packed, raw, shape_of, word, BitRow, Part, Unsupported,
 };
 use crate::weights::quantized::config::QuantConfig;
 use crate::weights::{SafetensorsSource, WeightSource};
@@ -101,19 +101,7 @@ impl Mlx {
         let qw = raw(src, self.weight).ok()?;
         let (sc, bi) = (raw(src, self.scales.0).ok()?, raw(src, self.biases.0).ok()?);
         let groups = self.input / self.group_size;
-        // The row's words, checked once; a code is read from the 64-bit window of its word and the next, so
-        // the codes that straddle two words (3, 5, 6 bits) need no second path.
-        let words = usize::try_from(self.words()).ok()?;
-        let first = usize::try_from(n)
-            .ok()?
-            .checked_mul(words)?
-            .checked_mul(4)?;
-        let row = qw.get(first..first.checked_add(words * 4)?)?;
-        let word = |w: usize| -> u64 {
-            row.get(4 * w..4 * w + 4)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map_or(0, |b| u64::from(u32::from_le_bytes(b)))
-        };
+        let row = BitRow::new(qw, n * self.words(), self.words(), self.bits)?;
         // The scales and biases of the groups this segment touches, converted in one call each.
         let (g0, g1) = (
             k0 / self.group_size,
@@ -133,7 +121,6 @@ impl Mlx {
         };
         let scales = group_values(self.scales.1, sc)?;
         let biases = group_values(self.biases.1, bi)?;
-        let (bits, mask) = (u64::from(self.bits), (1u64 << self.bits) - 1);
         // Group by group: no division per code.
         let (mut k, mut rest) = (k0, out);
         for (scale, bias) in scales.into_iter().zip(biases) {
@@ -142,10 +129,7 @@ impl Mlx {
                 .min(rest.len());
             let (span, tail) = rest.split_at_mut(take);
             for o in span {
-                let bit = k * bits;
-                let w = (bit / 32) as usize;
-                let window = word(w) | word(w + 1) << 32;
-                *o = scale * ((window >> (bit % 32)) & mask) as f32 + bias;
+                *o = scale * row.code(k) as f32 + bias;
                 k += 1;
             }
             rest = tail;
@@ -532,17 +516,24 @@ impl Ct {
             Some(z) => Some(raw(src, z).ok()?),
             None => None,
         };
+        // Packed codes and zero points are stored plus 2^(bits − 1).
+        let offset = |bits: u32| (1u32 << (bits - 1)) as f32;
+        let row = match self.layout {
+            CtCodes::Packed(bits) => {
+                let words = self.input.div_ceil(u64::from(32 / bits));
+                Some(BitRow::new(codes, n * words, words, bits)?)
+            }
+            CtCodes::Int8 => None,
+        };
         let zero_of = |g: u64| -> Option<f32> {
             let Some(z) = zeros else { return Some(0.0) };
             match self.layout {
                 CtCodes::Int8 => Some(f32::from(
                     *z.get(usize::try_from(n * self.groups + g).ok()?)? as i8,
                 )),
+                // Packed down the rows: row `n`'s zero point of group `g` is code `n` of column `g`.
                 CtCodes::Packed(bits) => {
-                    let per = u64::from(32 / bits);
-                    let w = word(z, (n / per) * self.groups + g)?;
-                    let u = (w >> (bits * (n % per) as u32)) & ((1 << bits) - 1);
-                    Some(u as f32 - (1u32 << (bits - 1)) as f32)
+                    Some(packed(z, g, self.groups, n, bits)? as f32 - offset(bits))
                 }
             }
         };
@@ -557,17 +548,9 @@ impl Ct {
                 zero = zero_of(g)?;
                 last = g;
             }
-            let q = match self.layout {
-                CtCodes::Int8 => {
-                    f32::from(*codes.get(usize::try_from(n * self.input + k).ok()?)? as i8)
-                }
-                CtCodes::Packed(bits) => {
-                    let per = u64::from(32 / bits);
-                    let words = self.input.div_ceil(per);
-                    let w = word(codes, n * words + k / per)?;
-                    let u = (w >> (bits * (k % per) as u32)) & ((1 << bits) - 1);
-                    u as f32 - (1u32 << (bits - 1)) as f32
-                }
+            let q = match &row {
+                Some(row) => row.code(k) as f32 - offset(self.bits()),
+                None => f32::from(*codes.get(usize::try_from(n * self.input + k).ok()?)? as i8),
             };
             *o = (q - zero) * scale;
         }
