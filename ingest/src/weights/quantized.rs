@@ -1,10 +1,12 @@
-//! Quantized safetensors checkpoints (GPTQ, AWQ, bitsandbytes, FP8, MLX) seen as their logical float weights.
+//! Quantized safetensors checkpoints (GPTQ, AWQ, bitsandbytes, FP8, MLX, compressed-tensors, MXFP4/NVFP4) seen
+//! as their logical float weights.
 //!
-//! [`open`] wraps a [`SafetensorsSource`]: packed tensors are grouped per layer (`q_proj.qweight` with its
-//! `qzeros`, `scales` and `g_idx`; `weight` with `SCB`; `weight` with `weight.absmax` and its quant_state;
-//! FP8 `weight` with `weight_scale_inv`; MLX uint32 `weight` with `scales` and `biases`), each group becomes one logical tensor named like the float weight it
-//! replaces (`...q_proj.weight`, `[out, in]`) whose reads dequantize on the fly ([`decode`]), and the packed
-//! parts disappear from the tensor list. Tensors stored in full precision (norms, embeddings, lm_head) pass
+//! [`open`] wraps a [`SafetensorsSource`]: packed tensors are grouped per layer (`groups`: `q_proj.qweight`
+//! with its `qzeros`, `scales` and `g_idx`; `weight` with `SCB`; `weight` with `weight.absmax` and its
+//! quant_state; FP8 `weight` with `weight_scale_inv`; MLX uint32 `weight` with `scales` and `biases`; gpt-oss
+//! `*_blocks` with `*_scales`; packed E2M1 with FP8 or E8M0 group scales). Each group becomes one logical
+//! tensor named like the float weight it replaces (`...q_proj.weight`, `[out, in]`) whose reads dequantize on
+//! the fly ([`decode`]), and the packed parts disappear from the tensor list. Tensors stored in full precision (norms, embeddings, lm_head) pass
 //! through unchanged.
 //!
 //! A group whose layout or parameters are not supported (an unknown GPTQ `checkpoint_format`, AWQ GEMV
@@ -15,14 +17,15 @@
 
 pub mod config;
 pub mod decode;
+mod groups;
 
 use crate::error::{Error, Result};
 use crate::weights::{SafetensorsSource, TensorMeta, WeightSource};
 use config::QuantConfig;
-use decode::{Awq, Bnb4, Bnb4Parts, Bnb8, Ct, CtParts, Decoder, Fp8, Gptq, Mlx, Part, Unsupported};
-use provsearch_formats::dtype::Dtype;
+use decode::Decoder;
+use groups::find_groups;
 use provsearch_formats::Error as FormatError;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Quantization methods that name their packed tensors in ways this build does not read.
@@ -60,17 +63,6 @@ enum View {
     Decoded(Decoder),
 }
 
-/// One packed layer found in the checkpoint.
-struct Group {
-    /// Logical weight name.
-    name: String,
-    /// Scheme name used when the group cannot be read (`"gptq-4bit"`, `"bnb-nf4"`, ...).
-    family: String,
-    /// Every stored tensor the group consumes.
-    parts: Vec<usize>,
-    decoder: std::result::Result<Decoder, Unsupported>,
-}
-
 /// A safetensors checkpoint with packed quantized layers, presented as logical float weights.
 pub struct QuantizedSource {
     inner: SafetensorsSource,
@@ -86,224 +78,6 @@ impl std::fmt::Debug for QuantizedSource {
             .field("tensors", &self.tensors.len())
             .field("quantization", &self.quantization)
             .finish()
-    }
-}
-
-fn family(method: &str, bits: Option<u32>) -> String {
-    bits.map_or_else(|| method.to_string(), |b| format!("{method}-{b}bit"))
-}
-
-/// Find the packed groups of a checkpoint.
-fn find_groups(src: &SafetensorsSource, cfg: &QuantConfig) -> Vec<Group> {
-    let metas = src.tensors();
-    let index: HashMap<&str, usize> = metas
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.name.as_str(), i))
-        .collect();
-    let find = |name: String| index.get(name.as_str()).copied();
-    let method = cfg.method.as_deref();
-    let mut groups = Vec::new();
-    for (i, meta) in metas.iter().enumerate() {
-        let name = meta.name.as_str();
-        let dtype = src.dtype(i);
-        if let Some(prefix) = name.strip_suffix(".qweight") {
-            let (qzeros, scales, g_idx) = (
-                find(format!("{prefix}.qzeros")),
-                find(format!("{prefix}.scales")),
-                find(format!("{prefix}.g_idx")),
-            );
-            let scale_cols = scales.and_then(|s| metas[s].shape.get(1).copied());
-            let cols = meta.shape.get(1).copied();
-            let awq = match method {
-                Some("awq") => true,
-                Some("gptq") => false,
-                _ => scale_cols.is_some() && scale_cols != cols,
-            };
-            let fam = family(
-                if awq { "awq" } else { "gptq" },
-                cfg.bits.or(awq.then_some(4)),
-            );
-            let decoder = match (qzeros, scales) {
-                (Some(z), Some(s)) if awq => {
-                    Awq::new(src, [Part(i), Part(z), Part(s)], cfg).map(Decoder::Awq)
-                }
-                (Some(z), Some(s)) => {
-                    Gptq::new(src, [Part(i), Part(z), Part(s)], g_idx.map(Part), cfg)
-                        .map(Decoder::Gptq)
-                }
-                (None, Some(_)) => Err("no qzeros (symmetric layout without zero points)".into()),
-                _ => Err("no scales".into()),
-            };
-            groups.push(Group {
-                name: format!("{prefix}.weight"),
-                family: decoder.as_ref().map_or(fam, Decoder::label),
-                parts: [Some(i), qzeros, scales, g_idx]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-                decoder,
-            });
-        } else if let Some(prefix) = name.strip_suffix(".weight_packed") {
-            // compressed-tensors pack-quantized: integer codes in int32 words (nvfp4 and other packings are
-            // named as unsupported by the decoder).
-            groups.push(compressed_tensors_group(src, &find, i, prefix, cfg.bits));
-        } else if let (Some(Dtype::U32), Some(prefix)) = (dtype, name.strip_suffix(".weight")) {
-            // MLX: `weight` uint32 codes beside `scales` and `biases` (embeddings and heads too).
-            let Some(scales) = find(format!("{prefix}.scales")) else {
-                continue;
-            };
-            let biases = find(format!("{prefix}.biases"));
-            let params = cfg.mlx_params(prefix);
-            let decoder = match (cfg.format.as_deref(), biases, params) {
-                (Some(mode), _, _) if mode != "affine" => Err(format!("MLX `{mode}` mode")),
-                (_, None, _) => Err("no biases (an MLX mode other than affine)".into()),
-                (_, _, None) => {
-                    Err("no bits/group_size declared in config.json `quantization`".into())
-                }
-                (_, Some(b), Some((bits, group))) => u64::try_from(group)
-                    .map_err(|_| format!("group_size {group}"))
-                    .and_then(|g| Mlx::new(src, [Part(i), Part(scales), Part(b)], bits, g))
-                    .map(Decoder::Mlx),
-            };
-            groups.push(Group {
-                name: name.to_string(),
-                family: family("mlx", params.map(|p| p.0)),
-                parts: [Some(i), Some(scales), biases]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-                decoder,
-            });
-        } else if dtype == Some(Dtype::I8) && name.ends_with(".weight") {
-            let prefix = &name[..name.len() - ".weight".len()];
-            let Some(scb) = find(format!("{prefix}.SCB")) else {
-                // compressed-tensors int-quantized (W8A8, W8A16): int8 codes beside `weight_scale`.
-                if find(format!("{prefix}.weight_scale")).is_some() {
-                    groups.push(compressed_tensors_group(src, &find, i, prefix, Some(8)));
-                }
-                continue;
-            };
-            let format = find(format!("{prefix}.weight_format"));
-            groups.push(Group {
-                name: name.to_string(),
-                family: "bnb-int8".into(),
-                parts: [Some(i), Some(scb), format].into_iter().flatten().collect(),
-                decoder: Bnb8::new(src, Part(i), Part(scb)).map(Decoder::Bnb8),
-            });
-        } else if dtype == Some(Dtype::U8) && name.ends_with(".weight") {
-            let nf4 = find(format!("{name}.quant_state.bitsandbytes__nf4"));
-            let fp4 = find(format!("{name}.quant_state.bitsandbytes__fp4"));
-            let Some(state) = nf4.or(fp4) else {
-                continue;
-            };
-            let (absmax, quant_map) = (
-                find(format!("{name}.absmax")),
-                find(format!("{name}.quant_map")),
-            );
-            let nested = (
-                find(format!("{name}.nested_absmax")),
-                find(format!("{name}.nested_quant_map")),
-            );
-            let decoder = match (absmax, quant_map, nested) {
-                (Some(absmax), Some(quant_map), (na, nm)) => Bnb4::new(
-                    src,
-                    Bnb4Parts {
-                        weight: Part(i),
-                        absmax: Part(absmax),
-                        quant_map: Part(quant_map),
-                        state: Part(state),
-                        nested: na.zip(nm).map(|(a, m)| (Part(a), Part(m))),
-                    },
-                )
-                .map(Decoder::Bnb4),
-                _ => Err("no absmax or quant_map".into()),
-            };
-            groups.push(Group {
-                name: name.to_string(),
-                family: if fp4.is_some() { "bnb-fp4" } else { "bnb-nf4" }.into(),
-                parts: [Some(i), Some(state), absmax, quant_map, nested.0, nested.1]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-                decoder,
-            });
-        } else if matches!(dtype, Some(Dtype::F8E4M3 | Dtype::F8E5M2))
-            && !name.ends_with("_scale")
-            && !name.ends_with("_scale_inv")
-        {
-            // (FP8 scales belong to other layouts: NVFP4's `weight_scale`. Fused expert tensors without a
-            // `.weight` suffix are weights.)
-            let prefix = name.strip_suffix(".weight");
-            let aux = |suffix: &str| prefix.and_then(|p| find(format!("{p}.{suffix}")));
-            let (scale_inv, scale, input) = (
-                aux("weight_scale_inv"),
-                aux("weight_scale"),
-                aux("input_scale"),
-            );
-            groups.push(Group {
-                name: name.to_string(),
-                family: if dtype == Some(Dtype::F8E5M2) {
-                    "fp8-e5m2"
-                } else {
-                    "fp8-e4m3"
-                }
-                .into(),
-                parts: [Some(i), scale_inv, scale, input]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-                decoder: Fp8::new(src, Part(i), scale_inv.map(Part), scale.map(Part), cfg)
-                    .map(Decoder::Fp8),
-            });
-        }
-    }
-    groups
-}
-
-/// A compressed-tensors layer: its codes (tensor `i`: `weight_packed` int32 words, or an int8 `weight`) with the
-/// `{prefix}.weight_*` parts beside them; `bits` is the declared code width.
-fn compressed_tensors_group(
-    src: &SafetensorsSource,
-    find: &dyn Fn(String) -> Option<usize>,
-    i: usize,
-    prefix: &str,
-    bits: Option<u32>,
-) -> Group {
-    let aux = |p: &str| find(format!("{prefix}.{p}"));
-    let scale = aux("weight_scale");
-    let decoder = match scale {
-        Some(s) => Ct::new(
-            src,
-            CtParts {
-                codes: Part(i),
-                shape: aux("weight_shape").map(Part),
-                scales: Part(s),
-                zeros: aux("weight_zero_point").map(Part),
-                g_idx: aux("weight_g_idx").map(Part),
-            },
-            bits,
-        )
-        .map(Decoder::Ct),
-        None => Err("no weight_scale".into()),
-    };
-    let others = [
-        "weight_shape",
-        "weight_scale",
-        "weight_zero_point",
-        "weight_g_idx",
-        "weight_global_scale",
-        "input_scale",
-        "input_global_scale",
-    ]
-    .map(aux);
-    Group {
-        name: format!("{prefix}.weight"),
-        family: family("compressed-tensors", bits),
-        parts: std::iter::once(i)
-            .chain(others.into_iter().flatten())
-            .collect(),
-        decoder,
     }
 }
 
@@ -485,3 +259,6 @@ impl WeightSource for QuantizedSource {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod micro_tests;

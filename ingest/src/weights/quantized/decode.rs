@@ -28,11 +28,16 @@
 //!   `weight_scale` `[out, groups]`, optional `weight_zero_point` and `weight_g_idx`: `W = (q − z) · s` ([`Ct`]).
 //! - **FP8** (DeepSeek-V3, Qwen3-FP8): `weight` F8_E4M3 `[out, in]` times `weight_scale_inv` per block
 //!   (`[⌈out/128⌉, ⌈in/128⌉]` for 128×128 blocks), or times `weight_scale` (one value, or one per row).
+//! - **Microscaled floats** (MXFP4, NVFP4, MXFP8: gpt-oss, compressed-tensors `nvfp4-pack-quantized` and
+//!   `mxfp4-pack-quantized`, NVIDIA ModelOpt, MLX modes): 4- or 8-bit float codes with one 8-bit scale per
+//!   group of 16 or 32 ([`Micro`]).
 
+mod micro;
 mod scaled;
 mod words;
 
 use crate::weights::{SafetensorsSource, WeightSource};
+pub use micro::{Arrangement, Micro, MicroParts, Scheme as MicroScheme};
 use provsearch_formats::dtype::{decode_to_f32, Dtype};
 pub use scaled::{Bnb4, Bnb4Parts, Bnb8, Fp8, Fp8Scale, Nested};
 pub use words::{Awq, Ct, CtCodes, CtParts, Gptq, Mlx};
@@ -61,6 +66,8 @@ pub enum Decoder {
     Mlx(Mlx),
     /// compressed-tensors integer codes.
     Ct(Ct),
+    /// Microscaled floats (MXFP4, NVFP4, MXFP8).
+    Micro(Micro),
 }
 pub(crate) fn raw(src: &SafetensorsSource, part: Part) -> Result<&[u8], String> {
     src.raw(part.0)
@@ -219,6 +226,7 @@ impl Decoder {
             Decoder::Fp8(f) => f.shape.clone(),
             Decoder::Mlx(m) => vec![m.out, m.input],
             Decoder::Ct(c) => vec![c.out, c.input],
+            Decoder::Micro(m) => m.shape(),
         }
     }
 
@@ -233,6 +241,7 @@ impl Decoder {
             Decoder::Fp8(_) => "fp8-e4m3".into(),
             Decoder::Mlx(m) => format!("mlx-{}bit", m.bits),
             Decoder::Ct(c) => format!("compressed-tensors-{}bit", c.bits()),
+            Decoder::Micro(m) => m.label(),
         }
     }
 
@@ -280,6 +289,7 @@ impl Decoder {
                     ""
                 },
             ),
+            Decoder::Micro(m) => m.detail(),
         }
     }
 
@@ -293,6 +303,7 @@ impl Decoder {
             Decoder::Fp8(f) => f.weight.0,
             Decoder::Mlx(m) => m.weight,
             Decoder::Ct(c) => c.codes,
+            Decoder::Micro(m) => m.codes,
         }
     }
 
@@ -325,6 +336,7 @@ impl Decoder {
             Decoder::Ct(c) => for_rows(c.input, start, out, |n, k, seg| {
                 c.decode_row(src, n, k, seg)
             }),
+            Decoder::Micro(m) => m.decode(src, start, out),
         }
     }
 
@@ -348,11 +360,12 @@ impl Decoder {
                 .into_iter()
                 .flatten()
                 .collect(),
+            Decoder::Micro(m) => vec![m.codes, m.scales],
         }
     }
 
     /// Release the mapped pages behind a reader of logical elements `start .. start + count`. Where the
-    /// logical order follows the stored order (bitsandbytes, FP8; MLX by whole rows) the matching bytes are
+    /// logical order follows the stored order (bitsandbytes, FP8; MLX and microscaled rows by whole rows) the matching bytes are
     /// released; GPTQ and AWQ
     /// spread every logical row over the whole packed tensor, so their pages go only when the whole weight is
     /// released (as the samplers do once a matrix is done).
@@ -377,7 +390,15 @@ impl Decoder {
                     src.release(m.weight.0, first * m.words(), (end - first) * m.words());
                 }
             }
-            Decoder::Gptq(_) | Decoder::Awq(_) | Decoder::Ct(_) => {}
+            Decoder::Micro(m) if m.row_major() => {
+                let first = start.div_ceil(m.input);
+                let end = (start + count) / m.input;
+                if end > first {
+                    let per_row = m.stored_per_row(src);
+                    src.release(m.codes.0, first * per_row, (end - first) * per_row);
+                }
+            }
+            Decoder::Gptq(_) | Decoder::Awq(_) | Decoder::Ct(_) | Decoder::Micro(_) => {}
         }
     }
 }

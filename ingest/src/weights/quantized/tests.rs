@@ -9,9 +9,9 @@ use safetensors::tensor::{Dtype as StDtype, TensorView};
 use serde_json::{json, Value};
 use std::sync::Mutex;
 
-type Raw = (&'static str, StDtype, Vec<usize>, Vec<u8>);
+pub(super) type Raw = (&'static str, StDtype, Vec<usize>, Vec<u8>);
 
-fn write(dir: &Path, tensors: &[Raw], config: &str) -> Box<dyn WeightSource> {
+pub(super) fn write(dir: &Path, tensors: &[Raw], config: &str) -> Box<dyn WeightSource> {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(n, d, s, b)| (n.to_string(), TensorView::new(*d, s.clone(), b).unwrap()))
@@ -32,7 +32,7 @@ fn halfs(v: &[f32]) -> Vec<u8> {
         .collect()
 }
 
-fn read_all(src: &dyn WeightSource, name: &str) -> Vec<f32> {
+pub(super) fn read_all(src: &dyn WeightSource, name: &str) -> Vec<f32> {
     let i = src.tensors().iter().position(|t| t.name == name).unwrap();
     let mut v = vec![0f32; src.tensors()[i].numel() as usize];
     src.read_f32(i, 0, &mut v).unwrap();
@@ -410,13 +410,23 @@ fn mlx_declarations_per_module_and_unsupported_modes() {
         "{:?}",
         src.notes()
     );
-    // Modes other than affine are named.
-    let src = open_with(json!({"quantization": {"group_size": 32, "bits": 4, "mode": "mxfp4"}}));
+    // Unknown modes are named; affine data declared as a microscaled mode does not fit (F16 scales).
+    let src = open_with(json!({"quantization": {"group_size": 32, "bits": 4, "mode": "int3x"}}));
     assert!(
-        src.quantization().unwrap().contains("MLX `mxfp4` mode"),
+        src.quantization().unwrap().contains("MLX `int3x` mode"),
         "{:?}",
         src.quantization()
     );
+    let src = open_with(json!({"quantization": {"group_size": 32, "bits": 4, "mode": "mxfp4"}}));
+    let q = src.quantization().unwrap();
+    assert!(
+        q.starts_with("mxfp4 (unsupported: ") && q.contains("F16"),
+        "{q}"
+    );
+    assert!(!src
+        .tensors()
+        .iter()
+        .any(|t| t.is_weight && t.name.ends_with(".weight")));
 }
 
 /// compressed-tensors' own example (`pack_to_int32`'s docstring): 8-bit codes [1, 2] are stored as 129 and
