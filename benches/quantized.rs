@@ -4,7 +4,7 @@
 //! - `gguf`: per ggml type, GB/s of quantized blocks decoded by `provsearch_formats::gguf::dequantize` (the
 //!   kernel every GGUF read goes through; the same measurement as `cargo bench -p provsearch-formats --bench
 //!   dequant`) and millions of output elements per second;
-//! - `safetensors`: per GPTQ/AWQ/bitsandbytes/FP8 layout, GB/s of stored layer bytes (codes plus their scales,
+//! - `safetensors`: per GPTQ/AWQ/bitsandbytes/FP8/MLX/NVFP4/MXFP4 layout, GB/s of stored layer bytes (codes plus their scales,
 //!   zero points and indices) streamed through the ingest reader in 1 Mi-element chunks, as the signals read
 //!   them, on a synthetic Llama (2 layers, hidden 1024, MLP 2816) written by `datasets::quantize`;
 //! - `real_gguf`: SmolLM2-135M-Instruct Q4_1 (98 MB, from scripts/fetch-test-models.sh): the best of at least
@@ -18,7 +18,7 @@
 
 mod common;
 
-use datasets::quantize::{write_quantized, Scheme};
+use datasets::quantize::{fuse_experts, write_quantized, Scheme};
 use datasets::synth::{build, Family, Spec};
 use provsearch_formats::gguf::writer::quantize;
 use provsearch_formats::gguf::{dequantize, GgmlType};
@@ -151,12 +151,27 @@ fn safetensors_layouts(dir: &Path, min: Duration) -> Vec<Value> {
         ("fp8-e4m3 per-tensor", Scheme::Fp8Tensor),
         ("mlx-4bit g64", Scheme::Mlx { bits: 4, group: 64 }),
         ("mlx-3bit g64", Scheme::Mlx { bits: 3, group: 64 }),
+        (
+            "nvfp4 compressed-tensors",
+            Scheme::Nvfp4 { modelopt: false },
+        ),
+        ("nvfp4 modelopt", Scheme::Nvfp4 { modelopt: true }),
+        ("mxfp4 compressed-tensors", Scheme::Mxfp4),
+        // Read in full through the transposed view, element by element (the signals read sampled rows only).
+        ("mxfp4 gpt-oss experts", Scheme::GptOssMxfp4),
     ];
+    // gpt-oss's layout needs the MLP as fused experts.
+    let fused = fuse_experts(&ckpt, 2);
     let mut rows = Vec::new();
     let mut buf = vec![0f32; 1 << 20];
     for (i, (label, scheme)) in schemes.into_iter().enumerate() {
         let model = dir.join(format!("q{i}"));
-        write_quantized(&ckpt, &model, scheme).expect("write quantized checkpoint");
+        let source = if scheme == Scheme::GptOssMxfp4 {
+            &fused
+        } else {
+            &ckpt
+        };
+        write_quantized(source, &model, scheme).expect("write quantized checkpoint");
         let file = model.join("model.safetensors");
         let stored: u64 = SafetensorsFile::open(&file)
             .expect("open")

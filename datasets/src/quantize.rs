@@ -1,7 +1,9 @@
 //! Quantized copies of a checkpoint in the on-disk layouts of the real quantization libraries: GPTQ
 //! (AutoGPTQ v1), AWQ (AutoAWQ GEMM), bitsandbytes LLM.int8 and NF4/FP4 (with or without nested absmax), FP8
-//! (DeepSeek-V3 block scales or a per-tensor scale), MLX affine (mlx-lm), and compressed-tensors
-//! (llm-compressor) pack-quantized and int-quantized. Round-to-nearest quantizers, not the libraries' searches:
+//! (DeepSeek-V3 block scales or a per-tensor scale), MLX affine (mlx-lm), compressed-tensors (llm-compressor)
+//! pack-quantized, int-quantized, nvfp4- and mxfp4-pack-quantized, NVIDIA ModelOpt NVFP4, and gpt-oss's MXFP4
+//! experts ([`fuse_experts`] makes the float model those start from). Round-to-nearest quantizers, not the
+//! libraries' searches:
 //! the layouts, names, dtypes and the `quantization_config` are what matter to a reader.
 //!
 //! The layer matrices (2-D tensors inside `layers.N` / `h.N` / `layer.N`) are quantized; everything else is
@@ -15,6 +17,9 @@ use half::{bf16, f16};
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::{json, Value};
 use std::path::Path;
+
+mod micro;
+pub use micro::fuse_experts;
 
 /// A quantization scheme and its parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +78,17 @@ pub enum Scheme {
         /// Inputs per group.
         group: usize,
     },
+    /// NVFP4: E2M1 codes two per byte with E4M3 scales per 16 and a tensor scale, as NVIDIA ModelOpt
+    /// (`weight`, `weight_scale_2`) or compressed-tensors `nvfp4-pack-quantized` (`weight_packed`,
+    /// `weight_global_scale`) writes it.
+    Nvfp4 {
+        /// ModelOpt's names rather than compressed-tensors'.
+        modelopt: bool,
+    },
+    /// compressed-tensors `mxfp4-pack-quantized`: E2M1 codes with E8M0 scales per 32.
+    Mxfp4,
+    /// gpt-oss: the fused expert tensors (see [`fuse_experts`]) as MXFP4 `_blocks` and `_scales`.
+    GptOssMxfp4,
 }
 
 /// bitsandbytes' NF4 code (`get_4bit_type("nf4")`).
@@ -138,18 +154,21 @@ fn nearest(code: &[f32], x: f32) -> usize {
     best.0
 }
 
+/// The value of a non-negative E4M3 byte (0..=0x7E).
+fn f8_e4m3_value(b: u8) -> f32 {
+    let (e, m) = ((b >> 3) as i32, (b & 7) as f32);
+    if e == 0 {
+        m / 8.0 * 2f32.powi(-6)
+    } else {
+        (1.0 + m / 8.0) * 2f32.powi(e - 7)
+    }
+}
+
 /// The E4M3 (finite-only, `float8_e4m3fn`) byte nearest to `x` (saturating at ±448).
 pub fn f8_e4m3(x: f32) -> u8 {
     let sign = if x.is_sign_negative() { 0x80 } else { 0 };
     let a = x.abs().min(448.0);
-    let value = |b: u8| -> f32 {
-        let (e, m) = ((b >> 3) as i32, (b & 7) as f32);
-        if e == 0 {
-            m / 8.0 * 2f32.powi(-6)
-        } else {
-            (1.0 + m / 8.0) * 2f32.powi(e - 7)
-        }
-    };
+    let value = f8_e4m3_value;
     // Codes 0..=0x7E are the non-negative finite values, in increasing order.
     let (mut lo, mut hi) = (0u8, 0x7Eu8);
     while hi - lo > 1 {
@@ -702,6 +721,29 @@ impl Scheme {
                     "num_bits": 8, "type": "int", "symmetric": true, "strategy": "channel"}}},
                 "ignore": ["lm_head"]
             }),
+            Scheme::Nvfp4 { modelopt: true } => json!({
+                "quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16,
+                "exclude_modules": ["lm_head"]
+            }),
+            Scheme::Nvfp4 { modelopt: false } => json!({
+                "quant_method": "compressed-tensors", "format": "nvfp4-pack-quantized",
+                "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
+                    "num_bits": 4, "type": "float", "symmetric": true, "strategy": "tensor_group",
+                    "group_size": 16}}},
+                "ignore": ["lm_head"]
+            }),
+            Scheme::Mxfp4 => json!({
+                "quant_method": "compressed-tensors", "format": "mxfp4-pack-quantized",
+                "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
+                    "num_bits": 4, "type": "float", "symmetric": true, "strategy": "group",
+                    "group_size": 32, "scale_dtype": "torch.uint8"}}},
+                "ignore": ["lm_head"]
+            }),
+            Scheme::GptOssMxfp4 => json!({
+                "quant_method": "mxfp4",
+                "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router",
+                    "model.embed_tokens", "lm_head"]
+            }),
         }
     }
 
@@ -723,6 +765,7 @@ impl Scheme {
                     && t.name.ends_with(".weight")
                     && t.shape[1].is_multiple_of(group)
             }
+            Scheme::GptOssMxfp4 => micro::is_fused_experts(t) && t.shape[1].is_multiple_of(32),
             _ => is_quantized_layer(t),
         }
     }
@@ -757,6 +800,9 @@ impl Scheme {
                 symmetric,
             } => ct_packed(t, bits, group, symmetric),
             Scheme::CtInt8 => ct_int8(t),
+            Scheme::Nvfp4 { modelopt } => micro::nvfp4(t, modelopt),
+            Scheme::Mxfp4 => micro::mxfp4_packed(t),
+            Scheme::GptOssMxfp4 => micro::gpt_oss(t),
         }
     }
 }
@@ -777,7 +823,10 @@ pub fn write_quantized(ckpt: &Checkpoint, dir: &Path, scheme: Scheme) -> Result<
         };
         std::fs::write(dir.join(name), bytes)?;
     }
-    let rest = if matches!(scheme, Scheme::Fp8Block { .. } | Scheme::Fp8Tensor) {
+    let rest = if matches!(
+        scheme,
+        Scheme::Fp8Block { .. } | Scheme::Fp8Tensor | Scheme::GptOssMxfp4
+    ) {
         |t: &Tensor| -> Encoded {
             let b = t
                 .data

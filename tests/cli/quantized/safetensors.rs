@@ -1,5 +1,5 @@
-//! Quantized safetensors checkpoints in the layouts of GPTQ, AWQ, bitsandbytes, FP8, MLX and compressed-tensors (written by
-//! `datasets::quantize`): dequantized, each is related to its float source and not to an independent model;
+//! Quantized safetensors checkpoints in the layouts of GPTQ, AWQ, bitsandbytes, FP8, MLX, compressed-tensors,
+//! NVFP4/MXFP4 and gpt-oss (written by `datasets::quantize`): dequantized, each is related to its float source and not to an independent model;
 //! an unsupported variant is fingerprinted from its full-precision tensors only, and says so.
 
 use crate::cli::util::{compare, num, provsearch};
@@ -21,7 +21,7 @@ fn spec(seed: u64) -> Spec {
     }
 }
 
-const SCHEMES: [(Scheme, &str); 13] = [
+const SCHEMES: [(Scheme, &str); 16] = [
     (
         Scheme::Gptq {
             bits: 4,
@@ -87,6 +87,9 @@ const SCHEMES: [(Scheme, &str); 13] = [
         "compressed-tensors-4bit",
     ),
     (Scheme::CtInt8, "compressed-tensors-8bit"),
+    (Scheme::Nvfp4 { modelopt: false }, "nvfp4"),
+    (Scheme::Nvfp4 { modelopt: true }, "nvfp4"),
+    (Scheme::Mxfp4, "mxfp4"),
 ];
 
 #[test]
@@ -120,6 +123,47 @@ fn quantized_safetensors_are_related_to_their_source_and_not_to_an_independent_m
             "{scheme:?} vs independent: {c}"
         );
     }
+}
+
+/// gpt-oss: a model whose MLP is stored as fused experts (`mlp.experts.gate_up_proj` `[E, hidden, 2·I]`, as
+/// in the BF16 conversions of gpt-oss), against the same model with those experts in MXFP4 `_blocks` and
+/// `_scales` (as openai/gpt-oss-20b ships them): related, the dequantized experts pairing tensor for tensor with
+/// the float ones; an independent model is not.
+#[test]
+fn gpt_oss_mxfp4_experts_are_related_to_their_float_form() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, quantized, other) = (
+        tmp.path().join("bf16"),
+        tmp.path().join("mxfp4"),
+        tmp.path().join("other"),
+    );
+    let fused = datasets::quantize::fuse_experts(&build(&spec(5)), 2);
+    fused.write(&source, Storage::BF16, 1).unwrap();
+    write_quantized(&fused, &quantized, Scheme::GptOssMxfp4).unwrap();
+    datasets::quantize::fuse_experts(&build(&spec(6)), 2)
+        .write(&other, Storage::BF16, 1)
+        .unwrap();
+
+    let run = provsearch([Path::new("fingerprint"), &quantized, Path::new("--json")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let f: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(f["source"]["quantization"], "mxfp4");
+    assert_eq!(f["source"]["tensor_count"], fused.tensors.len());
+    let notes = f["weights"]["notes"].to_string();
+    assert!(notes.contains("dequantized 8 mxfp4 tensors"), "{notes}");
+
+    let c = compare(&quantized, &source);
+    eprintln!(
+        "gpt-oss mxfp4: identity {} wvc {} lep {}",
+        c["identity_score"], c["signals"]["wvc"], c["signals"]["lep"]
+    );
+    assert_eq!(c["related"], true, "{c}");
+    assert!(num(&c, "identity_score") >= 0.95, "{c}");
+    assert!(num(&c["signals"], "wvc") > 0.9, "{c}");
+    assert!(num(&c["signals"], "lep") > 0.9, "{c}");
+    let c = compare(&quantized, &other);
+    assert_eq!(c["related"], false, "{c}");
+    assert!(num(&c, "identity_score") < 0.3, "{c}");
 }
 
 #[test]
@@ -206,26 +250,37 @@ fn unsupported_variant_is_fingerprinted_from_full_precision_tensors_only() {
 }
 
 /// The real all-MiniLM-L6-v2 in mlx-lm's layout, 4-bit in groups of 64 with its embeddings quantized too (as
-/// mlx-community conversions are): related to the original through every signal, embeddings included.
+/// mlx-community conversions are): related to the original through every signal, embeddings included. In
+/// ModelOpt's NVFP4 and compressed-tensors' MXFP4 layouts (layer matrices only) it is related through its
+/// matrices as well.
 #[test]
-fn real_model_in_mlx_4bit_is_related_to_its_source() {
+fn real_model_quantized_is_related_to_its_source() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("minilm-mlx");
     let ckpt = datasets::Checkpoint::read(&crate::cli::util::minilm()).unwrap();
-    write_quantized(&ckpt, &dir, Scheme::Mlx { bits: 4, group: 64 }).unwrap();
-    let c = compare(&dir, &crate::cli::util::minilm());
-    assert_eq!(c["related"], true, "{c}");
-    assert_eq!(c["a"]["quantization"], "mlx-4bit", "{c}");
-    for signal in ["wvc", "eas", "end"] {
-        assert!(num(&c["signals"], signal) > 0.98, "{signal}: {c}");
+    for (scheme, label) in [
+        (Scheme::Mlx { bits: 4, group: 64 }, "mlx-4bit"),
+        (Scheme::Nvfp4 { modelopt: true }, "nvfp4"),
+        (Scheme::Mxfp4, "mxfp4"),
+    ] {
+        let dir = tmp.path().join(label);
+        write_quantized(&ckpt, &dir, scheme).unwrap();
+        let c = compare(&dir, &crate::cli::util::minilm());
+        eprintln!(
+            "minilm {label}: identity {} wvc {}",
+            c["identity_score"], c["signals"]["wvc"]
+        );
+        assert_eq!(c["related"], true, "{c}");
+        assert_eq!(c["a"]["quantization"], label, "{c}");
+        for signal in ["wvc", "eas", "end"] {
+            assert!(num(&c["signals"], signal) > 0.98, "{label} {signal}: {c}");
+        }
     }
 }
 
 /// A checkpoint whose every matrix, embedding and head included, is in a layout this build does not read (here
-/// compressed-tensors NVFP4: uint8 pairs of FP4 codes with FP8 `weight_scale`s) keeps only its norms and linear
-/// biases, and the norms decide: the real all-MiniLM-L6-v2 packed so is related to its source. The FP8 scales
-/// are not taken for FP8 weights (they were, before session 8), and a fresh model with the same config is not
-/// called related.
+/// MXFP6: F6_E2M3 weights with E8M0 `weight_scale`s) keeps only its norms and linear biases, and the norms
+/// decide: the real all-MiniLM-L6-v2 packed so is related to its source. The 8-bit scales are not taken for
+/// weights, and a fresh model with the same config is not called related.
 #[test]
 fn with_every_matrix_unread_the_norms_decide() {
     let tmp = tempfile::tempdir().unwrap();
@@ -246,20 +301,20 @@ fn with_every_matrix_unread_the_norms_decide() {
                 t.shape.clone(),
                 bytes,
             ));
-        } else if t.shape.len() == 2 && t.name.ends_with(".weight") && t.shape[1] % 16 == 0 {
+        } else if t.shape.len() == 2 && t.name.ends_with(".weight") && t.shape[1] % 32 == 0 {
             let (out, input) = (t.shape[0], t.shape[1]);
             let prefix = t.name.trim_end_matches(".weight");
             tensors.push((
-                format!("{prefix}.weight_packed"),
-                safetensors::Dtype::U8,
-                vec![out, input / 2],
-                vec![0x21; out * input / 2],
+                t.name.clone(),
+                safetensors::Dtype::F6_E2M3,
+                vec![out, input],
+                vec![0x21; out * input * 3 / 4],
             ));
             tensors.push((
                 format!("{prefix}.weight_scale"),
-                safetensors::Dtype::F8_E4M3,
-                vec![out, input / 16],
-                vec![0x38; out * input / 16],
+                safetensors::Dtype::F8_E8M0,
+                vec![out, input / 32],
+                vec![127; out * input / 32],
             ));
         } else {
             let bytes = t
@@ -295,11 +350,11 @@ fn with_every_matrix_unread_the_norms_decide() {
     assert!(c["signals"]["eas"].is_null(), "nor the embedding: {c}");
     assert!(num(&c["signals"], "nlf") > 0.99, "{c}");
     assert_eq!(c["related"], true, "{c}");
-    let scheme = c["a"]["quantization"].as_str().unwrap();
-    assert!(scheme.contains("unsupported"), "{c}");
+    let run = provsearch([Path::new("fingerprint"), &packed, Path::new("--json")]);
+    let notes = serde_json::from_str::<Value>(&run.stdout).unwrap()["weights"]["notes"].to_string();
     assert!(
-        !scheme.contains("fp8"),
-        "FP8 scales read as FP8 weights: {c}"
+        notes.contains("packed weight tensors carry no usable values"),
+        "{notes}"
     );
     // A fresh model with the same config: its constant norm gains carry no evidence either way.
     let c = compare(&packed, &fresh);
