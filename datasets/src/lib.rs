@@ -6,6 +6,7 @@
 //! - [`derive`]: mechanical derivations (dtype, quantisation, noise, LoRA, pruning, merges) and fresh
 //!   re-initialisations.
 //! - [`quantize`]: quantized copies in the layouts of GPTQ, AWQ, bitsandbytes and FP8 checkpoints.
+//! - [`native`]: a Llama-layout checkpoint in Mistral's native layout (`consolidated.safetensors`, `params.json`).
 //! - [`vocab_edit`]: vocabulary pruning and extension that keep embeddings, tokenizer.json and config in step.
 //! - [`zoo`]: the lineage zoo (mechanical derivations of the trained zoo and MiniLM) and its labelled pairs.
 //! - [`fingerprints`]: synthetic fingerprints with planted families, for the index's scale benchmark.
@@ -15,6 +16,7 @@
 pub mod checkpoint;
 pub mod derive;
 pub mod fingerprints;
+pub mod native;
 pub mod quantize;
 pub mod rng;
 pub mod synth;

@@ -28,9 +28,9 @@ pub struct ModelConfig {
     pub num_layers: u32,
     /// Heads (aliases: n_head, num_heads, n_heads, encoder_attention_heads), 0 if absent.
     pub num_attention_heads: u32,
-    /// KV heads (`num_key_value_heads`, `num_kv_heads`, `multi_query` → 1, ChatGLM's `multi_query_group_num`
-    /// when `multi_query_attention`). When none is given, Llama-like model types (whose transformers config
-    /// classes fill it) get `num_attention_heads`; others `None`.
+    /// KV heads (`num_key_value_heads`, `num_kv_heads`, `n_kv_heads`, `multi_query` → 1, ChatGLM's
+    /// `multi_query_group_num` when `multi_query_attention`). When none is given, Llama-like model types (whose
+    /// transformers config classes fill it) get `num_attention_heads`; others `None`.
     pub num_key_value_heads: Option<u32>,
     /// MLP width: first > 0 of intermediate_size, d_ff, encoder_ffn_dim, decoder_ffn_dim, ffn_dim, n_inner,
     /// ffn_hidden_size; then hidden_dim if ≠ hidden_size. 0 if none.
@@ -382,7 +382,8 @@ impl ModelConfig {
 
         let num_key_value_heads = match cfg.u32("num_key_value_heads")? {
             Some(n) => Some(n),
-            None => match cfg.u32("num_kv_heads")? {
+            // `n_kv_heads`: Meta's and Mistral's native `params.json`.
+            None => match cfg.u32("num_kv_heads")?.or(cfg.u32("n_kv_heads")?) {
                 Some(n) => Some(n),
                 None if cfg.truthy("multi_query") && !cfg.truthy("new_decoder_architecture") => {
                     Some(1)

@@ -3,10 +3,11 @@
 
 use crate::digest::{blake3_hex, cached_sha256, file_blake3, hashed_sha256, sha256_hex};
 use crate::error::{Error, Result};
-use crate::locate::{locate, ModelLocation};
+use crate::locate::{is_native_weight_file, locate, ModelLocation, NATIVE_PARAMS};
 use crate::signals;
 use crate::vocab::{resolve_anchors, tokenizer_signals};
 use crate::weights::gguf::GgufSource;
+use crate::weights::native::NativeRotary;
 use crate::weights::{quantized, WeightSource};
 use provsearch_formats::card::{parse_model_card, ModelCard};
 use provsearch_formats::config::ModelConfig;
@@ -117,12 +118,12 @@ impl Weights {
     }
 }
 
-fn open_weights(location: &ModelLocation) -> Result<Weights> {
+fn open_weights(location: &ModelLocation, config: Option<&ModelConfig>) -> Result<Weights> {
     match location.format {
-        SourceFormat::Safetensors => Ok(Weights::Safetensors(quantized::open(
-            &location.weight_files,
-            &location.root,
-        )?)),
+        SourceFormat::Safetensors => Ok(Weights::Safetensors(NativeRotary::wrap(
+            quantized::open(&location.weight_files, &location.root)?,
+            config,
+        ))),
         SourceFormat::Gguf => {
             if location.weight_files.is_empty() {
                 return Err(Error::no_weights(
@@ -143,8 +144,21 @@ pub fn fingerprint_location(
     options: &FingerprintOptions,
 ) -> Result<Extracted> {
     let config_path = location.root.join("config.json");
+    // Mistral's native releases (`consolidated.safetensors`) ship `params.json` instead: the same counts under
+    // Meta's names (`dim`, `n_layers`, `n_heads`, `n_kv_heads`, `hidden_dim`), which the config aliases cover.
+    let params_path = location.root.join(NATIVE_PARAMS);
+    let native = location.format == SourceFormat::Safetensors
+        && !location.weight_files.is_empty()
+        && location
+            .weight_files
+            .iter()
+            .all(|f| is_native_weight_file(f));
     let config = match read_text(&config_path)? {
         Some(text) => Some(ModelConfig::parse(&config_path, &text)?),
+        None if native && params_path.is_file() => match read_text(&params_path)? {
+            Some(text) => Some(ModelConfig::parse(&params_path, &text)?),
+            None => None,
+        },
         None if location.format == SourceFormat::Safetensors => {
             if let Some(adapter) = read_text(&location.root.join(ADAPTER_CONFIG))? {
                 return Err(adapter_error(&location.root, &adapter));
@@ -152,9 +166,14 @@ pub fn fingerprint_location(
             if location.is_directory {
                 return Err(Error::NotFound {
                     spec: config_path.display().to_string(),
-                    detail:
-                        "the model directory has no config.json (every Hugging Face snapshot has one)"
-                            .into(),
+                    detail: if native {
+                        format!(
+                            "the model directory has no config.json, nor the {NATIVE_PARAMS} of Mistral's native \
+                             layout"
+                        )
+                    } else {
+                        "the model directory has no config.json (every Hugging Face snapshot has one)".into()
+                    },
                 });
             }
             None
@@ -164,7 +183,7 @@ pub fn fingerprint_location(
     let card = read_text(&location.root.join("README.md"))?
         .map(|t| parse_model_card(&t))
         .unwrap_or_default();
-    let weights = open_weights(&location)?;
+    let weights = open_weights(&location, config.as_ref())?;
     let source = weights.source();
     // A GGUF file carries its config in its metadata; a config.json beside it wins.
     let config = config.or_else(|| weights.gguf().map(|g| g.file().config()));

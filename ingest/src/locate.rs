@@ -28,6 +28,17 @@ pub struct ModelLocation {
 
 const PICKLE_EXTENSIONS: &[&str] = &["bin", "pt", "pth", "ckpt", "pkl", "pickle"];
 
+/// The config file of Mistral's (and Meta's) native layout, read when a snapshot has no config.json.
+pub const NATIVE_PARAMS: &str = "params.json";
+
+/// Whether a weight file is in Mistral's native layout (`consolidated.safetensors`,
+/// `consolidated-00001-of-00002.safetensors`), which many Mistral repos ship beside the Hugging Face shards.
+pub fn is_native_weight_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("consolidated") && has_extension(path, "safetensors"))
+}
+
 fn refuse_pickle(path: &Path) -> Error {
     FormatError::Refused {
         path: path.to_path_buf(),
@@ -154,11 +165,20 @@ pub fn locate_directory_models(
         } else if dir.join("model.safetensors").exists() {
             vec![dir.join("model.safetensors")]
         } else {
-            files
+            let all: Vec<PathBuf> = files
                 .iter()
                 .filter(|p| has_extension(p, "safetensors"))
                 .cloned()
-                .collect()
+                .collect();
+            // The same weights in Mistral's native layout beside HF shards (no index): read the HF ones only,
+            // or every tensor would be there twice under two naming schemes.
+            if all.iter().any(|p| !is_native_weight_file(p)) {
+                all.into_iter()
+                    .filter(|p| !is_native_weight_file(p))
+                    .collect()
+            } else {
+                all
+            }
         };
         models.push(ModelLocation {
             id: id.clone(),

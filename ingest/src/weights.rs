@@ -2,10 +2,12 @@
 //! element range to `f32`. Signals are computed against [`WeightSource`] only.
 //!
 //! Sources: [`SafetensorsSource`] (float safetensors files or shards), [`quantized::QuantizedSource`] (GPTQ,
-//! AWQ, bitsandbytes and FP8 safetensors checkpoints, dequantized on the fly), [`gguf::GgufSource`]
-//! (llama.cpp files).
+//! AWQ, bitsandbytes, FP8, MLX, compressed-tensors and microscaled safetensors checkpoints, dequantized on the
+//! fly), [`gguf::GgufSource`] (llama.cpp files), and [`native::NativeRotary`] over a safetensors source in
+//! Mistral's and Meta's native layout (Q/K rows in Hugging Face's order).
 
 pub mod gguf;
+pub mod native;
 pub mod quantized;
 
 use crate::error::{Error, Result};

@@ -1,11 +1,13 @@
 //! Checkpoints in naming schemes other than the three synthetic families, written with the real safetensors
-//! serializer and a real tokenizer: a Mamba (falcon-mamba) layout and a ChatGLM3/GLM-4 remote-code layout. The
+//! serializer and a real tokenizer: a Mamba (falcon-mamba) layout, a ChatGLM3/GLM-4 remote-code layout and
+//! Mistral's native layout. The
 //! token embedding must be found under its own name, buffers and init-fixed parameters that every model of the
 //! architecture shares (Mamba's `A_log`, ChatGLM's `rotary_pos_emb.inv_freq`) must not count as evidence, a
 //! perturbed copy must come out related and an independently initialised model must not.
 //!
 //! Tensor names and shapes follow transformers' models/mamba/modeling_mamba.py and THUDM's
-//! modeling_chatglm.py (chatglm3-6b, glm-4-9b).
+//! modeling_chatglm.py (chatglm3-6b, glm-4-9b). Mistral's native layout follows transformers'
+//! convert_mistral_weights_to_hf.py.
 
 use super::util::{compare, num, provsearch};
 use datasets::derive::add_noise;
@@ -308,4 +310,74 @@ fn chatglm_layout_embedding_found_and_verdicts_right() {
     for r in ["attn_qkv", "attn_o", "mlp_up", "mlp_down"] {
         assert!(roles.iter().any(|x| x == r), "{r} missing: {roles:?}");
     }
+}
+
+/// Mistral's native layout (`consolidated.safetensors` with `params.json`, no config.json; Pixtral,
+/// mamba-codestral and other Mistral releases ship only this): the same weights as the HF Llama checkpoint,
+/// renamed and with Q/K rows interleaved per head. Read in HF's row order, every tensor pairs with the HF
+/// copy's (WVC ≈ 1). Beside HF shards without an index, the consolidated file is left out rather than read
+/// twice. An independent model in the native layout is not related.
+#[test]
+fn mistral_native_layout_pairs_with_its_hf_conversion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hf, native, other) = (
+        tmp.path().join("hf"),
+        tmp.path().join("native"),
+        tmp.path().join("other"),
+    );
+    let spec = Spec::small(Family::Llama, 11);
+    let ckpt = build(&spec);
+    ckpt.write(&hf, Storage::BF16, 1).unwrap();
+    let write_native = |ckpt: &Checkpoint, dir: &Path| {
+        datasets::native::mistral_native(ckpt)
+            .unwrap()
+            .write(dir, Storage::BF16, 1)
+            .unwrap();
+        std::fs::rename(
+            dir.join("model.safetensors"),
+            dir.join("consolidated.safetensors"),
+        )
+        .unwrap();
+    };
+    write_native(&ckpt, &native);
+    write_native(&build(&Spec::small(Family::Llama, 12)), &other);
+    assert!(!native.join("config.json").exists());
+
+    let run = provsearch([Path::new("fingerprint"), &native, Path::new("--json")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let f: Value = serde_json::from_str(&run.stdout).unwrap();
+    let notes = f["weights"]["notes"].to_string();
+    assert!(
+        notes.contains("read in Hugging Face's rotary row order"),
+        "{notes}"
+    );
+
+    let c = compare(&native, &hf);
+    assert_eq!(c["related"], true, "{c}");
+    assert!(num(&c, "identity_score") >= 0.99, "{c}");
+    assert!(num(&c["signals"], "wvc") > 0.999, "Q/K rows aligned: {c}");
+    let c = compare(&native, &other);
+    assert_eq!(c["related"], false, "{c}");
+
+    // HF weights and the consolidated copy side by side, no index: the HF file alone is read.
+    std::fs::copy(
+        native.join("consolidated.safetensors"),
+        hf.join("consolidated.safetensors"),
+    )
+    .unwrap();
+    let run = provsearch([Path::new("fingerprint"), &hf, Path::new("--json")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let f: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        f["source"]["tensor_count"],
+        ckpt.tensors.len(),
+        "{}",
+        f["source"]
+    );
+
+    // Without params.json the native directory is an error that names what is missing.
+    std::fs::remove_file(native.join("params.json")).unwrap();
+    let run = provsearch([Path::new("fingerprint"), &native]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("params.json"), "{}", run.stderr);
 }

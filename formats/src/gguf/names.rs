@@ -129,7 +129,7 @@ pub fn hf_name(arch: &str, name: &str) -> Option<String> {
 /// `rows / heads` rows each. The converter's `permute` reshapes rows as `(heads, 2, head_dim/2)` and swaps the
 /// last two axes, so HF row `h·hd + i·hd/2 + j` is stored at `h·hd + 2j + i`.
 #[inline]
-pub(crate) fn permuted_row(row: u64, head_dim: u64) -> u64 {
+pub fn permuted_row(row: u64, head_dim: u64) -> u64 {
     let half = head_dim / 2;
     let (head, r) = (row / head_dim, row % head_dim);
     let (i, j) = (r / half, r % half);

@@ -2,6 +2,7 @@
 //! to stay inside the snapshot.
 
 use super::clip;
+use crate::locate::is_native_weight_file;
 use provsearch_formats::gguf::split::SplitName;
 use std::path::Path;
 
@@ -24,6 +25,8 @@ pub const METADATA_FILES: &[&str] = &[
     "qwen.tiktoken",
     "quantize_config.json",
     "quant_config.json",
+    // Mistral's native layout has this instead of config.json.
+    "params.json",
     // A PEFT adapter repository has this instead of config.json; fetched so that the error can say so.
     "adapter_config.json",
 ];
@@ -152,7 +155,14 @@ pub(super) fn plan(
     } else if listed("model.safetensors") {
         (None, vec!["model.safetensors".to_string()])
     } else if !of_kind("safetensors").is_empty() {
-        (None, of_kind("safetensors"))
+        // As `locate` reads them: Mistral's consolidated copy only when there is nothing else.
+        let all = of_kind("safetensors");
+        let native = |s: &String| is_native_weight_file(Path::new(s));
+        if all.iter().all(native) {
+            (None, all)
+        } else {
+            (None, all.into_iter().filter(|s| !native(s)).collect())
+        }
     } else if !of_kind("gguf").is_empty() {
         let mut models: Vec<Vec<String>> = Vec::new();
         for name in of_kind("gguf") {
@@ -263,6 +273,30 @@ mod tests {
         ] {
             assert!(repo_path(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn mistral_consolidated_weights_only_when_alone() {
+        let p = plan(
+            "mistralai/x",
+            &names(&[
+                "consolidated.safetensors",
+                "params.json",
+                "model-00001-of-00001.safetensors",
+                "config.json",
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.weights, names(&["model-00001-of-00001.safetensors"]));
+        let p = plan(
+            "mistralai/x",
+            &names(&["consolidated.safetensors", "params.json", "tekken.json"]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.weights, names(&["consolidated.safetensors"]));
+        assert_eq!(p.metadata, names(&["tekken.json", "params.json"]));
     }
 
     #[test]
