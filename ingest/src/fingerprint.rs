@@ -118,11 +118,13 @@ impl Weights {
     }
 }
 
-fn open_weights(location: &ModelLocation, config: Option<&ModelConfig>) -> Result<Weights> {
+/// Open the weights. `native_params` is the config of a native release (read from `params.json`): its Q/K
+/// rows are read in HF's order.
+fn open_weights(location: &ModelLocation, native_params: Option<&ModelConfig>) -> Result<Weights> {
     match location.format {
         SourceFormat::Safetensors => Ok(Weights::Safetensors(NativeRotary::wrap(
             quantized::open(&location.weight_files, &location.root)?,
-            config,
+            native_params,
         ))),
         SourceFormat::Gguf => {
             if location.weight_files.is_empty() {
@@ -153,10 +155,16 @@ pub fn fingerprint_location(
             .weight_files
             .iter()
             .all(|f| is_native_weight_file(f));
+    // Only a release configured by params.json is taken to store Q/K rows natively: native tensor names beside a
+    // config.json are a renamed HF checkpoint as often as not, and are read as stored.
+    let mut native_params = false;
     let config = match read_text(&config_path)? {
         Some(text) => Some(ModelConfig::parse(&config_path, &text)?),
         None if native && params_path.is_file() => match read_text(&params_path)? {
-            Some(text) => Some(ModelConfig::parse(&params_path, &text)?),
+            Some(text) => {
+                native_params = true;
+                Some(ModelConfig::parse(&params_path, &text)?)
+            }
             None => None,
         },
         None if location.format == SourceFormat::Safetensors => {
@@ -183,7 +191,7 @@ pub fn fingerprint_location(
     let card = read_text(&location.root.join("README.md"))?
         .map(|t| parse_model_card(&t))
         .unwrap_or_default();
-    let weights = open_weights(&location, config.as_ref())?;
+    let weights = open_weights(&location, config.as_ref().filter(|_| native_params))?;
     let source = weights.source();
     // A GGUF file carries its config in its metadata; a config.json beside it wins.
     let config = config.or_else(|| weights.gguf().map(|g| g.file().config()));

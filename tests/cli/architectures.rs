@@ -315,7 +315,7 @@ fn chatglm_layout_embedding_found_and_verdicts_right() {
 /// Mistral's native layout (`consolidated.safetensors` with `params.json`, no config.json; Pixtral,
 /// mamba-codestral and other Mistral releases ship only this): the same weights as the HF Llama checkpoint,
 /// renamed and with Q/K rows interleaved per head. Read in HF's row order, every tensor pairs with the HF
-/// copy's (WVC ≈ 1). Beside HF shards without an index, the consolidated file is left out rather than read
+/// copy's (WVC ≈ 1; 0.83 when read as stored). Beside HF shards without an index, the consolidated file is left out rather than read
 /// twice. An independent model in the native layout is not related.
 #[test]
 fn mistral_native_layout_pairs_with_its_hf_conversion() {
@@ -374,6 +374,18 @@ fn mistral_native_layout_pairs_with_its_hf_conversion() {
         "{}",
         f["source"]
     );
+
+    // Native names beside a config.json are as likely a renamed HF checkpoint (the zoo's
+    // `L-base--f32-renamed-sharded`): read as stored.
+    std::fs::copy(hf.join("config.json"), native.join("config.json")).unwrap();
+    let run = provsearch([Path::new("fingerprint"), &native, Path::new("--json")]);
+    let f: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        !f["weights"]["notes"].to_string().contains("rotary"),
+        "{}",
+        f["weights"]["notes"]
+    );
+    std::fs::remove_file(native.join("config.json")).unwrap();
 
     // Without params.json the native directory is an error that names what is missing.
     std::fs::remove_file(native.join("params.json")).unwrap();

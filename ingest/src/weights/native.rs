@@ -42,7 +42,7 @@ fn native_heads(name: &str, config: &ModelConfig) -> Option<u32> {
 
 impl NativeRotary {
     /// Wrap `inner` when it holds native Q/K projections whose head layout the config gives; give it back
-    /// otherwise.
+    /// otherwise. The caller passes the config only for a native release (configured by `params.json`).
     pub fn wrap(
         inner: Box<dyn WeightSource>,
         config: Option<&ModelConfig>,
