@@ -5,6 +5,7 @@
 
 use crate::checkpoint::{Checkpoint, Tensor};
 use anyhow::{Context, Result};
+use provsearch_formats::gguf::names::permuted_row;
 use serde_json::{json, Value};
 
 /// The native name of a Hugging Face Llama tensor, if it has one.
@@ -35,15 +36,15 @@ fn native_name(name: &str) -> Option<String> {
     Some(format!("layers.{layer}.{native}"))
 }
 
-/// Interleave each head's two rotary halves: HF row `h·d + i·d/2 + j` goes to native row `h·d + 2j + i`.
+/// Each head's two rotary halves interleaved: HF row `r` goes to the row llama.cpp's converter (and Meta's and
+/// Mistral's code) stores it in, [`permuted_row`].
 fn interleave_heads(t: &Tensor, heads: usize) -> Vec<f32> {
-    let (rows, cols) = (t.shape[0], t.shape[1]);
-    let (d, half) = (rows / heads, rows / heads / 2);
+    let (rows, cols) = (t.shape[0], t.shape.get(1).copied().unwrap_or(1));
+    let head_dim = (rows / heads) as u64;
     let mut out = vec![0f32; t.data.len()];
-    for r in 0..rows {
-        let (h, i, j) = (r / d, (r % d) / half, r % half);
-        let native = h * d + 2 * j + i;
-        out[native * cols..(native + 1) * cols].copy_from_slice(&t.data[r * cols..(r + 1) * cols]);
+    for (r, row) in t.data.chunks_exact(cols).enumerate() {
+        let native = permuted_row(r as u64, head_dim) as usize;
+        out[native * cols..(native + 1) * cols].copy_from_slice(row);
     }
     out
 }

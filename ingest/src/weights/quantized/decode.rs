@@ -108,6 +108,17 @@ pub(crate) fn float_part(
     }
 }
 
+/// The `N` values of a small float part (a tensor-wide scale, a quant map).
+pub(crate) fn read_floats<const N: usize>(
+    src: &SafetensorsSource,
+    part: Part,
+) -> Result<[f32; N], Unsupported> {
+    float_part(src, part, N as u64)?;
+    let mut v = [0f32; N];
+    src.read_f32(part.0, 0, &mut v).map_err(|e| e.to_string())?;
+    Ok(v)
+}
+
 /// Whether a part is a 32-bit integer tensor of the given 2-D shape.
 pub(crate) fn int32_part(
     src: &SafetensorsSource,

@@ -311,11 +311,7 @@ fn mlx_micro_scheme(mode: &str) -> Option<MicroScheme> {
 
 /// A one-value float tensor (a tensor-wide scale).
 fn scalar(src: &SafetensorsSource, part: Part) -> std::result::Result<f32, Unsupported> {
-    let (p, dtype) = decode::float_part(src, part, 1)?;
-    decode::raw(src, p)
-        .ok()
-        .and_then(|b| decode::float(b, dtype, 0))
-        .ok_or_else(|| format!("`{}` cannot be read", decode::name_of(src, part)))
+    decode::read_floats::<1>(src, part).map(|[v]| v)
 }
 
 /// A 2-D weight of E2M1 codes packed two per byte (`[out, in/2]` bytes, or `[out, in]` F4 values), rows as

@@ -1,9 +1,9 @@
 //! bitsandbytes (LLM.int8 rows, NF4/FP4 nibbles with block maxima) and FP8 (per-block, per-row or per-tensor
 //! scales): one stored byte or nibble per value, in the weight's own row-major order.
 
-use super::{dtype_of, float, float_part, for_rows, raw, shape_of, Part, Unsupported};
+use super::{dtype_of, float, float_part, for_rows, raw, read_floats, shape_of, Part, Unsupported};
 use crate::weights::quantized::config::QuantConfig;
-use crate::weights::{SafetensorsSource, WeightSource};
+use crate::weights::SafetensorsSource;
 use provsearch_formats::dtype::{decode_to_f32, Dtype};
 
 /// bitsandbytes 8-bit parts.
@@ -88,16 +88,6 @@ pub struct Bnb4Parts {
     pub state: Part,
     /// `weight.nested_absmax` and `weight.nested_quant_map`.
     pub nested: Option<(Part, Part)>,
-}
-
-fn read_floats<const N: usize>(
-    src: &SafetensorsSource,
-    part: Part,
-) -> Result<[f32; N], Unsupported> {
-    float_part(src, part, N as u64)?;
-    let mut v = [0f32; N];
-    src.read_f32(part.0, 0, &mut v).map_err(|e| e.to_string())?;
-    Ok(v)
 }
 
 impl Bnb4 {
