@@ -142,6 +142,11 @@ pub fn dynamic_map() -> [f32; 256] {
     out
 }
 
+/// The largest absolute value (0 for none).
+fn abs_max(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
 /// Nearest entry of `code` to `x`.
 fn nearest(code: &[f32], x: f32) -> usize {
     let mut best = (0, f32::INFINITY);
@@ -372,7 +377,7 @@ fn bnb8(t: &Tensor) -> Vec<Encoded> {
     let mut q = vec![0u8; out * input];
     for n in 0..out {
         let row = &t.data[n * input..(n + 1) * input];
-        let max = row.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+        let max = abs_max(row).max(1e-12);
         scb[n] = max;
         for (k, v) in row.iter().enumerate() {
             q[n * input + k] = ((v * 127.0 / max).round().clamp(-127.0, 127.0) as i8) as u8;
@@ -402,7 +407,7 @@ fn bnb4(t: &Tensor, fp4: bool, blocksize: usize, nested: bool) -> Vec<Encoded> {
     let absmax: Vec<f32> = t
         .data
         .chunks(blocksize)
-        .map(|b| b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12))
+        .map(|b| abs_max(b).max(1e-12))
         .collect();
     let mut packed = vec![0u8; n.div_ceil(2)];
     for (i, v) in t.data.iter().enumerate() {
@@ -422,7 +427,7 @@ fn bnb4(t: &Tensor, fp4: bool, blocksize: usize, nested: bool) -> Vec<Encoded> {
         let map = dynamic_map();
         let maxima: Vec<f32> = centred
             .chunks(NESTED)
-            .map(|b| b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12))
+            .map(|b| abs_max(b).max(1e-12))
             .collect();
         let codes: Vec<u8> = centred
             .iter()
@@ -632,8 +637,7 @@ fn ct_int8(t: &Tensor) -> Vec<Encoded> {
     let mut scales = Vec::with_capacity(out);
     let mut codes = Vec::with_capacity(out * input);
     for row in t.data.chunks_exact(input) {
-        let scale = f16::from_f32((row.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0).max(1e-8))
-            .to_f32();
+        let scale = f16::from_f32((abs_max(row) / 127.0).max(1e-8)).to_f32();
         scales.push(scale);
         codes.extend(
             row.iter()
@@ -653,7 +657,7 @@ fn ct_int8(t: &Tensor) -> Vec<Encoded> {
 
 /// FP8 E4M3 with one `weight_scale` for the tensor and a unit `input_scale`.
 fn fp8_tensor(t: &Tensor) -> Vec<Encoded> {
-    let s = (t.data.iter().fold(0f32, |m, v| m.max(v.abs())) / 448.0).max(1e-12);
+    let s = (abs_max(&t.data) / 448.0).max(1e-12);
     let q = t.data.iter().map(|v| f8_e4m3(v / s)).collect();
     vec![
         (t.name.clone(), Dtype::F8_E4M3, t.shape.clone(), q),

@@ -157,17 +157,16 @@ pub fn fingerprint_location(
             .all(|f| is_native_weight_file(f));
     // Only a release configured by params.json is taken to store Q/K rows natively: native tensor names beside a
     // config.json are a renamed HF checkpoint as often as not, and are read as stored.
-    let mut native_params = false;
-    let config = match read_text(&config_path)? {
-        Some(text) => Some(ModelConfig::parse(&config_path, &text)?),
-        None if native && params_path.is_file() => match read_text(&params_path)? {
-            Some(text) => {
-                native_params = true;
-                Some(ModelConfig::parse(&params_path, &text)?)
-            }
-            None => None,
-        },
-        None if location.format == SourceFormat::Safetensors => {
+    let config_text = read_text(&config_path)?;
+    let params_text = match config_text {
+        None if native => read_text(&params_path)?,
+        _ => None,
+    };
+    let native_params = params_text.is_some();
+    let config = match (config_text, params_text) {
+        (Some(text), _) => Some(ModelConfig::parse(&config_path, &text)?),
+        (None, Some(text)) => Some(ModelConfig::parse(&params_path, &text)?),
+        (None, None) if location.format == SourceFormat::Safetensors => {
             if let Some(adapter) = read_text(&location.root.join(ADAPTER_CONFIG))? {
                 return Err(adapter_error(&location.root, &adapter));
             }
@@ -186,7 +185,7 @@ pub fn fingerprint_location(
             }
             None
         }
-        None => None,
+        (None, None) => None,
     };
     let card = read_text(&location.root.join("README.md"))?
         .map(|t| parse_model_card(&t))

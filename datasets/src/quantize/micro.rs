@@ -2,7 +2,7 @@
 //! compressed-tensors stores it, and gpt-oss's MXFP4 experts (with the conversion of a Llama-style MLP into
 //! gpt-oss's fused expert tensors that those checkpoints start from).
 
-use super::{f32s, f8_e4m3, f8_e4m3_value, nearest, Encoded};
+use super::{abs_max, f32s, f8_e4m3, f8_e4m3_value, nearest, Encoded};
 use crate::checkpoint::{Checkpoint, Tensor};
 use safetensors::Dtype;
 
@@ -22,10 +22,6 @@ fn e2m1(x: f32) -> u8 {
 /// Codes two per byte, the even element in the low nibble.
 fn pack(codes: &[u8]) -> Vec<u8> {
     codes.chunks(2).map(|p| p[0] | (p[1] << 4)).collect()
-}
-
-fn abs_max(v: &[f32]) -> f32 {
-    v.iter().fold(0f32, |m, x| m.max(x.abs()))
 }
 
 /// MXFP4 codes and E8M0 scale bytes of a row (groups of 32): the scale is `amax / 6` rounded up to a power of

@@ -208,6 +208,51 @@ impl<'a> BitRow<'a> {
     }
 }
 
+/// The values of the groups (of `group` columns) that columns `k0 .. k0 + len` of row `row` touch, from a part
+/// of `dtype` values holding `groups` per row: one conversion call per segment rather than one per group.
+pub(crate) fn segment_groups(
+    bytes: &[u8],
+    dtype: Dtype,
+    [row, groups, group]: [u64; 3],
+    k0: u64,
+    len: usize,
+) -> Option<Vec<f32>> {
+    let (g0, g1) = (k0 / group, (k0 + len as u64).div_ceil(group));
+    let size = dtype.size();
+    let from = usize::try_from(row * groups + g0).ok()?.checked_mul(size)?;
+    let count = usize::try_from(g1 - g0).ok()?;
+    let mut v = vec![0f32; count];
+    decode_to_f32(
+        dtype,
+        bytes.get(from..from.checked_add(count * size)?)?,
+        &mut v,
+    );
+    Some(v)
+}
+
+/// Walk columns `k0 .. k0 + out.len()` group by group (groups of `group` columns), calling `f(i, k, span)` for
+/// the `i`-th group the segment touches, with its first column `k` in the segment and its part of `out`: the
+/// decoders then need no division per code.
+pub(crate) fn for_groups(
+    group: u64,
+    k0: u64,
+    out: &mut [f32],
+    mut f: impl FnMut(usize, u64, &mut [f32]) -> Option<()>,
+) -> Option<()> {
+    let (mut k, mut rest, mut i) = (k0, out, 0);
+    while !rest.is_empty() {
+        let take = usize::try_from((k / group + 1) * group - k)
+            .ok()?
+            .min(rest.len());
+        let (span, tail) = rest.split_at_mut(take);
+        f(i, k, span)?;
+        k += take as u64;
+        rest = tail;
+        i += 1;
+    }
+    Some(())
+}
+
 /// Call `f(row, first_col, segment)` for each row-piece of the flat range `start .. start + out.len()`.
 pub(crate) fn for_rows(
     cols: u64,

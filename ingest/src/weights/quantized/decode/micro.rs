@@ -16,7 +16,7 @@
 //! and transposes them to `[E, G·32, N]`, the shape of the BF16 checkpoints made from it. The logical weight
 //! here has that shape too, so a dequantized copy pairs tensor for tensor with its source.
 
-use super::{dtype_of, name_of, raw, shape_of, Part, Unsupported};
+use super::{dtype_of, for_groups, name_of, raw, segment_groups, shape_of, Part, Unsupported};
 use crate::weights::SafetensorsSource;
 use provsearch_formats::dtype::{decode_to_f32, Dtype};
 
@@ -275,36 +275,18 @@ impl Micro {
         out: &mut [f32],
     ) -> Option<()> {
         let bits = self.scheme.bits();
-        let row_bytes = self.input * bits / 8;
         let groups = self.input / self.group;
-        let (g0, g1) = (
-            k0 / self.group,
-            (k0 + out.len() as u64).div_ceil(self.group),
-        );
-        let from = usize::try_from(s * groups + g0).ok()?;
-        let count = usize::try_from(g1 - g0).ok()?;
-        let mut group_scales = vec![0f32; count];
-        decode_to_f32(
-            self.scheme.scale_dtype(),
-            scales.get(from..from.checked_add(count)?)?,
-            &mut group_scales,
-        );
-        let row = codes.get(usize::try_from(s * row_bytes).ok()?..)?;
-        let (mut k, mut rest) = (k0, out);
-        for scale in group_scales {
-            let scale = scale * self.factor;
-            let take = usize::try_from((k / self.group + 1) * self.group - k)
-                .ok()?
-                .min(rest.len());
-            let (span, tail) = rest.split_at_mut(take);
-            for o in span {
+        let at = [s, groups, self.group];
+        let group_scales = segment_groups(scales, self.scheme.scale_dtype(), at, k0, out.len())?;
+        let row = codes.get(usize::try_from(s * self.input * bits / 8).ok()?..)?;
+        for_groups(self.group, k0, out, |i, k, span| {
+            let scale = *group_scales.get(i)? * self.factor;
+            for (o, k) in span.iter_mut().zip(k..) {
                 let byte = *row.get(usize::try_from(k * bits / 8).ok()?)?;
                 *o = self.code(byte, k) * scale;
-                k += 1;
             }
-            rest = tail;
-        }
-        Some(())
+            Some(())
+        })
     }
 }
 

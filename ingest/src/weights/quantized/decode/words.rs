@@ -2,11 +2,12 @@
 //! AWQ) or biases (MLX).
 
 use super::{
-    dtype_of, float, float_part, int32_part, packed, raw, shape_of, word, BitRow, Part, Unsupported,
+    dtype_of, float, float_part, for_groups, int32_part, packed, raw, segment_groups, shape_of,
+    word, BitRow, Part, Unsupported,
 };
 use crate::weights::quantized::config::QuantConfig;
 use crate::weights::{SafetensorsSource, WeightSource};
-use provsearch_formats::dtype::{decode_to_f32, Dtype};
+use provsearch_formats::dtype::Dtype;
 
 /// Position of AWQ's column `j` (within 8) inside its word: the inverse of the packing order.
 const AWQ_NIBBLE: [u32; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
@@ -102,39 +103,16 @@ impl Mlx {
         let (sc, bi) = (raw(src, self.scales.0).ok()?, raw(src, self.biases.0).ok()?);
         let groups = self.input / self.group_size;
         let row = BitRow::new(qw, n * self.words(), self.words(), self.bits)?;
-        // The scales and biases of the groups this segment touches, converted in one call each.
-        let (g0, g1) = (
-            k0 / self.group_size,
-            (k0 + out.len() as u64).div_ceil(self.group_size),
-        );
-        let group_values = |dtype: Dtype, bytes: &[u8]| -> Option<Vec<f32>> {
-            let size = dtype.size();
-            let from = usize::try_from(n * groups + g0).ok()?.checked_mul(size)?;
-            let count = usize::try_from(g1 - g0).ok()?;
-            let mut v = vec![0f32; count];
-            decode_to_f32(
-                dtype,
-                bytes.get(from..from.checked_add(count * size)?)?,
-                &mut v,
-            );
-            Some(v)
-        };
-        let scales = group_values(self.scales.1, sc)?;
-        let biases = group_values(self.biases.1, bi)?;
-        // Group by group: no division per code.
-        let (mut k, mut rest) = (k0, out);
-        for (scale, bias) in scales.into_iter().zip(biases) {
-            let take = usize::try_from((k / self.group_size + 1) * self.group_size - k)
-                .ok()?
-                .min(rest.len());
-            let (span, tail) = rest.split_at_mut(take);
-            for o in span {
+        let at = [n, groups, self.group_size];
+        let scales = segment_groups(sc, self.scales.1, at, k0, out.len())?;
+        let biases = segment_groups(bi, self.biases.1, at, k0, out.len())?;
+        for_groups(self.group_size, k0, out, |i, k, span| {
+            let (scale, bias) = (*scales.get(i)?, *biases.get(i)?);
+            for (o, k) in span.iter_mut().zip(k..) {
                 *o = scale * row.code(k) as f32 + bias;
-                k += 1;
             }
-            rest = tail;
-        }
-        Some(())
+            Some(())
+        })
     }
 }
 
