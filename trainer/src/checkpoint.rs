@@ -33,14 +33,26 @@ pub fn safetensors_f16(w: &Weights) -> Result<Vec<u8>> {
 /// Read every tensor of a safetensors file as F32.
 pub fn load_safetensors(path: &Path, dev: &Device) -> Result<Weights> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("parsing {}", path.display()))?;
     let mut w = Weights::new();
     for (name, view) in st.tensors() {
         let shape = view.shape().to_vec();
         let data: Vec<f32> = match view.dtype() {
-            Dtype::F16 => view.data().chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            other => bail!("{}: tensor {name} has unsupported dtype {other:?}", path.display()),
+            Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            other => bail!(
+                "{}: tensor {name} has unsupported dtype {other:?}",
+                path.display()
+            ),
         };
         w.insert(name, Tensor::from_vec(data, shape, dev)?);
     }
@@ -55,7 +67,8 @@ pub struct Snapshot {
 
 /// Load `dir/config.json` and `dir/model.safetensors`.
 pub fn load_snapshot(dir: &Path, dev: &Device) -> Result<Snapshot> {
-    let cfg_text = std::fs::read_to_string(dir.join("config.json")).with_context(|| format!("reading {}/config.json", dir.display()))?;
+    let cfg_text = std::fs::read_to_string(dir.join("config.json"))
+        .with_context(|| format!("reading {}/config.json", dir.display()))?;
     let config = ModelConfig::from_hf_json(&serde_json::from_str(&cfg_text)?)?;
     let weights = load_safetensors(&dir.join("model.safetensors"), dev)?;
     check_weights(&config, &weights).with_context(|| format!("snapshot {}", dir.display()))?;
@@ -76,7 +89,9 @@ pub struct Card<'a> {
 
 impl Card<'_> {
     pub fn render(&self) -> String {
-        let mut s = String::from("---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: text-generation\n");
+        let mut s = String::from(
+            "---\nlicense: apache-2.0\nlibrary_name: transformers\npipeline_tag: text-generation\n",
+        );
         match self.base_models {
             [] => {}
             [one] => s.push_str(&format!("base_model: {one}\n")),
@@ -91,7 +106,11 @@ impl Card<'_> {
             s.push_str(&format!("base_model_relation: {r}\n"));
         }
         s.push_str("tags:\n- provsearch-zoo\n---\n\n");
-        s.push_str(&format!("# {}\n\n{}\n\n", self.name, self.description.trim()));
+        s.push_str(&format!(
+            "# {}\n\n{}\n\n",
+            self.name,
+            self.description.trim()
+        ));
         s.push_str("## Training\n\n| | |\n|---|---|\n");
         for (k, v) in &self.details {
             s.push_str(&format!("| {k} | {v} |\n"));
@@ -104,10 +123,17 @@ impl Card<'_> {
 }
 
 /// Write a complete snapshot directory.
-pub fn write_snapshot(dir: &Path, cfg: &ModelConfig, w: &Weights, tokenizer_json: &[u8], card: &Card<'_>) -> Result<()> {
+pub fn write_snapshot(
+    dir: &Path,
+    cfg: &ModelConfig,
+    w: &Weights,
+    tokenizer_json: &[u8],
+    card: &Card<'_>,
+) -> Result<()> {
     check_weights(cfg, w)?;
     std::fs::create_dir_all(dir)?;
-    let pretty = |v: &serde_json::Value| -> Result<String> { Ok(serde_json::to_string_pretty(v)? + "\n") };
+    let pretty =
+        |v: &serde_json::Value| -> Result<String> { Ok(serde_json::to_string_pretty(v)? + "\n") };
     std::fs::write(dir.join("config.json"), pretty(&cfg.to_hf_json())?)?;
     let gen = json!({
         "_from_model_config": true,

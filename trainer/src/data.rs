@@ -21,9 +21,17 @@ pub struct Corpus {
 
 /// Encode `files` (each followed by `eos`) and split each into train / eval.
 pub fn load(tk: &Tokenizer, files: &[PathBuf], eos: u32) -> Result<Corpus> {
-    let mut c = Corpus { train: Vec::new(), eval: Vec::new() };
+    let mut c = Corpus {
+        train: Vec::new(),
+        eval: Vec::new(),
+    };
     for f in files {
-        let bytes = std::fs::read(f).with_context(|| format!("reading corpus file {} (run ./fetch-corpus.sh)", f.display()))?;
+        let bytes = std::fs::read(f).with_context(|| {
+            format!(
+                "reading corpus file {} (run ./fetch-corpus.sh)",
+                f.display()
+            )
+        })?;
         let text = String::from_utf8_lossy(&bytes);
         let ids = encode_text(tk, &text)?;
         let cut = ((ids.len() as f64) * (1.0 - EVAL_FRACTION)) as usize;
@@ -43,14 +51,24 @@ pub fn unigram_entropy(ids: &[u32], vocab: usize) -> f64 {
         counts[i as usize] += 1;
     }
     let n = ids.len() as f64;
-    counts.iter().filter(|&&c| c > 0).map(|&c| {
-        let p = c as f64 / n;
-        -p * p.ln()
-    }).sum()
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.ln()
+        })
+        .sum()
 }
 
 /// `batch` random windows of `seq` inputs and their next-token targets.
-pub fn sample_batch(stream: &[u32], rng: &mut Rng, batch: usize, seq: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
+pub fn sample_batch(
+    stream: &[u32],
+    rng: &mut Rng,
+    batch: usize,
+    seq: usize,
+    dev: &Device,
+) -> Result<(Tensor, Tensor)> {
     let span = stream.len() - seq - 1;
     let mut x = Vec::with_capacity(batch * seq);
     let mut y = Vec::with_capacity(batch * seq);
@@ -59,5 +77,8 @@ pub fn sample_batch(stream: &[u32], rng: &mut Rng, batch: usize, seq: usize, dev
         x.extend_from_slice(&stream[s..s + seq]);
         y.extend_from_slice(&stream[s + 1..s + seq + 1]);
     }
-    Ok((Tensor::from_vec(x, (batch, seq), dev)?, Tensor::from_vec(y, (batch, seq), dev)?))
+    Ok((
+        Tensor::from_vec(x, (batch, seq), dev)?,
+        Tensor::from_vec(y, (batch, seq), dev)?,
+    ))
 }

@@ -10,7 +10,10 @@ use provsearch_trainer::{shell_join, tok};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
-#[command(name = "provsearch-trainer", about = "Train the provsearch lineage zoo")]
+#[command(
+    name = "provsearch-trainer",
+    about = "Train the provsearch lineage zoo"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -149,7 +152,11 @@ fn main() -> Result<()> {
             // The thread settings are part of the recipe (one thread: same bytes).
             let env: String = ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"]
                 .iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={} ", shell_join([v]))))
+                .filter_map(|k| {
+                    std::env::var(k)
+                        .ok()
+                        .map(|v| format!("{k}={} ", shell_join([v])))
+                })
                 .collect();
             let command = env + &shell_join(std::env::args());
             let spec = Spec {
@@ -192,15 +199,27 @@ fn main() -> Result<()> {
             };
             train::run(&spec)?;
         }
-        Cmd::Tokenizer { data, vocab_size, out } => {
+        Cmd::Tokenizer {
+            data,
+            vocab_size,
+            out,
+        } => {
             let tk = tok::train_bpe(&data, vocab_size)?;
             std::fs::write(&out, tok::to_json(&tk)?)?;
         }
-        Cmd::Manifest { records, order, root, out } => {
+        Cmd::Manifest {
+            records,
+            order,
+            root,
+            out,
+        } => {
             let mut models = Vec::new();
             for name in &order {
                 let p = records.join(format!("{name}.json"));
-                let mut r: Value = serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?)?;
+                let mut r: Value = serde_json::from_str(
+                    &std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?,
+                )?;
                 let obj = r.as_object_mut().context("record is not an object")?;
                 // Timing varies run to run; it lives in trainer/README.md, not here.
                 obj.remove("train_seconds");

@@ -117,7 +117,10 @@ impl ModelConfig {
     /// one of the same two architectures).
     pub fn from_hf_json(v: &Value) -> Result<Self> {
         let u = |k: &str| -> Result<usize> {
-            v.get(k).and_then(Value::as_u64).map(|x| x as usize).with_context(|| format!("config.json: missing {k}"))
+            v.get(k)
+                .and_then(Value::as_u64)
+                .map(|x| x as usize)
+                .with_context(|| format!("config.json: missing {k}"))
         };
         let tok = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
         match v.get("model_type").and_then(Value::as_str) {
@@ -129,8 +132,14 @@ impl ModelConfig {
                 heads: u("num_attention_heads")?,
                 intermediate: u("intermediate_size")?,
                 max_positions: u("max_position_embeddings")?,
-                eps: v.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-5),
-                rope_theta: v.get("rope_theta").and_then(Value::as_f64).unwrap_or(10000.0),
+                eps: v
+                    .get("rms_norm_eps")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1e-5),
+                rope_theta: v
+                    .get("rope_theta")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(10000.0),
                 bos_token_id: tok("bos_token_id"),
                 eos_token_id: tok("eos_token_id"),
             }),
@@ -142,9 +151,16 @@ impl ModelConfig {
                     hidden,
                     layers: u("n_layer")?,
                     heads: u("n_head")?,
-                    intermediate: v.get("n_inner").and_then(Value::as_u64).map(|x| x as usize).unwrap_or(4 * hidden),
+                    intermediate: v
+                        .get("n_inner")
+                        .and_then(Value::as_u64)
+                        .map(|x| x as usize)
+                        .unwrap_or(4 * hidden),
                     max_positions: u("n_positions")?,
-                    eps: v.get("layer_norm_epsilon").and_then(Value::as_f64).unwrap_or(1e-5),
+                    eps: v
+                        .get("layer_norm_epsilon")
+                        .and_then(Value::as_f64)
+                        .unwrap_or(1e-5),
                     rope_theta: 0.0,
                     bos_token_id: tok("bos_token_id"),
                     eos_token_id: tok("eos_token_id"),
@@ -165,39 +181,95 @@ impl ModelConfig {
         let mut push = |n: String, s: Vec<usize>, init: Init| out.push((n, s, init));
         match self.arch {
             Arch::Llama => {
-                push("model.embed_tokens.weight".into(), vec![v, h], Init::Normal(std));
+                push(
+                    "model.embed_tokens.weight".into(),
+                    vec![v, h],
+                    Init::Normal(std),
+                );
                 for l in 0..self.layers {
                     let p = format!("model.layers.{l}.");
                     push(format!("{p}input_layernorm.weight"), vec![h], Init::Ones);
-                    push(format!("{p}self_attn.q_proj.weight"), vec![h, h], Init::Normal(std));
-                    push(format!("{p}self_attn.k_proj.weight"), vec![h, h], Init::Normal(std));
-                    push(format!("{p}self_attn.v_proj.weight"), vec![h, h], Init::Normal(std));
-                    push(format!("{p}self_attn.o_proj.weight"), vec![h, h], Init::Normal(resid));
-                    push(format!("{p}post_attention_layernorm.weight"), vec![h], Init::Ones);
-                    push(format!("{p}mlp.gate_proj.weight"), vec![i, h], Init::Normal(std));
-                    push(format!("{p}mlp.up_proj.weight"), vec![i, h], Init::Normal(std));
-                    push(format!("{p}mlp.down_proj.weight"), vec![h, i], Init::Normal(resid));
+                    push(
+                        format!("{p}self_attn.q_proj.weight"),
+                        vec![h, h],
+                        Init::Normal(std),
+                    );
+                    push(
+                        format!("{p}self_attn.k_proj.weight"),
+                        vec![h, h],
+                        Init::Normal(std),
+                    );
+                    push(
+                        format!("{p}self_attn.v_proj.weight"),
+                        vec![h, h],
+                        Init::Normal(std),
+                    );
+                    push(
+                        format!("{p}self_attn.o_proj.weight"),
+                        vec![h, h],
+                        Init::Normal(resid),
+                    );
+                    push(
+                        format!("{p}post_attention_layernorm.weight"),
+                        vec![h],
+                        Init::Ones,
+                    );
+                    push(
+                        format!("{p}mlp.gate_proj.weight"),
+                        vec![i, h],
+                        Init::Normal(std),
+                    );
+                    push(
+                        format!("{p}mlp.up_proj.weight"),
+                        vec![i, h],
+                        Init::Normal(std),
+                    );
+                    push(
+                        format!("{p}mlp.down_proj.weight"),
+                        vec![h, i],
+                        Init::Normal(resid),
+                    );
                 }
                 push("model.norm.weight".into(), vec![h], Init::Ones);
                 push("lm_head.weight".into(), vec![v, h], Init::Normal(std));
             }
             Arch::Gpt2 => {
-                push("transformer.wte.weight".into(), vec![v, h], Init::Normal(std));
-                push("transformer.wpe.weight".into(), vec![self.max_positions, h], Init::Normal(0.01));
+                push(
+                    "transformer.wte.weight".into(),
+                    vec![v, h],
+                    Init::Normal(std),
+                );
+                push(
+                    "transformer.wpe.weight".into(),
+                    vec![self.max_positions, h],
+                    Init::Normal(0.01),
+                );
                 for l in 0..self.layers {
                     let p = format!("transformer.h.{l}.");
                     push(format!("{p}ln_1.weight"), vec![h], Init::Ones);
                     push(format!("{p}ln_1.bias"), vec![h], Init::Zeros);
                     // Conv1D stores (in, out).
-                    push(format!("{p}attn.c_attn.weight"), vec![h, 3 * h], Init::Normal(std));
+                    push(
+                        format!("{p}attn.c_attn.weight"),
+                        vec![h, 3 * h],
+                        Init::Normal(std),
+                    );
                     push(format!("{p}attn.c_attn.bias"), vec![3 * h], Init::Zeros);
-                    push(format!("{p}attn.c_proj.weight"), vec![h, h], Init::Normal(resid));
+                    push(
+                        format!("{p}attn.c_proj.weight"),
+                        vec![h, h],
+                        Init::Normal(resid),
+                    );
                     push(format!("{p}attn.c_proj.bias"), vec![h], Init::Zeros);
                     push(format!("{p}ln_2.weight"), vec![h], Init::Ones);
                     push(format!("{p}ln_2.bias"), vec![h], Init::Zeros);
                     push(format!("{p}mlp.c_fc.weight"), vec![h, i], Init::Normal(std));
                     push(format!("{p}mlp.c_fc.bias"), vec![i], Init::Zeros);
-                    push(format!("{p}mlp.c_proj.weight"), vec![i, h], Init::Normal(resid));
+                    push(
+                        format!("{p}mlp.c_proj.weight"),
+                        vec![i, h],
+                        Init::Normal(resid),
+                    );
                     push(format!("{p}mlp.c_proj.bias"), vec![h], Init::Zeros);
                 }
                 push("transformer.ln_f.weight".into(), vec![h], Init::Ones);
@@ -209,7 +281,10 @@ impl ModelConfig {
 
     /// Total number of parameters.
     pub fn num_params(&self) -> usize {
-        self.tensor_specs().iter().map(|(_, s, _)| s.iter().product::<usize>()).sum()
+        self.tensor_specs()
+            .iter()
+            .map(|(_, s, _)| s.iter().product::<usize>())
+            .sum()
     }
 
     /// Name of the input embedding and (untied) output head, if any.
@@ -257,9 +332,15 @@ pub fn init_weights(cfg: &ModelConfig, seed: u64, dev: &Device) -> Result<Weight
 pub fn check_weights(cfg: &ModelConfig, w: &Weights) -> Result<()> {
     let specs = cfg.tensor_specs();
     for (name, shape, _) in &specs {
-        let t = w.get(name).with_context(|| format!("missing tensor {name}"))?;
+        let t = w
+            .get(name)
+            .with_context(|| format!("missing tensor {name}"))?;
         if t.dims() != shape.as_slice() {
-            bail!("tensor {name}: shape {:?}, config wants {:?}", t.dims(), shape);
+            bail!(
+                "tensor {name}: shape {:?}, config wants {:?}",
+                t.dims(),
+                shape
+            );
         }
     }
     if specs.len() != w.len() {
@@ -272,34 +353,46 @@ pub fn check_weights(cfg: &ModelConfig, w: &Weights) -> Result<()> {
 
 /// Trainable copies of `w` (one `Var` per tensor, same names).
 pub fn to_vars(w: &Weights) -> Result<BTreeMap<String, Var>> {
-    w.iter().map(|(k, t)| Ok((k.clone(), Var::from_tensor(&t.to_dtype(DType::F32)?)?))).collect()
+    w.iter()
+        .map(|(k, t)| Ok((k.clone(), Var::from_tensor(&t.to_dtype(DType::F32)?)?)))
+        .collect()
 }
 
 /// The tensors behind `vars` (gradients flow back to the vars).
 pub fn var_weights(vars: &BTreeMap<String, Var>) -> Weights {
-    vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+    vars.iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect()
 }
 
 fn get<'a>(w: &'a Weights, name: &str) -> Result<&'a Tensor> {
-    w.get(name).with_context(|| format!("missing tensor {name}"))
+    w.get(name)
+        .with_context(|| format!("missing tensor {name}"))
 }
 
 /// x (b, t, in) times a torch Linear weight (out, in).
 fn linear(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     let (b, t, i) = x.dims3()?;
     let o = weight.dim(0)?;
-    Ok(x.reshape((b * t, i))?.matmul(&weight.t()?)?.reshape((b, t, o))?)
+    Ok(x.reshape((b * t, i))?
+        .matmul(&weight.t()?)?
+        .reshape((b, t, o))?)
 }
 
 /// x (b, t, in) times a GPT-2 Conv1D weight (in, out) plus bias.
 fn conv1d(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let (b, t, i) = x.dims3()?;
     let o = weight.dim(1)?;
-    Ok(x.reshape((b * t, i))?.matmul(weight)?.broadcast_add(bias)?.reshape((b, t, o))?)
+    Ok(x.reshape((b * t, i))?
+        .matmul(weight)?
+        .broadcast_add(bias)?
+        .reshape((b, t, o))?)
 }
 
 fn causal_mask(t: usize, dev: &Device) -> Result<Tensor> {
-    let m: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if j > i { -1e9 } else { 0.0 })).collect();
+    let m: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j > i { -1e9 } else { 0.0 }))
+        .collect();
     Ok(Tensor::from_vec(m, (t, t), dev)?)
 }
 
@@ -316,7 +409,10 @@ fn rope_tables(t: usize, hd: usize, theta: f64, dev: &Device) -> Result<(Tensor,
             sin.push(a.sin() as f32);
         }
     }
-    Ok((Tensor::from_vec(cos, (t, half), dev)?, Tensor::from_vec(sin, (t, half), dev)?))
+    Ok((
+        Tensor::from_vec(cos, (t, half), dev)?,
+        Tensor::from_vec(sin, (t, half), dev)?,
+    ))
 }
 
 /// Scaled dot-product causal attention over (b, heads, t, hd) tensors.
@@ -329,7 +425,9 @@ fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tensor
 
 fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
     let (b, t, h) = x.dims3()?;
-    Ok(x.reshape((b, t, heads, h / heads))?.transpose(1, 2)?.contiguous()?)
+    Ok(x.reshape((b, t, heads, h / heads))?
+        .transpose(1, 2)?
+        .contiguous()?)
 }
 
 fn merge_heads(x: &Tensor) -> Result<Tensor> {
@@ -349,15 +447,25 @@ fn forward_llama(cfg: &ModelConfig, w: &Weights, ids: &Tensor) -> Result<Tensor>
     let dev = ids.device();
     let (b, t) = ids.dims2()?;
     let (h, nh, eps) = (cfg.hidden, cfg.heads, cfg.eps as f32);
-    let mut x = get(w, "model.embed_tokens.weight")?.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, h))?;
+    let mut x = get(w, "model.embed_tokens.weight")?
+        .index_select(&ids.flatten_all()?, 0)?
+        .reshape((b, t, h))?;
     let (cos, sin) = rope_tables(t, cfg.head_dim(), cfg.rope_theta, dev)?;
     let mask = causal_mask(t, dev)?;
     for l in 0..cfg.layers {
         let p = format!("model.layers.{l}.");
         let g = |n: &str| get(w, &format!("{p}{n}"));
         let hn = rms_norm_slow(&x, g("input_layernorm.weight")?, eps)?;
-        let q = rope_slow(&split_heads(&linear(&hn, g("self_attn.q_proj.weight")?)?, nh)?, &cos, &sin)?;
-        let k = rope_slow(&split_heads(&linear(&hn, g("self_attn.k_proj.weight")?)?, nh)?, &cos, &sin)?;
+        let q = rope_slow(
+            &split_heads(&linear(&hn, g("self_attn.q_proj.weight")?)?, nh)?,
+            &cos,
+            &sin,
+        )?;
+        let k = rope_slow(
+            &split_heads(&linear(&hn, g("self_attn.k_proj.weight")?)?, nh)?,
+            &cos,
+            &sin,
+        )?;
         let v = split_heads(&linear(&hn, g("self_attn.v_proj.weight")?)?, nh)?;
         let y = merge_heads(&attention(&q, &k, &v, &mask)?)?;
         x = (x + linear(&y, g("self_attn.o_proj.weight")?)?)?;
@@ -398,7 +506,12 @@ fn forward_gpt2(cfg: &ModelConfig, w: &Weights, ids: &Tensor) -> Result<Tensor> 
         let m = conv1d(&hn, g("mlp.c_fc.weight")?, g("mlp.c_fc.bias")?)?.gelu()?;
         x = (x + conv1d(&m, g("mlp.c_proj.weight")?, g("mlp.c_proj.bias")?)?)?;
     }
-    let x = layer_norm_slow(&x, get(w, "transformer.ln_f.weight")?, get(w, "transformer.ln_f.bias")?, eps)?;
+    let x = layer_norm_slow(
+        &x,
+        get(w, "transformer.ln_f.weight")?,
+        get(w, "transformer.ln_f.bias")?,
+        eps,
+    )?;
     // Tied head: logits = x · wteᵀ.
     linear(&x, wte)
 }
@@ -406,7 +519,10 @@ fn forward_gpt2(cfg: &ModelConfig, w: &Weights, ids: &Tensor) -> Result<Tensor> 
 /// Mean next-token cross-entropy of `logits` (b, t, V) against `targets` (b, t).
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (b, t, v) = logits.dims3()?;
-    Ok(candle_nn::loss::cross_entropy(&logits.reshape((b * t, v))?, &targets.reshape(b * t)?)?)
+    Ok(candle_nn::loss::cross_entropy(
+        &logits.reshape((b * t, v))?,
+        &targets.reshape(b * t)?,
+    )?)
 }
 
 /// Distillation loss: KL(teacher_T ‖ student_T) · T², averaged over positions,

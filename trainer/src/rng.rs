@@ -14,7 +14,10 @@ impl Rng {
     /// A generator for `seed`; `stream` separates independent uses of one seed
     /// (weight init vs. data order) so that they do not share a sequence.
     pub fn new(seed: u64, stream: u64) -> Self {
-        let mut r = Rng { state: seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F), spare: None };
+        let mut r = Rng {
+            state: seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F),
+            spare: None,
+        };
         // Warm up so nearby seeds diverge immediately.
         for _ in 0..4 {
             r.next_u64();
@@ -66,9 +69,18 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream() {
-        let a: Vec<u64> = { let mut r = Rng::new(7, 1); (0..5).map(|_| r.next_u64()).collect() };
-        let b: Vec<u64> = { let mut r = Rng::new(7, 1); (0..5).map(|_| r.next_u64()).collect() };
-        let c: Vec<u64> = { let mut r = Rng::new(8, 1); (0..5).map(|_| r.next_u64()).collect() };
+        let a: Vec<u64> = {
+            let mut r = Rng::new(7, 1);
+            (0..5).map(|_| r.next_u64()).collect()
+        };
+        let b: Vec<u64> = {
+            let mut r = Rng::new(7, 1);
+            (0..5).map(|_| r.next_u64()).collect()
+        };
+        let c: Vec<u64> = {
+            let mut r = Rng::new(8, 1);
+            (0..5).map(|_| r.next_u64()).collect()
+        };
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

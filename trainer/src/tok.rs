@@ -8,7 +8,10 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, Tokenizer, TokenizerBuilder};
+use tokenizers::{
+    AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+    Tokenizer, TokenizerBuilder,
+};
 
 /// The one special token: document separator, BOS and EOS (as in GPT-2).
 pub const EOS: &str = "<|endoftext|>";
@@ -23,16 +26,26 @@ pub fn train_bpe(files: &[PathBuf], vocab_size: usize) -> Result<Tokenizer> {
         .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
     let byte_level = ByteLevel::new(false, true, true);
-    let mut tk = TokenizerBuilder::<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>::new()
-        .with_model(BPE::default())
-        .with_normalizer(None)
-        .with_pre_tokenizer(Some(byte_level.into()))
-        .with_post_processor(Some(byte_level.into()))
-        .with_decoder(Some(byte_level.into()))
-        .build()
+    let mut tk = TokenizerBuilder::<
+        BPE,
+        NormalizerWrapper,
+        PreTokenizerWrapper,
+        PostProcessorWrapper,
+        DecoderWrapper,
+    >::new()
+    .with_model(BPE::default())
+    .with_normalizer(None)
+    .with_pre_tokenizer(Some(byte_level.into()))
+    .with_post_processor(Some(byte_level.into()))
+    .with_decoder(Some(byte_level.into()))
+    .build()
+    .map_err(anyhow::Error::msg)?;
+    let names = files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    tk.train_from_files(&mut trainer, names)
         .map_err(anyhow::Error::msg)?;
-    let names = files.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    tk.train_from_files(&mut trainer, names).map_err(anyhow::Error::msg)?;
     Ok(Tokenizer::from(tk))
 }
 
@@ -46,14 +59,21 @@ pub fn load(path: &Path) -> Result<Tokenizer> {
 }
 
 pub fn eos_id(tk: &Tokenizer) -> Result<u32> {
-    tk.token_to_id(EOS).with_context(|| format!("tokenizer has no {EOS}"))
+    tk.token_to_id(EOS)
+        .with_context(|| format!("tokenizer has no {EOS}"))
 }
 
 fn merges_of(model: &Value) -> Result<Vec<(String, String)>> {
-    let arr = model.get("merges").and_then(Value::as_array).context("tokenizer.json: no model.merges")?;
+    let arr = model
+        .get("merges")
+        .and_then(Value::as_array)
+        .context("tokenizer.json: no model.merges")?;
     arr.iter()
         .map(|m| match m {
-            Value::Array(p) if p.len() == 2 => Ok((p[0].as_str().unwrap_or("").to_string(), p[1].as_str().unwrap_or("").to_string())),
+            Value::Array(p) if p.len() == 2 => Ok((
+                p[0].as_str().unwrap_or("").to_string(),
+                p[1].as_str().unwrap_or("").to_string(),
+            )),
             Value::String(s) => {
                 let (a, b) = s.split_once(' ').context("bad merge")?;
                 Ok((a.to_string(), b.to_string()))
@@ -94,7 +114,10 @@ pub fn extend(base: &Tokenizer, domain_files: &[PathBuf], add: usize) -> Result<
         }
     }
     if added.len() < add {
-        bail!("domain text yielded only {} new merges, wanted {add}", added.len());
+        bail!(
+            "domain text yielded only {} new merges, wanted {add}",
+            added.len()
+        );
     }
     let vobj = model["vocab"].as_object_mut().unwrap();
     for (_, _, tok, id) in &added {
@@ -102,10 +125,15 @@ pub fn extend(base: &Tokenizer, domain_files: &[PathBuf], add: usize) -> Result<
     }
     let marr = model["merges"].as_array_mut().unwrap();
     for (a, b, _, _) in &added {
-        marr.push(Value::Array(vec![Value::from(a.clone()), Value::from(b.clone())]));
+        marr.push(Value::Array(vec![
+            Value::from(a.clone()),
+            Value::from(b.clone()),
+        ]));
     }
     let text = serde_json::to_string(&json)?;
-    let tk: Tokenizer = text.parse().map_err(|e| anyhow::anyhow!("extended tokenizer does not load: {e}"))?;
+    let tk: Tokenizer = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("extended tokenizer does not load: {e}"))?;
     Ok(tk)
 }
 
@@ -117,13 +145,24 @@ pub fn new_token_pieces(parent: &Tokenizer, ext: &Tokenizer) -> Result<HashMap<u
     let ev = ext.get_vocab(true);
     for (tok, id) in &pv {
         if ev.get(tok) != Some(id) {
-            bail!("token {tok:?} has id {id} in the parent but {:?} in the extension", ev.get(tok));
+            bail!(
+                "token {tok:?} has id {id} in the parent but {:?} in the extension",
+                ev.get(tok)
+            );
         }
     }
     let ext_json: Value = serde_json::from_str(&to_json(ext)?)?;
-    let split: HashMap<String, (String, String)> =
-        merges_of(&ext_json["model"])?.into_iter().map(|(a, b)| (format!("{a}{b}"), (a, b))).collect();
-    fn pieces(t: &str, pv: &HashMap<String, u32>, split: &HashMap<String, (String, String)>, seen: &mut HashSet<String>, out: &mut Vec<u32>) -> Result<()> {
+    let split: HashMap<String, (String, String)> = merges_of(&ext_json["model"])?
+        .into_iter()
+        .map(|(a, b)| (format!("{a}{b}"), (a, b)))
+        .collect();
+    fn pieces(
+        t: &str,
+        pv: &HashMap<String, u32>,
+        split: &HashMap<String, (String, String)>,
+        seen: &mut HashSet<String>,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
         if let Some(id) = pv.get(t) {
             out.push(*id);
             return Ok(());
@@ -133,7 +172,9 @@ pub fn new_token_pieces(parent: &Tokenizer, ext: &Tokenizer) -> Result<HashMap<u
         if !seen.insert(t.to_string()) {
             bail!("merge cycle at {t:?}");
         }
-        let (a, b) = split.get(t).with_context(|| format!("no merge makes {t:?}"))?;
+        let (a, b) = split
+            .get(t)
+            .with_context(|| format!("no merge makes {t:?}"))?;
         pieces(a, pv, split, seen, out)?;
         pieces(b, pv, split, seen, out)?;
         seen.remove(t);
@@ -166,7 +207,9 @@ pub fn encode_text(tk: &Tokenizer, text: &str) -> Result<Vec<u32>> {
                 end = nl + 1;
             }
         }
-        let enc = tk.encode_fast(&rest[..end], false).map_err(anyhow::Error::msg)?;
+        let enc = tk
+            .encode_fast(&rest[..end], false)
+            .map_err(anyhow::Error::msg)?;
         ids.extend_from_slice(enc.get_ids());
         rest = &rest[end..];
     }

@@ -100,7 +100,9 @@ pub struct Record {
 }
 
 fn parent_name(dir: &Path) -> String {
-    dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    dir.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Resolve the run's tokenizer; returns it, its JSON bytes and a description.
@@ -116,18 +118,49 @@ fn resolve_tokenizer(spec: &Spec) -> Result<(Tokenizer, Vec<u8>, String)> {
         }
         let t0 = Instant::now();
         let tk = tok::train_bpe(&spec.train_tokenizer_on, spec.tokenizer_vocab)?;
-        let files: Vec<_> = spec.train_tokenizer_on.iter().map(|p| p.display().to_string()).collect();
-        eprintln!("[{}] trained BPE tokenizer ({} tokens) in {:.1}s", spec.name, tk.get_vocab_size(true), t0.elapsed().as_secs_f64());
+        let files: Vec<_> = spec
+            .train_tokenizer_on
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        eprintln!(
+            "[{}] trained BPE tokenizer ({} tokens) in {:.1}s",
+            spec.name,
+            tk.get_vocab_size(true),
+            t0.elapsed().as_secs_f64()
+        );
         let json = tok::to_json(&tk)?.into_bytes();
-        return Ok((tk, json, format!("own byte-level BPE, {} tokens, trained on {}", spec.tokenizer_vocab, files.join(", "))));
+        return Ok((
+            tk,
+            json,
+            format!(
+                "own byte-level BPE, {} tokens, trained on {}",
+                spec.tokenizer_vocab,
+                files.join(", ")
+            ),
+        ));
     }
-    let path = base_path.context("no tokenizer: pass --tokenizer, --train-tokenizer-on, --init or --teacher")?;
+    let path = base_path
+        .context("no tokenizer: pass --tokenizer, --train-tokenizer-on, --init or --teacher")?;
     let base = tok::load(&path)?;
     if !spec.extend_tokenizer_on.is_empty() {
         let tk = tok::extend(&base, &spec.extend_tokenizer_on, spec.extend_tokens)?;
-        let files: Vec<_> = spec.extend_tokenizer_on.iter().map(|p| p.display().to_string()).collect();
+        let files: Vec<_> = spec
+            .extend_tokenizer_on
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         let json = tok::to_json(&tk)?.into_bytes();
-        return Ok((tk, json, format!("{} extended by {} merges learned on {}", path.display(), spec.extend_tokens, files.join(", "))));
+        return Ok((
+            tk,
+            json,
+            format!(
+                "{} extended by {} merges learned on {}",
+                path.display(),
+                spec.extend_tokens,
+                files.join(", ")
+            ),
+        ));
     }
     let json = std::fs::read(&path)?;
     Ok((base, json, path.display().to_string()))
@@ -135,12 +168,18 @@ fn resolve_tokenizer(spec: &Spec) -> Result<(Tokenizer, Vec<u8>, String)> {
 
 /// Rows for the new token ids: the mean of the parent rows of the tokens each
 /// new token is merged from.
-fn extend_rows(m: &Tensor, new_vocab: usize, pieces: &std::collections::HashMap<u32, Vec<u32>>) -> Result<Tensor> {
+fn extend_rows(
+    m: &Tensor,
+    new_vocab: usize,
+    pieces: &std::collections::HashMap<u32, Vec<u32>>,
+) -> Result<Tensor> {
     let (old, h) = m.dims2()?;
     let rows: Vec<Vec<f32>> = m.to_vec2()?;
     let mut out: Vec<f32> = rows.iter().flatten().copied().collect();
     for id in old..new_vocab {
-        let p = pieces.get(&(id as u32)).with_context(|| format!("new id {id} has no pieces"))?;
+        let p = pieces
+            .get(&(id as u32))
+            .with_context(|| format!("new id {id} has no pieces"))?;
         let mut acc = vec![0f32; h];
         for &pid in p {
             for (a, x) in acc.iter_mut().zip(&rows[pid as usize]) {
@@ -161,7 +200,10 @@ fn drop_layers(cfg: &mut ModelConfig, w: &mut Weights, drop: &[usize]) -> Result
         }
     }
     if keep.len() == cfg.layers || keep.is_empty() {
-        bail!("--drop-layers {drop:?} must remove some but not all of {} layers", cfg.layers);
+        bail!(
+            "--drop-layers {drop:?} must remove some but not all of {} layers",
+            cfg.layers
+        );
     }
     let mut out = Weights::new();
     for (name, t) in std::mem::take(w) {
@@ -190,7 +232,10 @@ fn prune_mlp(cfg: &mut ModelConfig, w: &mut Weights, k: usize) -> Result<()> {
         bail!("--prune-mlp is implemented for llama only");
     }
     if k >= cfg.intermediate {
-        bail!("--prune-mlp {k} must be below intermediate_size {}", cfg.intermediate);
+        bail!(
+            "--prune-mlp {k} must be below intermediate_size {}",
+            cfg.intermediate
+        );
     }
     for l in 0..cfg.layers {
         let p = cfg.layer_prefix(l);
@@ -235,7 +280,11 @@ fn fresh_config(spec: &Spec, vocab: usize, eos: u32) -> ModelConfig {
         intermediate,
         max_positions: spec.max_positions,
         eps: 1e-5,
-        rope_theta: if spec.arch == Arch::Llama { 10000.0 } else { 0.0 },
+        rope_theta: if spec.arch == Arch::Llama {
+            10000.0
+        } else {
+            0.0
+        },
         bos_token_id: eos,
         eos_token_id: eos,
     }
@@ -252,7 +301,14 @@ fn lr_at(spec: &Spec, step: usize) -> f64 {
 
 /// Mean cross-entropy of `w` on fixed eval windows (the same windows for every
 /// model that uses the same corpus and tokenizer).
-pub fn eval_ce(cfg: &ModelConfig, w: &Weights, corpus: &Corpus, batch: usize, seq: usize, dev: &Device) -> Result<f64> {
+pub fn eval_ce(
+    cfg: &ModelConfig,
+    w: &Weights,
+    corpus: &Corpus,
+    batch: usize,
+    seq: usize,
+    dev: &Device,
+) -> Result<f64> {
     let mut rng = Rng::new(0, 0xE7A1);
     let n = 8;
     let mut total = 0.0;
@@ -290,9 +346,15 @@ pub fn run(spec: &Spec) -> Result<Record> {
         prune_mlp(&mut cfg, &mut w, k)?;
     }
     if vocab != cfg.vocab_size {
-        let dir = spec.init.as_ref().context("tokenizer size differs from the model's")?;
+        let dir = spec
+            .init
+            .as_ref()
+            .context("tokenizer size differs from the model's")?;
         if vocab < cfg.vocab_size {
-            bail!("tokenizer has {vocab} tokens, parent model {}", cfg.vocab_size);
+            bail!(
+                "tokenizer has {vocab} tokens, parent model {}",
+                cfg.vocab_size
+            );
         }
         let parent_tk = tok::load(&dir.join("tokenizer.json"))?;
         let pieces = tok::new_token_pieces(&parent_tk, &tk)?;
@@ -310,7 +372,10 @@ pub fn run(spec: &Spec) -> Result<Record> {
             parents.push(parent_name(dir));
             let snap = load_snapshot(dir, &dev)?;
             if snap.config.vocab_size != vocab {
-                bail!("teacher vocab {} != student tokenizer {vocab}", snap.config.vocab_size);
+                bail!(
+                    "teacher vocab {} != student tokenizer {vocab}",
+                    snap.config.vocab_size
+                );
             }
             Some(snap)
         }
@@ -332,8 +397,17 @@ pub fn run(spec: &Spec) -> Result<Record> {
 
     // Optimiser: AdamW, decay on matrices only.
     let vars: BTreeMap<String, Var> = model::to_vars(&w)?;
-    let (decay, no_decay): (Vec<Var>, Vec<Var>) = vars.values().cloned().partition(|v| v.as_tensor().rank() >= 2);
-    let params = |wd: f64| ParamsAdamW { lr: spec.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: wd };
+    let (decay, no_decay): (Vec<Var>, Vec<Var>) = vars
+        .values()
+        .cloned()
+        .partition(|v| v.as_tensor().rank() >= 2);
+    let params = |wd: f64| ParamsAdamW {
+        lr: spec.lr,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weight_decay: wd,
+    };
     let mut opt_decay = AdamW::new(decay, params(spec.weight_decay))?;
     let mut opt_plain = AdamW::new(no_decay, params(0.0))?;
 
@@ -391,11 +465,17 @@ pub fn run(spec: &Spec) -> Result<Record> {
         }
     }
     let train_seconds = t0.elapsed().as_secs_f64();
-    let final_w: Weights = vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().detach())).collect();
+    let final_w: Weights = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+        .collect();
     let final_loss = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
     let eval = eval_ce(&cfg, &final_w, &corpus, spec.batch, spec.seq, &dev)?;
     let objective = if teacher.is_some() {
-        format!("distillation KL(teacher‖student) at T={}, ×T²", spec.temperature)
+        format!(
+            "distillation KL(teacher‖student) at T={}, ×T²",
+            spec.temperature
+        )
     } else {
         "next-token cross-entropy".to_string()
     };
@@ -405,21 +485,48 @@ pub fn run(spec: &Spec) -> Result<Record> {
     );
 
     let data_names: Vec<String> = spec.data.iter().map(|p| p.display().to_string()).collect();
-    let base_models: Vec<String> = parents.iter().map(|p| format!("{}/{p}", spec.hub_prefix)).collect();
+    let base_models: Vec<String> = parents
+        .iter()
+        .map(|p| format!("{}/{p}", spec.hub_prefix))
+        .collect();
     let details = vec![
         ("family".to_string(), spec.family.clone()),
         ("mechanism".to_string(), spec.mechanism.clone()),
-        ("architecture".to_string(), cfg.to_hf_json()["architectures"][0].as_str().unwrap_or("").to_string()),
+        (
+            "architecture".to_string(),
+            cfg.to_hf_json()["architectures"][0]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        ),
         ("parameters".to_string(), cfg.num_params().to_string()),
         ("tokenizer".to_string(), tok_desc),
         ("data".to_string(), data_names.join(", ")),
         ("seed".to_string(), spec.seed.to_string()),
-        ("steps × batch × seq".to_string(), format!("{} × {} × {}", spec.steps, spec.batch, spec.seq)),
-        ("optimizer".to_string(), format!("AdamW, lr {} (warmup {}, cosine to 10%), wd {}, clip {}", spec.lr, spec.warmup, spec.weight_decay, spec.clip)),
+        (
+            "steps × batch × seq".to_string(),
+            format!("{} × {} × {}", spec.steps, spec.batch, spec.seq),
+        ),
+        (
+            "optimizer".to_string(),
+            format!(
+                "AdamW, lr {} (warmup {}, cosine to 10%), wd {}, clip {}",
+                spec.lr, spec.warmup, spec.weight_decay, spec.clip
+            ),
+        ),
         ("objective".to_string(), objective.clone()),
-        ("final training loss (mean of last 50 steps)".to_string(), format!("{final_loss:.4}")),
-        ("held-out cross-entropy (nats/token)".to_string(), format!("{eval:.4}")),
-        ("unigram entropy of the training tokens".to_string(), format!("{h_uni:.4}")),
+        (
+            "final training loss (mean of last 50 steps)".to_string(),
+            format!("{final_loss:.4}"),
+        ),
+        (
+            "held-out cross-entropy (nats/token)".to_string(),
+            format!("{eval:.4}"),
+        ),
+        (
+            "unigram entropy of the training tokens".to_string(),
+            format!("{h_uni:.4}"),
+        ),
     ];
     let card = Card {
         name: &spec.name,
@@ -434,10 +541,21 @@ pub fn run(spec: &Spec) -> Result<Record> {
     let record = Record {
         name: spec.name.clone(),
         family: spec.family.clone(),
-        parents: if parents.is_empty() { None } else { Some(parents) },
+        parents: if parents.is_empty() {
+            None
+        } else {
+            Some(parents)
+        },
         mechanism: spec.mechanism.clone(),
-        independent_of: if spec.independent_of.is_empty() { None } else { Some(spec.independent_of.clone()) },
-        model_type: cfg.to_hf_json()["model_type"].as_str().unwrap_or("").to_string(),
+        independent_of: if spec.independent_of.is_empty() {
+            None
+        } else {
+            Some(spec.independent_of.clone())
+        },
+        model_type: cfg.to_hf_json()["model_type"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
         vocab_size: cfg.vocab_size,
         hidden_size: cfg.hidden,
         num_layers: cfg.layers,
@@ -458,7 +576,10 @@ pub fn run(spec: &Spec) -> Result<Record> {
     };
     if let Some(dir) = &spec.record_dir {
         std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join(format!("{}.json", spec.name)), serde_json::to_string_pretty(&record)? + "\n")?;
+        std::fs::write(
+            dir.join(format!("{}.json", spec.name)),
+            serde_json::to_string_pretty(&record)? + "\n",
+        )?;
     }
     Ok(record)
 }

@@ -34,8 +34,16 @@ fn random_ids(rng: &mut Rng, b: usize, t: usize, v: usize) -> Tensor {
 fn assert_all_grads(vars: &std::collections::BTreeMap<String, candle_core::Var>, loss: &Tensor) {
     let grads = loss.backward().unwrap();
     for (name, v) in vars {
-        let g = grads.get(v.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient"));
-        let s = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let g = grads
+            .get(v.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient"));
+        let s = g
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(s.is_finite() && s > 0.0, "{name}: gradient sum |g| = {s}");
     }
 }
@@ -60,8 +68,14 @@ fn every_parameter_gets_a_gradient() {
 fn distillation_loss_reaches_every_student_parameter() {
     let teacher_cfg = tiny_config(Arch::Llama);
     let teacher = model::init_weights(&teacher_cfg, 11, &Device::Cpu).unwrap();
-    let student_cfg = ModelConfig { hidden: 8, layers: 1, intermediate: 24, ..teacher_cfg.clone() };
-    let vars = model::to_vars(&model::init_weights(&student_cfg, 12, &Device::Cpu).unwrap()).unwrap();
+    let student_cfg = ModelConfig {
+        hidden: 8,
+        layers: 1,
+        intermediate: 24,
+        ..teacher_cfg.clone()
+    };
+    let vars =
+        model::to_vars(&model::init_weights(&student_cfg, 12, &Device::Cpu).unwrap()).unwrap();
     let mut rng = Rng::new(6, 0);
     let x = random_ids(&mut rng, 2, 10, teacher_cfg.vocab_size);
     let s = model::forward(&student_cfg, &model::var_weights(&vars), &x).unwrap();
@@ -70,7 +84,10 @@ fn distillation_loss_reaches_every_student_parameter() {
     assert!(kl.to_scalar::<f32>().unwrap() > 0.0);
     assert_all_grads(&vars, &kl);
     // KL of a distribution with itself is zero.
-    let zero = model::distill_kl(&t, &t, 2.0).unwrap().to_scalar::<f32>().unwrap();
+    let zero = model::distill_kl(&t, &t, 2.0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert!(zero.abs() < 1e-5, "{zero}");
 }
 
@@ -81,9 +98,22 @@ fn causal_attention_ignores_the_future() {
         let w = model::init_weights(&cfg, 4, &Device::Cpu).unwrap();
         let a = Tensor::new(&[[1u32, 2, 3, 4, 5, 6]], &Device::Cpu).unwrap();
         let b = Tensor::new(&[[1u32, 2, 3, 9, 9, 9]], &Device::Cpu).unwrap();
-        let la = model::forward(&cfg, &w, &a).unwrap().narrow(1, 0, 3).unwrap();
-        let lb = model::forward(&cfg, &w, &b).unwrap().narrow(1, 0, 3).unwrap();
-        let d = (la - lb).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let la = model::forward(&cfg, &w, &a)
+            .unwrap()
+            .narrow(1, 0, 3)
+            .unwrap();
+        let lb = model::forward(&cfg, &w, &b)
+            .unwrap()
+            .narrow(1, 0, 3)
+            .unwrap();
+        let d = (la - lb)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(d < 1e-5, "{arch:?}: prefix logits changed by {d}");
     }
 }
@@ -91,15 +121,33 @@ fn causal_attention_ignores_the_future() {
 /// A small deterministic English-like corpus.
 fn write_corpus(dir: &Path, name: &str, seed: u64) -> PathBuf {
     let base = [
-        "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and", "then", "a", "king", "said", "unto",
-        "them", "program", "hacker", "kernel", "bug", "fortune", "cookie", "light", "darkness", "waters", "earth",
+        "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and", "then", "a", "king",
+        "said", "unto", "them", "program", "hacker", "kernel", "bug", "fortune", "cookie", "light",
+        "darkness", "waters", "earth",
     ];
     // A second vocabulary, so that a tokenizer extension has something to learn.
     let other = [
-        "segmentation", "fault", "overflow", "compiler", "thou", "hast", "wherefore", "dictionary", "definition",
-        "jargon", "mainframe", "daemon", "the", "a", "of",
+        "segmentation",
+        "fault",
+        "overflow",
+        "compiler",
+        "thou",
+        "hast",
+        "wherefore",
+        "dictionary",
+        "definition",
+        "jargon",
+        "mainframe",
+        "daemon",
+        "the",
+        "a",
+        "of",
     ];
-    let words: &[&str] = if seed % 2 == 0 { &other } else { &base };
+    let words: &[&str] = if seed.is_multiple_of(2) {
+        &other
+    } else {
+        &base
+    };
     let mut rng = Rng::new(seed, 9);
     let mut s = String::new();
     for _ in 0..4000 {
@@ -177,10 +225,19 @@ fn same_seed_gives_byte_identical_checkpoints() {
         train::run(&c).unwrap();
         assert_eq!(ra.final_loss, rb.final_loss);
         for f in ["model.safetensors", "tokenizer.json", "config.json"] {
-            assert!(read(a.out.join(f)) == read(b.out.join(f)), "{arch:?}: {f} differs between two runs with one seed");
+            assert!(
+                read(a.out.join(f)) == read(b.out.join(f)),
+                "{arch:?}: {f} differs between two runs with one seed"
+            );
         }
-        assert!(read(a.out.join("model.safetensors")) != read(c.out.join("model.safetensors")), "seed has no effect");
-        assert!(read(a.out.join("tokenizer.json")) == read(c.out.join("tokenizer.json")), "tokenizer training is not deterministic");
+        assert!(
+            read(a.out.join("model.safetensors")) != read(c.out.join("model.safetensors")),
+            "seed has no effect"
+        );
+        assert!(
+            read(a.out.join("tokenizer.json")) == read(c.out.join("tokenizer.json")),
+            "tokenizer training is not deterministic"
+        );
     }
 }
 
@@ -195,30 +252,55 @@ fn snapshot_is_f16_safetensors_with_pt_metadata() {
         train::run(&s).unwrap();
         let bytes = read(s.out.join("model.safetensors"));
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-        assert_eq!(meta.metadata().as_ref().and_then(|m| m.get("format")).map(String::as_str), Some("pt"));
+        assert_eq!(
+            meta.metadata()
+                .as_ref()
+                .and_then(|m| m.get("format"))
+                .map(String::as_str),
+            Some("pt")
+        );
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         for (name, view) in st.tensors() {
             assert_eq!(view.dtype(), safetensors::Dtype::F16, "{name}");
         }
-        let cfg: serde_json::Value = serde_json::from_slice(&read(s.out.join("config.json"))).unwrap();
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&read(s.out.join("config.json"))).unwrap();
         match arch {
             Arch::Llama => {
                 assert_eq!(cfg["model_type"], "llama");
                 assert!(st.tensor("lm_head.weight").is_ok());
-                assert_eq!(st.tensor("model.layers.1.mlp.down_proj.weight").unwrap().shape(), &[16, 48]);
+                assert_eq!(
+                    st.tensor("model.layers.1.mlp.down_proj.weight")
+                        .unwrap()
+                        .shape(),
+                    &[16, 48]
+                );
             }
             Arch::Gpt2 => {
                 assert_eq!(cfg["model_type"], "gpt2");
                 // Conv1D layout is (in, out).
-                assert_eq!(st.tensor("transformer.h.0.attn.c_attn.weight").unwrap().shape(), &[16, 48]);
-                assert_eq!(st.tensor("transformer.h.1.mlp.c_proj.weight").unwrap().shape(), &[64, 16]);
+                assert_eq!(
+                    st.tensor("transformer.h.0.attn.c_attn.weight")
+                        .unwrap()
+                        .shape(),
+                    &[16, 48]
+                );
+                assert_eq!(
+                    st.tensor("transformer.h.1.mlp.c_proj.weight")
+                        .unwrap()
+                        .shape(),
+                    &[64, 16]
+                );
                 assert!(st.tensor("lm_head.weight").is_err(), "GPT-2 head is tied");
             }
         }
         let card = String::from_utf8(read(s.out.join("README.md"))).unwrap();
         assert!(card.starts_with("---\n") && !card.contains("base_model:"));
         let loaded = load_snapshot(&s.out, &Device::Cpu).unwrap();
-        assert_eq!(loaded.weights[loaded.config.embedding_names().0].dtype(), DType::F32);
+        assert_eq!(
+            loaded.weights[loaded.config.embedding_names().0].dtype(),
+            DType::F32
+        );
     }
 }
 
@@ -250,9 +332,21 @@ fn derivations_produce_loadable_snapshots() {
     let ext = load_snapshot(&v.out, &Device::Cpu).unwrap();
     assert_eq!(ext.config.vocab_size, parent.config.vocab_size + 5);
     let old = parent.weights["model.embed_tokens.weight"].clone();
-    let kept = ext.weights["model.embed_tokens.weight"].narrow(0, 0, parent.config.vocab_size).unwrap();
-    let d = (old - kept).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    assert!(d == 0.0, "lr=0 vocabulary extension changed old rows by {d}");
+    let kept = ext.weights["model.embed_tokens.weight"]
+        .narrow(0, 0, parent.config.vocab_size)
+        .unwrap();
+    let d = (old - kept)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        d == 0.0,
+        "lr=0 vocabulary extension changed old rows by {d}"
+    );
     let tk = provsearch_trainer::tok::load(&v.out.join("tokenizer.json")).unwrap();
     assert_eq!(tk.get_vocab_size(true), ext.config.vocab_size);
 
