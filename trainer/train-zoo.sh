@@ -20,7 +20,7 @@ EN_BASE=("$C/en/fortunes.txt" "$C/en/bible.txt")
 
 ALL=(L-base L-seed2 L-small L-big L-otherdata L-othertok
      L-ft-shakespeare L-cpt L-vocab-jargon L-distill L-pruned L-cpt-ft-jargon
-     G-base G-seed2 G-ft-jargon G-cpt L-sameinit G-sameinit L-ft-heavy)
+     G-base G-seed2 G-ft-jargon G-cpt L-sameinit G-sameinit L-ft-heavy L-widthpruned)
 if [ $# -gt 0 ]; then WANT=("$@"); else WANT=("${ALL[@]}"); fi
 want() { local m; for m in "${WANT[@]}"; do [ "$m" = "$1" ] && return 0; done; return 1; }
 
@@ -102,6 +102,12 @@ train L-pruned --family L --mechanism pruning \
   --init "$ZOO/L-base" --drop-layers 2 --prune-mlp 128 \
   --description "Structurally pruned L-base: the third of its 4 layers (index 2) removed and every MLP cut from 176 to 128 neurons (largest |gate|·|up|·|down| kept), then trained on L-base's corpus to heal." \
   --data "${EN_BASE[@]}" --seed 15 --steps 400 --lr 1.5e-3 --warmup 20
+
+# Width pruning of the residual stream (Minitron / Sheared-LLaMA): hidden 64 -> 48, heads kept (explicit head_dim 16).
+train L-widthpruned --family L --mechanism pruning \
+  --init "$ZOO/L-base" --prune-hidden 48 \
+  --description "Width-pruned L-base: the residual stream (hidden size) cut from 64 to 48 channels, keeping the channels with the largest weight-only importance (RMS over the vocabulary of the one-token residual stream entering each RMSNorm, summed), in their original order; embeddings, norms, the q/k/v/gate/up inputs, the o_proj/down_proj outputs and lm_head sliced alike, all 4 heads kept at head_dim 16; then trained on L-base's corpus to heal." \
+  --data "${EN_BASE[@]}" --seed 17 --steps 400 --lr 1.5e-3 --warmup 20
 
 # A two-hop chain (transitivity, C5): L-base -> L-cpt -> L-cpt-ft-jargon.
 train L-cpt-ft-jargon --family L --mechanism fine-tuning --relation finetune \

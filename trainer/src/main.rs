@@ -85,6 +85,10 @@ struct TrainArgs {
     /// Keep this many MLP neurons per layer of the parent (width pruning).
     #[arg(long)]
     prune_mlp: Option<usize>,
+    /// Keep this many residual-stream channels of the parent (hidden-size
+    /// pruning, llama only; heads keep their width via an explicit head_dim).
+    #[arg(long)]
+    prune_hidden: Option<usize>,
 
     #[arg(long, value_enum, default_value = "llama")]
     arch: Arch,
@@ -172,6 +176,7 @@ fn main() -> Result<()> {
                 temperature: a.temperature,
                 drop_layers: a.drop_layers,
                 prune_mlp: a.prune_mlp,
+                prune_hidden: a.prune_hidden,
                 arch: a.arch,
                 hidden: a.hidden,
                 layers: a.layers,

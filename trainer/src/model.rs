@@ -36,6 +36,11 @@ pub struct ModelConfig {
     pub hidden: usize,
     pub layers: usize,
     pub heads: usize,
+    /// Llama only: per-head width when it is not `hidden / heads` (HF's
+    /// `head_dim`; after width pruning of the residual stream the heads keep
+    /// their width while `hidden_size` shrinks, as in Llama-3.1-Minitron).
+    /// `None`: `hidden / heads`.
+    pub head_dim: Option<usize>,
     pub intermediate: usize,
     pub max_positions: usize,
     pub eps: f64,
@@ -46,7 +51,7 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     pub fn head_dim(&self) -> usize {
-        self.hidden / self.heads
+        self.head_dim.unwrap_or(self.hidden / self.heads)
     }
 
     /// A real transformers `config.json`.
@@ -130,6 +135,10 @@ impl ModelConfig {
                 hidden: u("hidden_size")?,
                 layers: u("num_hidden_layers")?,
                 heads: u("num_attention_heads")?,
+                head_dim: v
+                    .get("head_dim")
+                    .and_then(Value::as_u64)
+                    .map(|x| x as usize),
                 intermediate: u("intermediate_size")?,
                 max_positions: u("max_position_embeddings")?,
                 eps: v
@@ -151,6 +160,7 @@ impl ModelConfig {
                     hidden,
                     layers: u("n_layer")?,
                     heads: u("n_head")?,
+                    head_dim: None,
                     intermediate: v
                         .get("n_inner")
                         .and_then(Value::as_u64)
@@ -181,6 +191,8 @@ impl ModelConfig {
         let mut push = |n: String, s: Vec<usize>, init: Init| out.push((n, s, init));
         match self.arch {
             Arch::Llama => {
+                // Width of the attention (all heads); equals h unless head_dim is set.
+                let a = self.heads * self.head_dim();
                 push(
                     "model.embed_tokens.weight".into(),
                     vec![v, h],
@@ -191,22 +203,22 @@ impl ModelConfig {
                     push(format!("{p}input_layernorm.weight"), vec![h], Init::Ones);
                     push(
                         format!("{p}self_attn.q_proj.weight"),
-                        vec![h, h],
+                        vec![a, h],
                         Init::Normal(std),
                     );
                     push(
                         format!("{p}self_attn.k_proj.weight"),
-                        vec![h, h],
+                        vec![a, h],
                         Init::Normal(std),
                     );
                     push(
                         format!("{p}self_attn.v_proj.weight"),
-                        vec![h, h],
+                        vec![a, h],
                         Init::Normal(std),
                     );
                     push(
                         format!("{p}self_attn.o_proj.weight"),
-                        vec![h, h],
+                        vec![h, a],
                         Init::Normal(resid),
                     );
                     push(

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, Var};
+use candle_nn::ops::rms_norm_slow;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 use tokenizers::Tokenizer;
@@ -37,6 +38,8 @@ pub struct Spec {
     pub temperature: f64,
     pub drop_layers: Vec<usize>,
     pub prune_mlp: Option<usize>,
+    /// Keep this many residual-stream channels (`hidden_size`), Llama only.
+    pub prune_hidden: Option<usize>,
 
     // Fresh architecture (from scratch / distillation student).
     pub arch: Arch,
@@ -266,6 +269,140 @@ fn prune_mlp(cfg: &mut ModelConfig, w: &mut Weights, k: usize) -> Result<()> {
     Ok(())
 }
 
+/// The residual stream of a Llama for every vocabulary token fed alone (a
+/// one-token sequence), as it enters each RMSNorm: `2·layers + 1` tensors of
+/// shape (vocab, hidden), in forward order, the last one entering model.norm.
+/// At position 0 RoPE is the identity and attention has a single key, so the
+/// attention output is o_proj·v_proj·norm(x): the result depends on the weights
+/// alone (no data).
+pub fn one_token_residuals(cfg: &ModelConfig, w: &Weights) -> Result<Vec<Tensor>> {
+    if cfg.arch != Arch::Llama {
+        bail!("one_token_residuals is implemented for llama only");
+    }
+    let get = |n: &str| w.get(n).with_context(|| format!("missing tensor {n}"));
+    let lin = |x: &Tensor, n: &str| -> Result<Tensor> { Ok(x.matmul(&get(n)?.t()?)?) };
+    let eps = cfg.eps as f32;
+    let mut x = get("model.embed_tokens.weight")?.clone();
+    let mut out = Vec::with_capacity(2 * cfg.layers + 1);
+    for l in 0..cfg.layers {
+        let p = cfg.layer_prefix(l);
+        out.push(x.clone());
+        let hn = rms_norm_slow(&x, get(&format!("{p}input_layernorm.weight"))?, eps)?;
+        let v = lin(&hn, &format!("{p}self_attn.v_proj.weight"))?;
+        x = (x + lin(&v, &format!("{p}self_attn.o_proj.weight"))?)?;
+        out.push(x.clone());
+        let hn = rms_norm_slow(
+            &x,
+            get(&format!("{p}post_attention_layernorm.weight"))?,
+            eps,
+        )?;
+        let gate = lin(&hn, &format!("{p}mlp.gate_proj.weight"))?.silu()?;
+        let up = lin(&hn, &format!("{p}mlp.up_proj.weight"))?;
+        x = (x + lin(&(gate * up)?, &format!("{p}mlp.down_proj.weight"))?)?;
+    }
+    out.push(x);
+    Ok(out)
+}
+
+/// Importance of each residual-stream channel `c` of a Llama, from the weights
+/// alone (no calibration data): the sum over the `2·layers + 1` RMSNorm inputs
+/// of the RMS over the vocabulary of channel `c` of [`one_token_residuals`].
+/// Its first term is the RMS of embedding column `c`; the later ones add what
+/// attention and the MLPs write into `c`. The RMSNorm gains are deliberately
+/// not a factor: on L-base, embedding RMS × mean |gain| chose channels no
+/// better than random and mean |gain| alone worse than random (see
+/// trainer/README.md, L-widthpruned).
+pub fn hidden_importance(cfg: &ModelConfig, w: &Weights) -> Result<Vec<f32>> {
+    let mut score = vec![0f32; cfg.hidden];
+    for x in one_token_residuals(cfg, w)? {
+        let rms: Vec<f32> = x.sqr()?.mean(0)?.sqrt()?.to_vec1()?;
+        for (s, r) in score.iter_mut().zip(rms) {
+            *s += r;
+        }
+    }
+    Ok(score)
+}
+
+/// Width pruning of the residual stream (Minitron / Sheared-LLaMA style, Llama
+/// only): keep the `k` of `hidden_size` channels with the largest
+/// [`hidden_importance`], in their original order, and slice every tensor that
+/// reads or writes the stream: embed_tokens and lm_head columns, every RMSNorm
+/// weight, the input columns of q/k/v/gate/up and the output rows of o_proj and
+/// down_proj. The heads are kept: `head_dim` becomes explicit in config.json
+/// (so q/k/v are `heads·head_dim × k`), as HF Llama allows. Returns the
+/// dropped channel indices.
+fn prune_hidden(cfg: &mut ModelConfig, w: &mut Weights, k: usize) -> Result<Vec<usize>> {
+    if cfg.arch != Arch::Llama {
+        bail!("--prune-hidden is implemented for llama only");
+    }
+    if k == 0 || k >= cfg.hidden {
+        bail!(
+            "--prune-hidden {k} must be in 1..{} (hidden_size)",
+            cfg.hidden
+        );
+    }
+    let score = hidden_importance(cfg, w)?;
+    let mut order: Vec<usize> = (0..cfg.hidden).collect();
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+    let mut keep: Vec<u32> = order[..k].iter().map(|&c| c as u32).collect();
+    keep.sort_unstable();
+    let mut dropped: Vec<usize> = order[k..].to_vec();
+    dropped.sort_unstable();
+    slice_hidden(cfg, w, &keep)?;
+    Ok(dropped)
+}
+
+/// Keep residual-stream channels `keep` (ascending) of a Llama: every tensor
+/// that reads or writes the stream is sliced, `head_dim` is made explicit.
+pub fn slice_hidden(cfg: &mut ModelConfig, w: &mut Weights, keep: &[u32]) -> Result<()> {
+    if cfg.arch != Arch::Llama {
+        bail!("residual-stream pruning is implemented for llama only");
+    }
+    if keep.is_empty()
+        || keep.windows(2).any(|p| p[0] >= p[1])
+        || keep.iter().any(|&c| c as usize >= cfg.hidden)
+    {
+        bail!(
+            "channels to keep must be ascending and below hidden_size {}",
+            cfg.hidden
+        );
+    }
+    let idx = Tensor::new(keep, &Device::Cpu)?;
+    let mut slice = |name: &str, dim: usize| -> Result<()> {
+        let t = w
+            .get(name)
+            .with_context(|| format!("missing tensor {name}"))?
+            .index_select(&idx, dim)?
+            .contiguous()?;
+        w.insert(name.to_string(), t);
+        Ok(())
+    };
+    slice("model.embed_tokens.weight", 1)?;
+    slice("lm_head.weight", 1)?;
+    slice("model.norm.weight", 0)?;
+    for l in 0..cfg.layers {
+        let p = cfg.layer_prefix(l);
+        for n in ["input_layernorm", "post_attention_layernorm"] {
+            slice(&format!("{p}{n}.weight"), 0)?;
+        }
+        for n in [
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+        ] {
+            slice(&format!("{p}{n}.weight"), 1)?;
+        }
+        for n in ["self_attn.o_proj", "mlp.down_proj"] {
+            slice(&format!("{p}{n}.weight"), 0)?;
+        }
+    }
+    cfg.head_dim = Some(cfg.head_dim());
+    cfg.hidden = keep.len();
+    Ok(())
+}
+
 fn fresh_config(spec: &Spec, vocab: usize, eos: u32) -> ModelConfig {
     let intermediate = spec.intermediate.unwrap_or(match spec.arch {
         Arch::Llama => (8 * spec.hidden / 3).div_ceil(16) * 16,
@@ -277,6 +414,7 @@ fn fresh_config(spec: &Spec, vocab: usize, eos: u32) -> ModelConfig {
         hidden: spec.hidden,
         layers: spec.layers,
         heads: spec.heads,
+        head_dim: None,
         intermediate,
         max_positions: spec.max_positions,
         eps: 1e-5,
@@ -344,6 +482,13 @@ pub fn run(spec: &Spec) -> Result<Record> {
     }
     if let Some(k) = spec.prune_mlp {
         prune_mlp(&mut cfg, &mut w, k)?;
+    }
+    if let Some(k) = spec.prune_hidden {
+        let dropped = prune_hidden(&mut cfg, &mut w, k)?;
+        eprintln!(
+            "[{}] pruned the residual stream to {k} channels, dropped {dropped:?}",
+            spec.name
+        );
     }
     if vocab != cfg.vocab_size {
         let dir = spec

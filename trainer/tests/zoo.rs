@@ -16,6 +16,7 @@ fn tiny_config(arch: Arch) -> ModelConfig {
         hidden: 16,
         layers: 2,
         heads: 2,
+        head_dim: None,
         intermediate: 40,
         max_positions: 32,
         eps: 1e-5,
@@ -175,6 +176,7 @@ fn spec(dir: &Path, name: &str, data: &Path, seed: u64) -> Spec {
         temperature: 2.0,
         drop_layers: vec![],
         prune_mlp: None,
+        prune_hidden: None,
         arch: Arch::Llama,
         hidden: 16,
         layers: 2,
@@ -368,6 +370,188 @@ fn derivations_produce_loadable_snapshots() {
     let card = String::from_utf8(read(s.out.join("README.md"))).unwrap();
     assert!(card.contains("base_model: provsearch-zoo/base"), "{card}");
     assert!(read(s.out.join("tokenizer.json")) == read(base.out.join("tokenizer.json")));
+}
+
+#[test]
+fn residual_width_pruning_keeps_the_most_important_channels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write_corpus(tmp.path(), "corpus.txt", 5);
+    let mut base = spec(tmp.path(), "base", &data, 9);
+    base.steps = 6;
+    train::run(&base).unwrap();
+    let parent = load_snapshot(&base.out, &Device::Cpu).unwrap();
+    let (h, heads) = (parent.config.hidden, parent.config.heads);
+    assert_eq!((h, heads), (16, 2));
+
+    // The one-token residual streams are those of the real forward pass: the
+    // stream after the first l layers, through model.norm and lm_head, gives
+    // the logits of the model truncated to l layers.
+    let pw = &parent.weights;
+    let res = train::one_token_residuals(&parent.config, pw).unwrap();
+    assert_eq!(res.len(), 2 * parent.config.layers + 1);
+    let v = parent.config.vocab_size;
+    let ids = Tensor::arange(0u32, v as u32, &Device::Cpu)
+        .unwrap()
+        .reshape((v, 1))
+        .unwrap();
+    for l in 0..=parent.config.layers {
+        let cfg_l = ModelConfig {
+            layers: l,
+            ..parent.config.clone()
+        };
+        let w_l: model::Weights = pw
+            .iter()
+            .filter(|(n, _)| {
+                (l..parent.config.layers).all(|d| !n.starts_with(&format!("model.layers.{d}.")))
+            })
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        let want = model::forward(&cfg_l, &w_l, &ids)
+            .unwrap()
+            .reshape((v, v))
+            .unwrap();
+        let x = &res[2 * l];
+        let ms = x.sqr().unwrap().mean_keepdim(1).unwrap();
+        let normed = x
+            .broadcast_div(&(ms + 1e-5).unwrap().sqrt().unwrap())
+            .unwrap()
+            .broadcast_mul(&pw["model.norm.weight"])
+            .unwrap();
+        let got = normed.matmul(&pw["lm_head.weight"].t().unwrap()).unwrap();
+        let d = (got - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            d < 1e-4,
+            "after {l} layers: one-token residual gives logits off by {d}"
+        );
+    }
+
+    // The rule, recomputed here: per channel, the sum over the norm inputs of
+    // the RMS over the vocabulary; the 12 best channels, in order.
+    let per: Vec<Vec<f32>> = res
+        .iter()
+        .map(|x| {
+            x.sqr()
+                .unwrap()
+                .mean(0)
+                .unwrap()
+                .sqrt()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        })
+        .collect();
+    let score = |c: usize| per.iter().map(|r| r[c]).sum::<f32>();
+    assert_eq!(
+        score(0),
+        train::hidden_importance(&parent.config, pw).unwrap()[0]
+    );
+    let mut order: Vec<usize> = (0..h).collect();
+    order.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
+    let mut keep: Vec<u32> = order[..12].iter().map(|&c| c as u32).collect();
+    keep.sort_unstable();
+    assert_ne!(
+        keep,
+        (0..12).collect::<Vec<u32>>(),
+        "a test where the first channels win proves little"
+    );
+    let idx = Tensor::new(keep.as_slice(), &Device::Cpu).unwrap();
+
+    // lr = 0: the child holds exactly the sliced parent.
+    let mut p = spec(tmp.path(), "narrow", &data, 10);
+    p.train_tokenizer_on = vec![];
+    p.init = Some(base.out.clone());
+    p.prune_hidden = Some(12);
+    p.steps = 2;
+    p.lr = 0.0;
+    p.weight_decay = 0.0;
+    train::run(&p).unwrap();
+    let child = load_snapshot(&p.out, &Device::Cpu).unwrap();
+    assert_eq!(
+        (
+            child.config.hidden,
+            child.config.heads,
+            child.config.head_dim()
+        ),
+        (12, 2, 8)
+    );
+    let cfg: serde_json::Value = serde_json::from_slice(&read(p.out.join("config.json"))).unwrap();
+    assert_eq!(
+        (cfg["hidden_size"].as_u64(), cfg["head_dim"].as_u64()),
+        (Some(12), Some(8))
+    );
+
+    let same = |name: &str, sliced: Tensor| {
+        let c = &child.weights[name];
+        assert_eq!(c.dims(), sliced.dims(), "{name}");
+        let d = (c - sliced)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            d == 0.0,
+            "{name}: differs from the parent's kept channels by {d}"
+        );
+    };
+    let cols = |name: &str| pw[name].index_select(&idx, 1).unwrap();
+    let rows = |name: &str| pw[name].index_select(&idx, 0).unwrap();
+    same(
+        "model.embed_tokens.weight",
+        cols("model.embed_tokens.weight"),
+    );
+    same("lm_head.weight", cols("lm_head.weight"));
+    same("model.norm.weight", rows("model.norm.weight"));
+    for l in 0..child.config.layers {
+        let n = |s: &str| format!("model.layers.{l}.{s}.weight");
+        for s in [
+            "input_layernorm",
+            "post_attention_layernorm",
+            "self_attn.o_proj",
+            "mlp.down_proj",
+        ] {
+            same(&n(s), rows(&n(s)));
+        }
+        for s in [
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+        ] {
+            same(&n(s), cols(&n(s)));
+        }
+    }
+    assert_eq!(
+        child.weights["model.layers.0.self_attn.q_proj.weight"].dims(),
+        &[16, 12]
+    );
+    assert_eq!(
+        child.weights["model.layers.0.self_attn.o_proj.weight"].dims(),
+        &[12, 16]
+    );
+
+    // The pruned snapshot runs and can be pruned again or trained on.
+    let x = Tensor::new(&[[1u32, 2, 3, 4]], &Device::Cpu).unwrap();
+    let logits = model::forward(&child.config, &child.weights, &x).unwrap();
+    assert_eq!(logits.dims(), &[1, 4, parent.config.vocab_size]);
+    let mut q = spec(tmp.path(), "narrower", &data, 11);
+    q.train_tokenizer_on = vec![];
+    q.init = Some(p.out.clone());
+    q.prune_hidden = Some(10);
+    q.steps = 3;
+    train::run(&q).unwrap();
+    let c2 = load_snapshot(&q.out, &Device::Cpu).unwrap();
+    assert_eq!((c2.config.hidden, c2.config.head_dim()), (10, 8));
 }
 
 #[test]
