@@ -210,7 +210,7 @@ fn layer_component(parts: &[&str]) -> Option<(usize, usize)> {
 }
 
 /// Split a tensor name into (layer, the name after the layer index), for layer tensors.
-fn split_layer(name: &str) -> Option<(usize, String)> {
+pub(crate) fn split_layer(name: &str) -> Option<(usize, String)> {
     let parts: Vec<&str> = name.split('.').collect();
     let (pos, layer) = layer_component(&parts)?;
     Some((layer, parts[pos + 1..].join(".")))
@@ -227,7 +227,11 @@ pub fn layer_count(ckpt: &Checkpoint) -> usize {
 
 /// Set integer or float fields of config.json that exist (`keys` are alternatives, e.g. `num_hidden_layers` and
 /// `n_layer`). A checkpoint without config.json is left alone.
-fn set_config(ckpt: &mut Checkpoint, keys: &[&str], value: serde_json::Value) -> Result<()> {
+pub(crate) fn set_config(
+    ckpt: &mut Checkpoint,
+    keys: &[&str],
+    value: serde_json::Value,
+) -> Result<()> {
     let Some(bytes) = ckpt.files.get("config.json") else {
         return Ok(());
     };
@@ -275,7 +279,7 @@ pub fn drop_layers(ckpt: &mut Checkpoint, drop: &[usize]) -> Result<()> {
 
 /// Which axis of a tensor indexes the MLP's hidden units.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Axis {
+pub(crate) enum Axis {
     /// Rows (first dimension; also the only one of a bias vector).
     Rows,
     /// Columns (last dimension).

@@ -18,6 +18,7 @@ pub mod derive;
 pub mod fingerprints;
 pub mod native;
 pub mod quantize;
+pub mod residual;
 pub mod rng;
 pub mod synth;
 pub mod vocab_edit;
