@@ -6,6 +6,7 @@
 mod cli {
     pub mod architectures;
     pub mod bad_input;
+    pub mod channels;
     pub mod compare;
     pub mod download;
     pub mod fake_hub;

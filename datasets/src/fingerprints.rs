@@ -16,7 +16,7 @@ use provsearch_index::anchors::{ANCHORS, ANCHOR_SET_VERSION};
 use provsearch_index::schema::{
     quantize_cosine, quantize_sample, EmbeddingSignals, Fingerprint, Metadata, Source,
     SourceFormat, Stack, TensorEntry, TensorSamples, TokenizerSignals, WeightSignals,
-    FINGERPRINT_VERSION, NO_LAYER,
+    CHANNEL_PROFILES, FINGERPRINT_VERSION, NO_LAYER,
 };
 
 /// One architecture of the pool.
@@ -425,6 +425,15 @@ impl Corpus {
                 row_samples.push(quantize_sample(value(mat_seed, &matrix_chain, key, t)));
             }
         }
+        // Channel profiles: lineage-correlated like the weight samples, so relatives pair their channels.
+        let channels = (h as usize).min(CHANNEL_PROFILES);
+        let channel_profiles = (0..channels as u64)
+            .flat_map(|c| present.iter().map(move |&a| (c, a)))
+            .map(|(c, a)| {
+                let key = (a as u64) | c << 40 | 5 << 58;
+                quantize_sample(value(mat_seed, &matrix_chain, key, 0))
+            })
+            .collect();
         let anchor_log_norms = present
             .iter()
             .map(|&a| {
@@ -445,6 +454,8 @@ impl Corpus {
             samples_per_row: ROW_SAMPLES as u16,
             anchor_log_norms,
             norm_quantiles: (0..33).map(|q| (q as f32 - 16.0) / 40.0).collect(),
+            channel_ids: (0..channels as u32).collect(),
+            channel_profiles,
         };
 
         let model_type = ["llama", "gpt2", "bert"][arch.kind as usize % 3];

@@ -11,7 +11,7 @@ use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use serde::{Deserialize, Serialize};
 
 /// Version of the fingerprint definition. Fingerprints with different versions are never compared.
-pub const FINGERPRINT_VERSION: u32 = 1;
+pub const FINGERPRINT_VERSION: u32 = 2;
 
 /// Quantisation of standardised samples: `i8 = round(clamp(x / sigma, -4, 4) * SAMPLE_SCALE)`.
 ///
@@ -21,6 +21,9 @@ pub const SAMPLE_SCALE: f32 = 31.75;
 
 /// Scale of stored cosines in the anchor Gram matrix: `i8 = round(cos * GRAM_SCALE)`.
 pub const GRAM_SCALE: f32 = 127.0;
+
+/// Most embedding channels kept as profiles ([`EmbeddingSignals::channel_profiles`]).
+pub const CHANNEL_PROFILES: usize = 32;
 
 /// Number of MinHash slots in the vocabulary sketch.
 pub const MINHASH_SIZE: usize = 128;
@@ -307,6 +310,14 @@ pub struct EmbeddingSignals {
     pub anchor_log_norms: Vec<f32>,
     /// END (distribution): quantiles 0/32, 1/32, ..., 32/32 of `ln(‖row‖ / median)` over the token rows.
     pub norm_quantiles: Vec<f32>,
+    /// Channel profiles: the embedding columns (hidden channels) of largest variance over the present
+    /// anchors, most variable first, at most [`CHANNEL_PROFILES`]. Their indices in the embedding.
+    pub channel_ids: Vec<u32>,
+    /// Channel profiles, channel-major: channel `k`'s mean-centred values at the present anchors (in anchor
+    /// order), standardised over them and scaled by [`SAMPLE_SCALE`]. Keyed by token and found by content
+    /// rather than position, so they pair the channels of models whose widths differ (width pruning, scaled
+    /// transfer) or whose channels were reordered (see `score::channels`).
+    pub channel_profiles: Vec<i8>,
 }
 
 /// Which stack of an encoder-decoder or multimodal model a tensor belongs to.

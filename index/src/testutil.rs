@@ -105,6 +105,8 @@ pub fn fingerprint(id: &str, lineage: u64, noise: f64, own: u64) -> Fingerprint 
                 samples_per_row: 16,
                 anchor_log_norms: (0..k).map(|i| value(1 << 52 | i as u64) as f32).collect(),
                 norm_quantiles: vec![0.0; 33],
+                channel_ids: Vec::new(),
+                channel_profiles: Vec::new(),
             }),
             matrices: m,
             norms: TensorSamples::default(),

@@ -469,19 +469,19 @@ mod tests {
                 Family::Llama,
                 11,
                 Storage::F32,
-                "918a508aa6132b14f5d4f7d671f4e71f60dcfe9f512cc3871ee53a29196cdf22",
+                "0f4ffc2a7d4c9c3275398d852470c9ce0bdcf30615f89273f2e0a2d1a0ebe3ba",
             ),
             (
                 Family::Gpt2,
                 12,
                 Storage::F16,
-                "e25df09064bc850338e28286eac00a82d3792c734b7659ac398c15aa00641657",
+                "c2a0a4d493026e6e53ee56d6a11d77d2bb55de7a96c4a5329d154f1ef4c8b5d9",
             ),
             (
                 Family::Bert,
                 13,
                 Storage::BF16,
-                "65765ff0d99e61e9628fe06cc25f870f78367e484b9d71471ebf391dcbbeb2ad",
+                "1c245f3498f2e33b5462b2c919819275d29147d6b8b815471d5bb8d5f00ba841",
             ),
         ];
         let mut failures = Vec::new();

@@ -36,6 +36,7 @@ fn pair_json(r: &PairResult) -> Value {
         "signals": {
             "eas": signal(&s.eas), "end": signal(&s.end), "nlf": signal(&s.nlf),
             "lep": signal(&s.lep), "wvc": signal(&s.wvc),
+            "channels": super::json::channels(s),
             "mfi": r4(s.mfi), "tfv": r4(s.tfv), "voa": r4(s.voa),
         },
         "layer_alignment": r.comparison.layer_alignment,

@@ -1,6 +1,6 @@
 //! JSON documents: one per command.
 
-use provsearch_index::score::{Comparison, SignalScore};
+use provsearch_index::score::{Comparison, SignalScore, Signals};
 use provsearch_index::Fingerprint;
 use serde_json::{json, Value};
 
@@ -28,6 +28,17 @@ fn detail(s: &SignalScore) -> Value {
     json!({"similarity": round(s.similarity), "support": s.support, "z": round(s.z), "evidence": round(s.evidence)})
 }
 
+/// The channel match behind WVC across widths: its correlation, support and z, and the channel pairs kept
+/// (and how many sit at the same index in both embeddings).
+pub fn channels(s: &Signals) -> Value {
+    let mut v = detail(&s.channels);
+    if let (Some(o), Some((pairs, same))) = (v.as_object_mut(), s.channel_pairs) {
+        o.insert("pairs".into(), json!(pairs));
+        o.insert("same_index".into(), json!(same));
+    }
+    v
+}
+
 /// The `compare --json` document.
 pub fn comparison(a: &Fingerprint, b: &Fingerprint, c: &Comparison) -> Value {
     let s = &c.signals;
@@ -48,6 +59,7 @@ pub fn comparison(a: &Fingerprint, b: &Fingerprint, c: &Comparison) -> Value {
         "details": {
             "eas": detail(&s.eas), "end": detail(&s.end), "nlf": detail(&s.nlf),
             "lep": detail(&s.lep), "wvc": detail(&s.wvc), "mfi_tier": s.mfi_tier,
+            "channels": channels(s),
         },
         "identical_weights": c.identical_weights,
         "layer_alignment": c.layer_alignment,

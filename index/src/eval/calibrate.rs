@@ -11,7 +11,7 @@
 //! of robust detections, then by that gap, then by closeness to the starting configuration. Scores are recomputed from the per-signal similarities and z values of a comparison with
 //! [`identity`], which follows [`compare_with`](crate::score::compare_with) exactly.
 
-use crate::score::{evidence_scale, ScoreConfig, SignalScore, Signals};
+use crate::score::{evidence_scale, weight_value_evidence, ScoreConfig, SignalScore, Signals};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -42,7 +42,7 @@ fn evidence(s: &Signals, c: &ScoreConfig) -> [Option<f64>; 5] {
         baseline_evidence(&s.end, c.baselines[1]),
         positional_evidence(&s.nlf, c.z_saturation),
         baseline_evidence(&s.lep, c.baselines[2]),
-        positional_evidence(&s.wvc, c.z_saturation),
+        weight_value_evidence(positional_evidence(&s.wvc, c.z_saturation), &s.channels),
     ]
 }
 
@@ -57,7 +57,8 @@ fn weighted(e: &[Option<f64>; 5], w: &[f64; 5]) -> Option<f64> {
     (den > 1e-12).then(|| num / den)
 }
 
-/// Whether a pair has positional weight evidence (WVC or NLF); without it the score stays below the threshold.
+/// Whether a pair has weight-value evidence (WVC, NLF or paired embedding channels, which share WVC's slot);
+/// without it the score stays below the threshold.
 fn positional(e: &[Option<f64>; 5]) -> bool {
     e[2].is_some() || e[4].is_some()
 }

@@ -10,7 +10,7 @@ use crate::schema::EmbeddingSignals;
 pub const MIN_SHARED_ANCHORS: usize = 16;
 
 /// For each model, the position (among its present anchors) of every anchor present in both.
-fn shared_positions(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Vec<(usize, usize)> {
+pub(super) fn shared_positions(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Vec<(usize, usize)> {
     if a.anchor_set_version != b.anchor_set_version {
         return Vec::new();
     }

@@ -7,15 +7,19 @@
 //!   thirty standard deviations and saturates, whatever noise was added on top;
 //! - token-keyed signals (EAS, END) and LEP have a semantic baseline (independent models trained on language
 //!   share some embedding geometry and layer-energy shape), so the evidence is the excess over that baseline,
-//!   `(sim − baseline) / (1 − baseline)`.
+//!   `(sim − baseline) / (1 − baseline)`;
+//! - embedding channels paired by content ([`channels`]) count in WVC's slot when they are the stronger
+//!   evidence, scored against a baseline too ([`CHANNEL_BASELINE`]): they find a model's weights when its
+//!   channels were pruned, grown or reordered, which leaves no aligned position.
 //!
 //! The identity score is the NaN-aware weighted mean of the evidence scores; the verdict is "related" when it
-//! reaches the threshold. Lineage needs positional weight evidence: when no tensors of matching role and shape
-//! exist (different widths), the score is scaled below the threshold, because embedding geometry and layer
-//! profiles are shared by independent models trained on the same data. Metadata (MFI) and tokenizer signals
+//! reaches the threshold. Lineage needs weight-value evidence: when no tensors of matching role and shape
+//! exist (different widths) and no embedding channels pair either, the score is scaled below the threshold,
+//! because embedding geometry and layer profiles are shared by independent models trained on the same data. Metadata (MFI) and tokenizer signals
 //! (TFV, VOA) are reported, never decisive.
 
 pub mod anchors;
+pub mod channels;
 pub mod positional;
 pub mod report;
 
@@ -47,15 +51,24 @@ pub const SHARED_INIT_MAX_NLF: f64 = 0.3;
 /// adds nothing to their correlation: the same-seed runs reach NLF r 0.06–0.20, the derivatives 0.34 and more.
 /// Evasions that scramble the norms (NLF 0.15) keep their matrices (WVC ≥ 0.66). Both correlations must be
 /// known and below [`SHARED_INIT_MAX_WVC`] and [`SHARED_INIT_MAX_NLF`]; without norm samples the rule cannot
-/// tell and does not apply.
+/// tell and does not apply. Nor does it when the embedding channels match in full
+/// ([`CHANNEL_SATURATION`]): a model whose residual channels were reordered keeps nothing at aligned
+/// positions (WVC and NLF near 0), but its channels are its parent's, which a shared start does not give
+/// (same-seed runs pair at most 3 channels at r ≤ 0.39).
 pub fn shared_initialisation_only(s: &Signals) -> bool {
-    matches!(
-        (s.wvc.similarity, s.nlf.similarity),
-        (Some(w), Some(n)) if w < SHARED_INIT_MAX_WVC && n < SHARED_INIT_MAX_NLF
-    )
+    let channels_match = s
+        .channels
+        .similarity
+        .is_some_and(|r| r >= CHANNEL_SATURATION);
+    !channels_match
+        && matches!(
+            (s.wvc.similarity, s.nlf.similarity),
+            (Some(w), Some(n)) if w < SHARED_INIT_MAX_WVC && n < SHARED_INIT_MAX_NLF
+        )
 }
 
-/// The factor the weighted evidence is multiplied by: 1 with positional evidence (WVC or NLF) that is more
+/// The factor the weighted evidence is multiplied by: 1 with weight-value evidence (WVC, NLF or paired
+/// embedding channels: `positional`) that is more
 /// than a shared random start, else [`STRUCTURAL_ONLY_SCALE`] of the threshold, so that the score stays below
 /// it. Used by [`compare_with`] and by the calibration's recomputation alike.
 pub fn evidence_scale(s: &Signals, positional: bool, threshold: f64) -> f64 {
@@ -131,6 +144,14 @@ pub struct Signals {
     pub lep: SignalScore,
     /// Weight values at aligned positions (matrices and anchor rows).
     pub wvc: SignalScore,
+    /// Embedding channels matched by their anchor profiles ([`channels::match_channels`]): pairs models whose
+    /// widths differ or whose channels were reordered. Enters the identity score in WVC's slot, which takes
+    /// the stronger evidence of the two ([`weight_value_evidence`]).
+    #[serde(default)]
+    pub channels: SignalScore,
+    /// The channel match behind [`Signals::channels`]: pairs kept, and how many at the same index.
+    #[serde(default)]
+    pub channel_pairs: Option<(usize, usize)>,
     /// Config similarity (reported only), and its reference tier.
     pub mfi: Option<f64>,
     /// MFI tier (1 exact architecture, 2 family, 3 soft).
@@ -167,6 +188,41 @@ fn positional_score(pool: &Pool, penalty: f64, config: &ScoreConfig) -> SignalSc
         support: pool.n,
         z,
         evidence: z.map(|z| (z / config.z_saturation).clamp(0.0, 1.0)),
+    }
+}
+
+/// Held-out correlation of matched channels that independent models stay below: the zoo's independent pairs
+/// reach 0.29 (and match at most 7 of 32 channels), all-MiniLM-L6-v2 against all-mpnet-base-v2 matches none.
+pub const CHANNEL_BASELINE: f64 = 0.35;
+
+/// Held-out correlation of matched channels at which the evidence is full: derivatives in the zoo keep
+/// 0.62-0.99, a width-pruned MiniLM with noise as large as its weights 0.62-0.68.
+pub const CHANNEL_SATURATION: f64 = 0.65;
+
+/// The channel match's score. Unlike positional samples, channel profiles have no exact null: models trained
+/// on similar text can share a feature on a channel (a privileged basis), so independent models' matched
+/// channels correlate somewhat (r up to 0.29 in the zoo, tens of "standard deviations" over hundreds of
+/// values). The evidence is therefore the excess over that baseline, as for EAS and END; `z` is reported only.
+fn channel_score(m: &channels::ChannelMatch) -> SignalScore {
+    let z =
+        m.r.map(|r| r.clamp(-0.999_999, 0.999_999).atanh() * (m.support as f64).sqrt());
+    SignalScore {
+        similarity: m.r,
+        support: m.support,
+        z,
+        evidence: m.r.map(|r| {
+            ((r - CHANNEL_BASELINE) / (CHANNEL_SATURATION - CHANNEL_BASELINE)).clamp(0.0, 1.0)
+        }),
+    }
+}
+
+/// Evidence of the weight values (the WVC slot of the identity score): the stronger of the aligned positions
+/// (`positional`, WVC's own evidence) and the matched embedding channels. A model whose channels were pruned,
+/// grown or reordered keeps no aligned position with its parent but keeps its parent's channels.
+pub fn weight_value_evidence(positional: Option<f64>, channels: &SignalScore) -> Option<f64> {
+    match (positional, channels.evidence) {
+        (Some(p), Some(c)) => Some(p.max(c)),
+        (p, c) => p.or(c),
     }
 }
 
@@ -218,6 +274,10 @@ pub fn compare_with(
         wvc_pool.merge(&anchor_row_pool(ea, eb));
         signals.eas = baseline_score(anchors::eas(ea, eb), config.baselines[0]);
         signals.end = baseline_score(anchors::end(ea, eb), config.baselines[1]);
+        if let Some(m) = channels::match_channels(ea, eb) {
+            signals.channels = channel_score(&m);
+            signals.channel_pairs = Some((m.matched, m.same_index));
+        }
     }
     signals.wvc = positional_score(&wvc_pool, alignment.z_penalty, config);
     signals.nlf = positional_score(
@@ -239,15 +299,15 @@ pub fn compare_with(
     }
 
     let parts = [
-        signals.eas,
-        signals.end,
-        signals.nlf,
-        signals.lep,
-        signals.wvc,
+        signals.eas.evidence,
+        signals.end.evidence,
+        signals.nlf.evidence,
+        signals.lep.evidence,
+        weight_value_evidence(signals.wvc.evidence, &signals.channels),
     ];
     let (mut num, mut den) = (0.0, 0.0);
-    for (s, w) in parts.iter().zip(config.weights) {
-        if let Some(e) = s.evidence {
+    for (e, w) in parts.iter().zip(config.weights) {
+        if let Some(e) = e {
             num += w * e;
             den += w;
         }
@@ -257,7 +317,9 @@ pub fn compare_with(
     // above a true distillation), so they never establish lineage alone: without positional weight evidence
     // (no tensors of matching role and shape), or with only what a shared random initialisation leaves, the
     // score is scaled below the threshold.
-    let positional = signals.wvc.evidence.is_some() || signals.nlf.evidence.is_some();
+    let positional = parts[2].is_some() || parts[4].is_some();
+    let wvc_from_channels = signals.channels.evidence.is_some()
+        && signals.channels.evidence >= signals.wvc.evidence.or(Some(0.0));
     let shared_init = shared_initialisation_only(&signals);
     let scale = evidence_scale(&signals, positional, config.threshold);
     let identity_score = (den > 1e-12).then(|| scale * num / den);
@@ -296,7 +358,14 @@ pub fn compare_with(
         identity_score
     };
 
-    explain(&signals, identical_weights, a, b, &mut evidence);
+    explain(
+        &signals,
+        identical_weights,
+        wvc_from_channels,
+        a,
+        b,
+        &mut evidence,
+    );
     if shared_init && !identical_weights && signals.wvc.z.is_some_and(|z| z >= 3.0) {
         evidence.push(format!(
             "the weights share a component (r={:.3}) but the norm gains barely do (r={:.3}): what two models \
@@ -318,7 +387,14 @@ pub fn compare_with(
     }
 }
 
-fn explain(s: &Signals, identical: bool, a: &Fingerprint, b: &Fingerprint, out: &mut Vec<String>) {
+fn explain(
+    s: &Signals,
+    identical: bool,
+    wvc_from_channels: bool,
+    a: &Fingerprint,
+    b: &Fingerprint,
+    out: &mut Vec<String>,
+) {
     if identical {
         out.push("weight files are byte-identical (same content digest)".into());
     }
@@ -329,6 +405,17 @@ fn explain(s: &Signals, identical: bool, a: &Fingerprint, b: &Fingerprint, out: 
             1.0 / (s.wvc.support as f64).sqrt()
         )),
         _ => out.push("weights: no tensors of matching role and shape to compare".into()),
+    }
+    if let (Some(r), Some((pairs, same))) = (s.channels.similarity, s.channel_pairs) {
+        let role = if wvc_from_channels {
+            "the weight evidence"
+        } else {
+            "beside the aligned weights"
+        };
+        out.push(format!(
+            "embedding channels: {pairs} paired by their anchor profiles ({same} at the same index) correlate \
+             r={r:.3} on held-out anchors ({role}; independent models stay below {CHANNEL_BASELINE})"
+        ));
     }
     if let (Some(r), Some(z)) = (s.nlf.similarity, s.nlf.z) {
         out.push(format!(
@@ -342,7 +429,7 @@ fn explain(s: &Signals, identical: bool, a: &Fingerprint, b: &Fingerprint, out: 
             s.eas.support
         ));
     }
-    if s.wvc.evidence.is_none() && s.nlf.evidence.is_none() {
+    if s.wvc.evidence.is_none() && s.nlf.evidence.is_none() && s.channels.evidence.is_none() {
         out.push(
             "lineage needs weight evidence: embeddings and layer profiles alone cannot tell a derivative from an \
              independent model trained on the same data, so this pair is at most 'not related'"

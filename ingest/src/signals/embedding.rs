@@ -329,6 +329,8 @@ pub fn finish_embedding(
         })
         .collect();
 
+    let (channel_ids, channel_profiles) = super::channels::channel_profiles(&centred_rows, h);
+
     Ok(EmbeddingSignals {
         anchor_set_version: ANCHOR_SET_VERSION,
         tensor: meta.name.clone(),
@@ -340,6 +342,8 @@ pub fn finish_embedding(
         samples_per_row: positions.len() as u16,
         anchor_log_norms,
         norm_quantiles,
+        channel_ids,
+        channel_profiles,
     })
 }
 

@@ -7,6 +7,7 @@
 //! Budgets are totals split evenly over the tensors, so a fingerprint stays within its size bound whatever the
 //! number of layers; per-tensor counts only shorten the same canonical position sequence.
 
+pub mod channels;
 pub mod embedding;
 pub mod kernels;
 pub mod tensors;
