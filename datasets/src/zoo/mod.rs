@@ -234,6 +234,12 @@ fn apply(ckpt: &mut Checkpoint, op: &Op, seed: u64) -> Result<()> {
         Op::PermuteMlp => {
             derive::permute_mlp(ckpt, seed)?;
         }
+        Op::PermuteResidual => {
+            crate::residual::permute_residual(ckpt, seed)?;
+        }
+        Op::PruneWidth(keep) => {
+            crate::residual::prune_width(ckpt, *keep)?;
+        }
         Op::RescaleNorms(s) => {
             derive::rescale_norms(ckpt, *s, seed)?;
         }

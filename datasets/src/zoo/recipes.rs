@@ -57,6 +57,10 @@ pub enum Op {
     Lora(&'static [&'static str], usize, f32),
     /// Permute the MLP hidden units.
     PermuteMlp,
+    /// Permute the residual-stream channels of every tensor (the same function).
+    PermuteResidual,
+    /// Keep this many of the most important residual channels (Llama width pruning, no healing).
+    PruneWidth(usize),
     /// Rescale between norms and the matrices that read them, per channel within [1/s, s].
     RescaleNorms(f32),
     /// Rename tensors: (from, to) substring replacements, applied in order.
@@ -640,6 +644,53 @@ pub fn recipes() -> Vec<Recipe> {
         "shared-vocabulary-only",
         "synthetic BERT with MiniLM's tokenizer",
         "easy",
+    );
+    // Added in session 10, last so that every earlier recipe keeps its seed (seeds follow the list order).
+    for base in ["trained/L-base", "trained/G-base"] {
+        m.from(
+            base,
+            "permute-residual",
+            vec![Op::PermuteResidual],
+            F16,
+            (
+                STRUCT,
+                "residual-stream channels permuted in every tensor (evasion)",
+                "hard",
+            ),
+        );
+    }
+    m.from(
+        minilm,
+        "permute-residual",
+        vec![Op::PermuteResidual, Op::Int8],
+        F16,
+        (
+            STRUCT,
+            "residual-stream channels permuted in every tensor → int8 round trip (evasion)",
+            "hard",
+        ),
+    );
+    m.from(
+        "trained/L-base",
+        "prune-width",
+        vec![Op::PruneWidth(48)],
+        F16,
+        (
+            STRUCT,
+            "width pruning: 48 of 64 residual channels kept by importance, not healed",
+            "hard",
+        ),
+    );
+    m.from(
+        "trained/L-cpt",
+        "prune-width-int4",
+        vec![Op::PruneWidth(40), Op::Int4(32)],
+        F16,
+        (
+            STRUCT,
+            "width pruning: 40 of 64 residual channels kept → 4-bit block-32 round trip",
+            "hard",
+        ),
     );
     out
 }
