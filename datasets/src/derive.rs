@@ -227,11 +227,7 @@ pub fn layer_count(ckpt: &Checkpoint) -> usize {
 
 /// Set integer or float fields of config.json that exist (`keys` are alternatives, e.g. `num_hidden_layers` and
 /// `n_layer`). A checkpoint without config.json is left alone.
-pub(crate) fn set_config(
-    ckpt: &mut Checkpoint,
-    keys: &[&str],
-    value: serde_json::Value,
-) -> Result<()> {
+fn set_config(ckpt: &mut Checkpoint, keys: &[&str], value: serde_json::Value) -> Result<()> {
     let Some(bytes) = ckpt.files.get("config.json") else {
         return Ok(());
     };

@@ -5,7 +5,7 @@
 //! positions, so only evidence that finds channels by content pairs the result with its parent.
 
 use crate::checkpoint::{Checkpoint, Tensor};
-use crate::derive::{set_config, split_layer, Axis};
+use crate::derive::{split_layer, Axis};
 use crate::rng::Rng;
 use anyhow::{bail, Context, Result};
 
@@ -72,14 +72,17 @@ fn residual_axis(t: &Tensor) -> Option<Axis> {
         .map(|&(_, axis)| axis)
 }
 
-/// The model's hidden size from config.json.
-fn hidden_size(ckpt: &Checkpoint) -> Result<usize> {
-    let config: serde_json::Value = serde_json::from_slice(
-        ckpt.files
-            .get("config.json")
-            .context("no config.json to read the hidden size from")?,
-    )
-    .context("config.json is not JSON")?;
+/// The checkpoint's config.json.
+fn config(ckpt: &Checkpoint) -> Result<serde_json::Value> {
+    let bytes = ckpt
+        .files
+        .get("config.json")
+        .context("no config.json to read the hidden size from")?;
+    serde_json::from_slice(bytes).context("config.json is not JSON")
+}
+
+/// The hidden size a config declares.
+fn hidden_size(config: &serde_json::Value) -> Result<usize> {
     ["hidden_size", "n_embd", "d_model"]
         .iter()
         .find_map(|k| config.get(*k).and_then(serde_json::Value::as_u64))
@@ -112,10 +115,9 @@ fn select_axis(t: &mut Tensor, axis: Axis, keep: &[usize]) {
     t.data = data;
 }
 
-/// Apply `keep` (channel indices into the hidden size) to every tensor with a residual axis. Fails when a
-/// tensor's residual axis is not the hidden size, or when no tensor has one.
-fn select_channels(ckpt: &mut Checkpoint, keep: &[usize]) -> Result<()> {
-    let hidden = hidden_size(ckpt)?;
+/// Apply `keep` (channel indices into the `hidden` channels) to every tensor with a residual axis. Fails when
+/// a tensor's residual axis is not the hidden size, or when no tensor has one.
+fn select_channels(ckpt: &mut Checkpoint, hidden: usize, keep: &[usize]) -> Result<()> {
     let mut edited = 0;
     for t in ckpt.tensors.iter_mut().filter(|t| t.is_float()) {
         let Some(axis) = residual_axis(t) else {
@@ -143,8 +145,9 @@ fn select_channels(ckpt: &mut Checkpoint, keep: &[usize]) -> Result<()> {
 /// Reorder the residual-stream channels of every tensor by one random permutation: the same function,
 /// every stored position moved. Returns the permutation (new channel `i` is old channel `perm[i]`).
 pub fn permute_residual(ckpt: &mut Checkpoint, seed: u64) -> Result<Vec<usize>> {
-    let perm = Rng::new(seed ^ 0x5e51_d0a1).permutation(hidden_size(ckpt)?);
-    select_channels(ckpt, &perm)?;
+    let hidden = hidden_size(&config(ckpt)?)?;
+    let perm = Rng::new(seed ^ 0x5e51_d0a1).permutation(hidden);
+    select_channels(ckpt, hidden, &perm)?;
     Ok(perm)
 }
 
@@ -153,7 +156,8 @@ pub fn permute_residual(ckpt: &mut Checkpoint, seed: u64) -> Result<Vec<usize>> 
 /// embedding column `c` times the mean |gain| of every RMSNorm at `c` (a weight-only stand-in for Minitron's
 /// activation-based score). Returns the kept channels.
 pub fn prune_width(ckpt: &mut Checkpoint, keep: usize) -> Result<Vec<usize>> {
-    let hidden = hidden_size(ckpt)?;
+    let mut config = config(ckpt)?;
+    let hidden = hidden_size(&config)?;
     if keep == 0 || keep >= hidden {
         bail!("cannot keep {keep} of {hidden} channels");
     }
@@ -186,7 +190,6 @@ pub fn prune_width(ckpt: &mut Checkpoint, keep: usize) -> Result<Vec<usize>> {
     let mut kept = order[..keep].to_vec();
     kept.sort_unstable();
 
-    let config: serde_json::Value = serde_json::from_slice(&ckpt.files["config.json"])?;
     let heads = config
         .get("num_attention_heads")
         .and_then(serde_json::Value::as_u64)
@@ -195,10 +198,9 @@ pub fn prune_width(ckpt: &mut Checkpoint, keep: usize) -> Result<Vec<usize>> {
         .get("head_dim")
         .and_then(serde_json::Value::as_u64)
         .map_or(hidden / heads.max(1), |d| d as usize);
-    select_channels(ckpt, &kept)?;
-    set_config(ckpt, &["hidden_size"], keep.into())?;
-    let mut config: serde_json::Value = serde_json::from_slice(&ckpt.files["config.json"])?;
+    select_channels(ckpt, hidden, &kept)?;
     if let Some(obj) = config.as_object_mut() {
+        obj.insert("hidden_size".into(), keep.into());
         obj.insert("head_dim".into(), head_dim.into());
     }
     ckpt.files
@@ -258,12 +260,15 @@ mod tests {
     #[test]
     fn width_pruning_keeps_whole_parent_channels_and_updates_the_config() {
         let parent = build(&Spec::small(Family::Llama, 5));
-        let hidden = hidden_size(&parent).unwrap();
+        let hidden = hidden_size(&config(&parent).unwrap()).unwrap();
         let mut child = parent.clone();
         let kept = prune_width(&mut child, hidden * 3 / 4).unwrap();
         assert_eq!(kept.len(), hidden * 3 / 4);
         assert!(kept.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(hidden_size(&child).unwrap(), hidden * 3 / 4);
+        assert_eq!(
+            hidden_size(&config(&child).unwrap()).unwrap(),
+            hidden * 3 / 4
+        );
         let (p, c) = (embedding(&parent), embedding(&child));
         let k = kept.len();
         for r in 0..p.shape[0] {

@@ -10,7 +10,8 @@ fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn normal(seed: u64, key: u64) -> f64 {
+/// An approximately normal value with unit variance (a sum of four uniforms), from a hash of `key`.
+pub(crate) fn normal(seed: u64, key: u64) -> f64 {
     let h = splitmix64(seed ^ splitmix64(key));
     let s = (h & 0xFFFF) + ((h >> 16) & 0xFFFF) + ((h >> 32) & 0xFFFF) + (h >> 48);
     (s as f64 / 65535.0 - 2.0) * 3f64.sqrt()

@@ -1,7 +1,7 @@
 //! Derivatives that keep no tensor position of their parent: width pruning and a reordering of the residual
 //! stream. Their embedding channels are their parent's, found by content (`score::channels`).
 
-use super::util::{compare, derive, minilm, num, synth};
+use super::util::{compare, derive, minilm, num, synth, trained};
 use datasets::derive::{add_noise, fresh_init, int8_per_channel};
 use datasets::residual::{permute_residual, prune_width};
 use datasets::synth::Family;
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// The committed trained zoo model L-base (a 64-wide Llama trained on text).
 fn l_base() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/zoo/trained/L-base")
+    trained("L-base")
 }
 
 fn channels(c: &Value) -> &Value {
@@ -76,9 +76,8 @@ fn width_pruned_trained_model_is_related_and_its_pruned_fresh_twin_is_not() {
 #[test]
 fn independent_models_of_other_widths_match_no_channels() {
     // Trained zoo models of the same family, tokenizer and corpus at widths 96 and 48, trained independently.
-    let zoo = l_base().parent().unwrap().to_path_buf();
     for other in ["L-big", "L-small", "L-seed2", "L-otherdata"] {
-        let c = compare(&l_base(), &zoo.join(other));
+        let c = compare(&l_base(), &trained(other));
         assert_eq!(c["related"], false, "{other}: {c}");
         assert!(num(&c, "identity_score") < 0.2, "{other}: {c}");
         let r = channels(&c)["similarity"].as_f64();

@@ -1,6 +1,6 @@
 //! Verdicts on real files: copies and mechanical derivations are related, independent models are not.
 
-use super::util::{compare, derive, minilm, num, provsearch, synth};
+use super::util::{compare, derive, minilm, num, provsearch, synth, trained};
 use base64::Engine;
 use datasets::derive::{add_noise, fresh_init, int8_per_channel};
 use datasets::synth::Family;
@@ -11,7 +11,7 @@ const FAMILIES: [Family; 3] = [Family::Llama, Family::Gpt2, Family::Bert];
 
 /// The committed trained zoo model L-base.
 fn l_base() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/zoo/trained/L-base")
+    trained("L-base")
 }
 
 /// A new directory `dir` holding L-base's files of these names; a test writes the rest of the model.

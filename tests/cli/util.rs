@@ -61,6 +61,13 @@ pub fn compare(a: &Path, b: &Path) -> Value {
     serde_json::from_str(&run.stdout).expect("compare --json prints JSON")
 }
 
+/// A committed trained zoo model (`datasets/zoo/trained/NAME`: tiny Llama and GPT-2 models trained on text).
+pub fn trained(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("datasets/zoo/trained")
+        .join(name)
+}
+
 /// The real all-MiniLM-L6-v2 snapshot fetched by scripts/fetch-test-models.sh.
 pub fn minilm() -> PathBuf {
     let root = std::env::var_os("PROVSEARCH_TEST_MODELS")

@@ -9,6 +9,18 @@ use provsearch_trainer::model::{self, Arch, ModelConfig};
 use provsearch_trainer::rng::Rng;
 use provsearch_trainer::train::{self, Spec};
 
+/// The largest absolute difference between two tensors of the same shape.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 fn tiny_config(arch: Arch) -> ModelConfig {
     ModelConfig {
         arch,
@@ -107,14 +119,7 @@ fn causal_attention_ignores_the_future() {
             .unwrap()
             .narrow(1, 0, 3)
             .unwrap();
-        let d = (la - lb)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(&la, &lb);
         assert!(d < 1e-5, "{arch:?}: prefix logits changed by {d}");
     }
 }
@@ -337,14 +342,7 @@ fn derivations_produce_loadable_snapshots() {
     let kept = ext.weights["model.embed_tokens.weight"]
         .narrow(0, 0, parent.config.vocab_size)
         .unwrap();
-    let d = (old - kept)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = max_abs_diff(&old, &kept);
     assert!(
         d == 0.0,
         "lr=0 vocabulary extension changed old rows by {d}"
@@ -418,14 +416,7 @@ fn residual_width_pruning_keeps_the_most_important_channels() {
             .broadcast_mul(&pw["model.norm.weight"])
             .unwrap();
         let got = normed.matmul(&pw["lm_head.weight"].t().unwrap()).unwrap();
-        let d = (got - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(&got, &want);
         assert!(
             d < 1e-4,
             "after {l} layers: one-token residual gives logits off by {d}"
@@ -490,14 +481,7 @@ fn residual_width_pruning_keeps_the_most_important_channels() {
     let same = |name: &str, sliced: Tensor| {
         let c = &child.weights[name];
         assert_eq!(c.dims(), sliced.dims(), "{name}");
-        let d = (c - sliced)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(c, &sliced);
         assert!(
             d == 0.0,
             "{name}: differs from the parent's kept channels by {d}"

@@ -24,6 +24,7 @@
 //! this runs for every rescored candidate of a query.
 
 use super::anchors::shared_positions;
+use crate::composite::dot;
 use crate::schema::EmbeddingSignals;
 
 /// Fewest anchors present in both models for channels to be matched (each half then has at least 24).
@@ -47,17 +48,14 @@ pub struct ChannelMatch {
     pub matched: usize,
     /// Kept pairs whose channels sit at the same index in both embeddings.
     pub same_index: usize,
-    /// Channels profiled on each side.
-    pub channels: (usize, usize),
 }
 
 /// One model's profiles at the shared anchors, split into the two halves: channel `k`'s first-half values
-/// are `first[k * nf..(k + 1) * nf]`, with their sum and sum of squares.
+/// are `first[k * nf..(k + 1) * nf]`, with their sum and sum of squares (one entry per channel).
 struct Halves {
-    first: Vec<i16>,
-    second: Vec<i16>,
+    first: Vec<i8>,
+    second: Vec<i8>,
     first_sums: Vec<(i64, i64)>,
-    channels: usize,
 }
 
 impl Halves {
@@ -76,9 +74,9 @@ impl Halves {
         for profile in e.channel_profiles.chunks_exact(present) {
             for (i, &p) in positions.iter().enumerate() {
                 if i % 2 == 0 {
-                    first.push(profile[p] as i16);
+                    first.push(profile[p]);
                 } else {
-                    second.push(profile[p] as i16);
+                    second.push(profile[p]);
                 }
             }
         }
@@ -88,26 +86,16 @@ impl Halves {
             first,
             second,
             first_sums,
-            channels,
         })
     }
 }
 
-/// (Σx, Σx²) of a run of `i8` values.
-fn sums(x: &[i16]) -> (i64, i64) {
+/// (Σx, Σx²) of a run of `i8`.
+fn sums(x: &[i8]) -> (i64, i64) {
     x.iter().fold((0, 0), |(s, q), &v| {
         let v = v as i64;
         (s + v, q + v * v)
     })
-}
-
-/// Σxy of two runs of `i8` values, widened to `i16` so that the products vectorise as multiply-adds of
-/// 16-bit lanes (exact: i32 partial sums hold any run below 2³¹ / 128² ≈ 131,000 values).
-fn cross(x: &[i16], y: &[i16]) -> i64 {
-    x.iter()
-        .zip(y)
-        .map(|(&a, &b)| a as i32 * b as i32)
-        .sum::<i32>() as i64
 }
 
 /// Match the channel profiles of two embeddings (see the module docs). `None` when either has no profiles,
@@ -136,7 +124,7 @@ pub fn match_channels(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Option<Chan
         let channels_b = hb.first.chunks_exact(nf).zip(&hb.first_sums).zip(&vb);
         for (j, ((y, &(sy, _)), &vy)) in channels_b.enumerate() {
             // r = cov / √(vx·vy) ≥ r_min, tested without a division or a root (most pairs fail it).
-            let cov = (n * cross(x, y) - sx * sy) as f64;
+            let cov = (n * dot(x, y) as i64 - sx * sy) as f64;
             let vv = vx * vy;
             if cov > 0.0 && vv > 0.0 && cov * cov >= r_min * r_min * vv {
                 candidates.push((cov / vv.sqrt(), i, j));
@@ -144,7 +132,10 @@ pub fn match_channels(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Option<Chan
         }
     }
     candidates.sort_by(|p, q| q.0.total_cmp(&p.0).then((p.1, p.2).cmp(&(q.1, q.2))));
-    let (mut used_a, mut used_b) = (vec![false; ha.channels], vec![false; hb.channels]);
+    let (mut used_a, mut used_b) = (
+        vec![false; ha.first_sums.len()],
+        vec![false; hb.first_sums.len()],
+    );
     let mut pairs = Vec::new();
     for (_, i, j) in candidates {
         if !used_a[i] && !used_b[j] {
@@ -155,19 +146,19 @@ pub fn match_channels(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Option<Chan
     }
 
     // Correlate the kept pairs on the held-out half: each channel centred on its own mean there, pooled.
-    let (mut dot, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    let (mut xy, mut xx, mut yy) = (0f64, 0f64, 0f64);
     for &(i, j) in &pairs {
         let (x, y) = (
             &ha.second[i * ns..(i + 1) * ns],
             &hb.second[j * ns..(j + 1) * ns],
         );
         let (n, (sx, sxx), (sy, syy)) = (ns as f64, sums(x), sums(y));
-        dot += cross(x, y) as f64 - sx as f64 * sy as f64 / n;
-        aa += sxx as f64 - sx as f64 * sx as f64 / n;
-        bb += syy as f64 - sy as f64 * sy as f64 / n;
+        xy += dot(x, y) as f64 - sx as f64 * sy as f64 / n;
+        xx += sxx as f64 - sx as f64 * sx as f64 / n;
+        yy += syy as f64 - sy as f64 * sy as f64 / n;
     }
-    let r = (pairs.len() >= MIN_MATCHED_CHANNELS && aa > 0.0 && bb > 0.0)
-        .then(|| dot / (aa * bb).sqrt());
+    let r = (pairs.len() >= MIN_MATCHED_CHANNELS && xx > 0.0 && yy > 0.0)
+        .then(|| xy / (xx * yy).sqrt());
     let same_index = pairs
         .iter()
         .filter(|&&(i, j)| a.channel_ids[i] == b.channel_ids[j])
@@ -177,7 +168,6 @@ pub fn match_channels(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Option<Chan
         support: if r.is_some() { pairs.len() * ns } else { 0 },
         matched: pairs.len(),
         same_index,
-        channels: (ha.channels, hb.channels),
     })
 }
 
@@ -187,16 +177,9 @@ mod tests {
     use crate::anchors::ANCHOR_SET_VERSION;
     use crate::schema::quantize_sample;
 
-    /// A standard normal from a hash of `key` (Box-Muller over two splitmix64 draws).
+    /// A unit-variance value from a hash of `key`.
     fn normal(key: u64) -> f64 {
-        let mix = |mut z: u64| {
-            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let (u, v) = (mix(key).max(1e-12), mix(key ^ 0xABCD_EF01));
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+        crate::testutil::normal(0xC4A7, key)
     }
 
     /// Embedding signals with `anchors` present anchors and one profile per entry of `channels`:

@@ -24,7 +24,7 @@ pub mod positional;
 pub mod report;
 
 use crate::schema::{Fingerprint, FINGERPRINT_VERSION};
-use positional::{align_layers, anchor_row_pool, layer_energy_similarity, pooled, Pool};
+use positional::{align_layers, anchor_row_pool, fisher_z, layer_energy_similarity, pooled, Pool};
 use serde::{Deserialize, Serialize};
 
 /// Without positional evidence the identity score is at most this fraction of the threshold.
@@ -204,8 +204,7 @@ pub const CHANNEL_SATURATION: f64 = 0.65;
 /// channels correlate somewhat (r up to 0.29 in the zoo, tens of "standard deviations" over hundreds of
 /// values). The evidence is therefore the excess over that baseline, as for EAS and END; `z` is reported only.
 fn channel_score(m: &channels::ChannelMatch) -> SignalScore {
-    let z =
-        m.r.map(|r| r.clamp(-0.999_999, 0.999_999).atanh() * (m.support as f64).sqrt());
+    let z = m.r.map(|r| fisher_z(r, m.support));
     SignalScore {
         similarity: m.r,
         support: m.support,

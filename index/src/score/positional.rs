@@ -60,9 +60,14 @@ impl Pool {
 
     /// Evidence in standard deviations of the independent-weights null (`r·√n`, Fisher-transformed).
     pub fn z(&self) -> Option<f64> {
-        self.r()
-            .map(|r| r.clamp(-0.999_999, 0.999_999).atanh() * (self.n as f64).sqrt())
+        self.r().map(|r| fisher_z(r, self.n))
     }
+}
+
+/// Evidence in standard deviations of a correlation `r` over `n` paired samples whose null is 0 ± 1/√n:
+/// `atanh(r)·√n` (r clamped short of ±1, where atanh is infinite).
+pub fn fisher_z(r: f64, n: usize) -> f64 {
+    r.clamp(-0.999_999, 0.999_999).atanh() * (n as f64).sqrt()
 }
 
 /// How the layers of two models were paired.
