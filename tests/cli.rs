@@ -10,6 +10,7 @@ mod cli {
     pub mod compare;
     pub mod download;
     pub mod fake_hub;
+    pub mod grown;
     pub mod hub_cache;
     pub mod quantized;
     pub mod util;

@@ -162,6 +162,84 @@ pub fn slerp_merge(a: &Checkpoint, b: &Checkpoint, t: f32) -> Checkpoint {
     out
 }
 
+/// How [`task_merge`] combines the parents' task vectors (their differences from the base), as mergekit does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TaskMerge {
+    /// TIES (Yadav et al. 2023): keep each task vector's `density` largest-magnitude entries, elect a sign per
+    /// entry from their sum, and average the kept entries that agree with it.
+    Ties,
+    /// DARE (Yu et al. 2024), linear: drop each entry of each task vector with probability `1 − density`,
+    /// rescale the rest by `1 / density`, and average.
+    Dare,
+}
+
+/// Merge fine-tunes of `base` through their task vectors: `base + combine(model − base)` per tensor, with the
+/// combination of `method` at `density` (the share of each task vector kept, in (0, 1]). Tensors a model lacks
+/// or has in another shape contribute no task vector.
+pub fn task_merge(
+    base: &Checkpoint,
+    models: &[&Checkpoint],
+    method: TaskMerge,
+    density: f32,
+    seed: u64,
+) -> Checkpoint {
+    let mut rng = Rng::new(seed);
+    let mut out = base.clone();
+    for x in out.tensors.iter_mut().filter(|x| x.is_float()) {
+        let mut deltas: Vec<Vec<f32>> = models
+            .iter()
+            .filter_map(|m| m.get(&x.name).filter(|y| y.shape == x.shape))
+            .map(|y| y.data.iter().zip(&x.data).map(|(a, b)| a - b).collect())
+            .collect();
+        if deltas.is_empty() {
+            continue;
+        }
+        let n = deltas.len() as f32;
+        match method {
+            TaskMerge::Dare => {
+                for d in &mut deltas {
+                    d.iter_mut().for_each(|v| {
+                        *v = if (rng.uniform() as f32) < density {
+                            *v / density
+                        } else {
+                            0.0
+                        }
+                    });
+                }
+                for (i, v) in x.data.iter_mut().enumerate() {
+                    *v += deltas.iter().map(|d| d[i]).sum::<f32>() / n;
+                }
+            }
+            TaskMerge::Ties => {
+                for d in &mut deltas {
+                    let keep = ((d.len() as f32) * density).ceil() as usize;
+                    let mut mags: Vec<f32> = d.iter().map(|v| v.abs()).collect();
+                    let len = mags.len();
+                    if keep == 0 || keep >= len {
+                        continue;
+                    }
+                    let cut = *mags.select_nth_unstable_by(len - keep, f32::total_cmp).1;
+                    d.iter_mut()
+                        .filter(|v| v.abs() < cut)
+                        .for_each(|v| *v = 0.0);
+                }
+                for (i, v) in x.data.iter_mut().enumerate() {
+                    let sign = deltas.iter().map(|d| d[i]).sum::<f32>().signum();
+                    let agree: Vec<f32> = deltas
+                        .iter()
+                        .map(|d| d[i])
+                        .filter(|&u| u != 0.0 && u.signum() == sign)
+                        .collect();
+                    if !agree.is_empty() {
+                        *v += agree.iter().sum::<f32>() / agree.len() as f32;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 fn norm(v: &[f32]) -> f64 {
     v.iter()
         .map(|x| (*x as f64).powi(2))
@@ -216,6 +294,16 @@ pub(crate) fn split_layer(name: &str) -> Option<(usize, String)> {
     Some((layer, parts[pos + 1..].join(".")))
 }
 
+/// A layer tensor's name with its layer index replaced by `layer` (other names unchanged).
+pub(crate) fn with_layer(name: &str, layer: usize) -> String {
+    let mut parts: Vec<String> = name.split('.').map(str::to_string).collect();
+    let borrowed: Vec<&str> = name.split('.').collect();
+    if let Some((pos, _)) = layer_component(&borrowed) {
+        parts[pos] = layer.to_string();
+    }
+    parts.join(".")
+}
+
 /// Number of layers of a checkpoint (one more than the largest layer index).
 pub fn layer_count(ckpt: &Checkpoint) -> usize {
     ckpt.tensors
@@ -227,7 +315,11 @@ pub fn layer_count(ckpt: &Checkpoint) -> usize {
 
 /// Set integer or float fields of config.json that exist (`keys` are alternatives, e.g. `num_hidden_layers` and
 /// `n_layer`). A checkpoint without config.json is left alone.
-fn set_config(ckpt: &mut Checkpoint, keys: &[&str], value: serde_json::Value) -> Result<()> {
+pub(crate) fn set_config(
+    ckpt: &mut Checkpoint,
+    keys: &[&str],
+    value: serde_json::Value,
+) -> Result<()> {
     let Some(bytes) = ckpt.files.get("config.json") else {
         return Ok(());
     };
@@ -258,11 +350,8 @@ pub fn drop_layers(ckpt: &mut Checkpoint, drop: &[usize]) -> Result<()> {
         None => true,
     });
     for t in &mut ckpt.tensors {
-        let parts: Vec<&str> = t.name.split('.').collect();
-        if let Some((pos, l)) = layer_component(&parts) {
-            let mut parts: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
-            parts[pos] = renumber(l).to_string();
-            t.name = parts.join(".");
+        if let Some((l, _)) = split_layer(&t.name) {
+            t.name = with_layer(&t.name, renumber(l));
         }
     }
     ckpt.tensors.sort_by(|a, b| a.name.cmp(&b.name));
@@ -540,6 +629,42 @@ mod tests {
     fn input(n: usize) -> Vec<f32> {
         let mut rng = Rng::new(99);
         (0..n).map(|_| rng.normal() as f32).collect()
+    }
+
+    #[test]
+    fn ties_trims_elects_a_sign_and_averages_the_agreeing_entries() {
+        let tensor = |data: Vec<f32>| Checkpoint {
+            tensors: vec![Tensor::new("w", vec![2, 2], data)],
+            files: Default::default(),
+        };
+        let base = tensor(vec![10.0; 4]);
+        let m1 = tensor(vec![11.0, 8.0, 13.0, 6.0]); // task vector 1, -2, 3, -4
+        let m2 = tensor(vec![14.0, 11.0, 8.0, 7.0]); // task vector 4, 1, -2, -3
+        let merged = task_merge(&base, &[&m1, &m2], TaskMerge::Ties, 0.5, 1);
+        // Trimmed to the two largest of each: (0, 0, 3, -4) and (4, 0, 0, -3); entry 3 elects "−".
+        assert_eq!(merged.tensors[0].data, vec![14.0, 10.0, 13.0, 6.5]);
+        let mean = task_merge(&base, &[&m1, &m2], TaskMerge::Dare, 1.0, 1);
+        assert_eq!(mean.tensors[0].data, vec![12.5, 9.5, 10.5, 6.5]);
+    }
+
+    #[test]
+    fn dare_drops_about_one_minus_density_and_rescales_the_rest() {
+        let n = 10_000;
+        let base = Checkpoint {
+            tensors: vec![Tensor::new("w", vec![n], vec![0.0; n])],
+            files: Default::default(),
+        };
+        let mut tuned = base.clone();
+        tuned.tensors[0].data.iter_mut().for_each(|v| *v = 1.0);
+        let merged = task_merge(&base, &[&tuned], TaskMerge::Dare, 0.25, 9);
+        let kept: Vec<f32> = merged.tensors[0]
+            .data
+            .iter()
+            .copied()
+            .filter(|&v| v != 0.0)
+            .collect();
+        assert!(kept.iter().all(|&v| v == 4.0));
+        assert!((2300..2700).contains(&kept.len()), "{}", kept.len());
     }
 
     #[test]

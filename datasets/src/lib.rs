@@ -6,6 +6,8 @@
 //! - [`derive`]: mechanical derivations (dtype, quantisation, noise, LoRA, pruning, merges) and fresh
 //!   re-initialisations.
 //! - [`quantize`]: quantized copies in the layouts of GPTQ, AWQ, bitsandbytes and FP8 checkpoints.
+//! - [`residual`]: residual-stream edits (channel permutation, width pruning and growth).
+//! - [`grow`]: depth up-scaling and frankenmerges (stacked layers), sparse upcycling into experts.
 //! - [`native`]: a Llama-layout checkpoint in Mistral's native layout (`consolidated.safetensors`, `params.json`).
 //! - [`vocab_edit`]: vocabulary pruning and extension that keep embeddings, tokenizer.json and config in step.
 //! - [`zoo`]: the lineage zoo (mechanical derivations of the trained zoo and MiniLM) and its labelled pairs.
@@ -16,6 +18,7 @@
 pub mod checkpoint;
 pub mod derive;
 pub mod fingerprints;
+pub mod grow;
 pub mod native;
 pub mod quantize;
 pub mod residual;

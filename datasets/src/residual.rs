@@ -90,7 +90,7 @@ fn hidden_size(config: &serde_json::Value) -> Result<usize> {
         .context("config.json has no hidden size")
 }
 
-/// Keep the entries `keep` of `axis` (in that order), dropping the others.
+/// Make entry `i` of `axis` the old entry `keep[i]` (dropping, reordering or repeating entries).
 fn select_axis(t: &mut Tensor, axis: Axis, keep: &[usize]) {
     let rows = t.shape.first().copied().unwrap_or(1).max(1);
     let cols = t.data.len() / rows;
@@ -115,8 +115,8 @@ fn select_axis(t: &mut Tensor, axis: Axis, keep: &[usize]) {
     t.data = data;
 }
 
-/// Apply `keep` (channel indices into the `hidden` channels) to every tensor with a residual axis. Fails when
-/// a tensor's residual axis is not the hidden size, or when no tensor has one.
+/// Apply `keep` (channel indices into the `hidden` channels, see [`select_axis`]) to every tensor with a
+/// residual axis. Fails when a tensor's residual axis is not the hidden size, or when no tensor has one.
 fn select_channels(ckpt: &mut Checkpoint, hidden: usize, keep: &[usize]) -> Result<()> {
     let mut edited = 0;
     for t in ckpt.tensors.iter_mut().filter(|t| t.is_float()) {
@@ -156,7 +156,7 @@ pub fn permute_residual(ckpt: &mut Checkpoint, seed: u64) -> Result<Vec<usize>> 
 /// embedding column `c` times the mean |gain| of every RMSNorm at `c` (a weight-only stand-in for Minitron's
 /// activation-based score). Returns the kept channels.
 pub fn prune_width(ckpt: &mut Checkpoint, keep: usize) -> Result<Vec<usize>> {
-    let mut config = config(ckpt)?;
+    let config = config(ckpt)?;
     let hidden = hidden_size(&config)?;
     if keep == 0 || keep >= hidden {
         bail!("cannot keep {keep} of {hidden} channels");
@@ -190,6 +190,39 @@ pub fn prune_width(ckpt: &mut Checkpoint, keep: usize) -> Result<Vec<usize>> {
     let mut kept = order[..keep].to_vec();
     kept.sort_unstable();
 
+    set_channels(ckpt, config, hidden, &kept)?;
+    Ok(kept)
+}
+
+/// Widen the residual stream of a Llama checkpoint to `width` channels, as scaled transfer into a larger model
+/// does (Net2WiderNet, bert2BERT; microsoft/phi-2 was grown from phi-1.5's weights): channels `0..hidden` stay
+/// where they are, and each new channel is a copy of an existing one drawn at random, in every tensor that
+/// reads or writes the stream. Sets `hidden_size` and `head_dim` (the heads keep their width). Returns the
+/// source channel of every new-model channel.
+pub fn grow_width(ckpt: &mut Checkpoint, width: usize, seed: u64) -> Result<Vec<usize>> {
+    let config = config(ckpt)?;
+    let hidden = hidden_size(&config)?;
+    if width <= hidden {
+        bail!("cannot grow {hidden} channels to {width}");
+    }
+    ckpt.get("model.embed_tokens.weight")
+        .context("width growth is implemented for Llama layouts (model.embed_tokens.weight)")?;
+    let mut rng = Rng::new(seed ^ 0x6e07_3d1d);
+    let sources: Vec<usize> = (0..hidden)
+        .chain((hidden..width).map(|_| rng.below(hidden)))
+        .collect();
+    set_channels(ckpt, config, hidden, &sources)?;
+    Ok(sources)
+}
+
+/// Make new-model channel `i` the old channel `channels[i]` in every residual-stream tensor, and write the new
+/// width into config.json as `hidden_size`, with the old head width as `head_dim` (so q/k/v keep their rows).
+fn set_channels(
+    ckpt: &mut Checkpoint,
+    mut config: serde_json::Value,
+    hidden: usize,
+    channels: &[usize],
+) -> Result<()> {
     let heads = config
         .get("num_attention_heads")
         .and_then(serde_json::Value::as_u64)
@@ -198,14 +231,14 @@ pub fn prune_width(ckpt: &mut Checkpoint, keep: usize) -> Result<Vec<usize>> {
         .get("head_dim")
         .and_then(serde_json::Value::as_u64)
         .map_or(hidden / heads.max(1), |d| d as usize);
-    select_channels(ckpt, hidden, &kept)?;
+    select_channels(ckpt, hidden, channels)?;
     if let Some(obj) = config.as_object_mut() {
-        obj.insert("hidden_size".into(), keep.into());
+        obj.insert("hidden_size".into(), channels.len().into());
         obj.insert("head_dim".into(), head_dim.into());
     }
     ckpt.files
         .insert("config.json".into(), serde_json::to_vec_pretty(&config)?);
-    Ok(kept)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -284,5 +317,40 @@ mod tests {
         assert_eq!(o.shape[0], k, "o_proj writes the pruned stream");
         assert!(prune_width(&mut child.clone(), 0).is_err());
         assert!(prune_width(&mut build(&Spec::small(Family::Gpt2, 5)), 8).is_err());
+    }
+
+    #[test]
+    fn width_growth_keeps_the_parent_channels_and_copies_new_ones() {
+        let parent = build(&Spec::small(Family::Llama, 6));
+        let hidden = hidden_size(&config(&parent).unwrap()).unwrap();
+        let mut child = parent.clone();
+        let sources = grow_width(&mut child, hidden + hidden / 2, 3).unwrap();
+        let width = sources.len();
+        assert_eq!(width, hidden + hidden / 2);
+        assert_eq!(sources[..hidden], (0..hidden).collect::<Vec<_>>()[..]);
+        assert!(sources[hidden..].iter().all(|&s| s < hidden));
+        let child_config = config(&child).unwrap();
+        assert_eq!(hidden_size(&child_config).unwrap(), width);
+        assert_eq!(
+            child_config["head_dim"],
+            hidden / 4,
+            "heads keep their width"
+        );
+        let (p, c) = (embedding(&parent), embedding(&child));
+        for r in 0..p.shape[0] {
+            for (i, &from) in sources.iter().enumerate() {
+                assert_eq!(c.data[r * width + i], p.data[r * hidden + from]);
+            }
+        }
+        for t in &child.tensors {
+            let old = parent.get(&t.name).unwrap();
+            match residual_axis(t) {
+                Some(Axis::Rows) => assert_eq!(t.shape[0], width, "{}", t.name),
+                Some(Axis::Cols) => assert_eq!(t.shape.last(), Some(&width), "{}", t.name),
+                None => assert_eq!(t.data, old.data, "{}", t.name),
+            }
+        }
+        assert!(grow_width(&mut child.clone(), width, 3).is_err());
+        assert!(grow_width(&mut build(&Spec::small(Family::Gpt2, 5)), 99, 3).is_err());
     }
 }

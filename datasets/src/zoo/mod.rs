@@ -14,7 +14,7 @@ pub mod recipes;
 
 use crate::checkpoint::{Checkpoint, Storage, Tensor};
 use crate::rng::Rng;
-use crate::{derive, synth, vocab_edit};
+use crate::{derive, grow, synth, vocab_edit};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use recipes::{Base, Op, Recipe, MINILM};
@@ -108,7 +108,8 @@ pub fn generate(root: &Path, sources: &Sources) -> Result<Summary> {
     }
     while !todo.is_empty() {
         let ready = |r: &&Recipe| {
-            deps(r)
+            r.base
+                .sources()
                 .iter()
                 .all(|d| !d.starts_with("gen/") || done.contains(d))
         };
@@ -134,14 +135,6 @@ pub fn generate(root: &Path, sources: &Sources) -> Result<Summary> {
         todo = rest;
     }
     Ok(summary)
-}
-
-fn deps(r: &Recipe) -> Vec<String> {
-    match &r.base {
-        Base::Model(m) => vec![m.clone()],
-        Base::Merge { a, b, .. } => vec![a.clone(), b.clone()],
-        Base::Synth { tokenizer_from, .. } => tokenizer_from.iter().cloned().collect(),
-    }
 }
 
 fn build_if_stale(root: &Path, recipe: &Recipe) -> Result<bool> {
@@ -189,6 +182,32 @@ fn build(root: &Path, recipe: &Recipe, dir: &Path) -> Result<()> {
             } else {
                 derive::linear_merge(&ca, &cb, *t)
             }
+        }
+        Base::Stack(slices) => {
+            let sources = read_all(root, &recipe.base.sources())?;
+            let index = |id: &String| recipe.base.sources().iter().position(|s| s == id);
+            let layers: Vec<(usize, usize)> = slices
+                .iter()
+                .flat_map(|(id, start, end)| (*start..*end).map(move |l| (id, l)))
+                .filter_map(|(id, l)| index(id).map(|i| (i, l)))
+                .collect();
+            grow::stack_layers(&sources.iter().collect::<Vec<_>>(), &layers)?
+        }
+        Base::TaskMerge {
+            base,
+            models,
+            method,
+            density,
+        } => {
+            let base = Checkpoint::read(&root.join(base))?;
+            let models = read_all(root, models)?;
+            derive::task_merge(
+                &base,
+                &models.iter().collect::<Vec<_>>(),
+                *method,
+                *density,
+                recipe.seed,
+            )
         }
         Base::Synth {
             spec,
@@ -240,6 +259,13 @@ fn apply(ckpt: &mut Checkpoint, op: &Op, seed: u64) -> Result<()> {
         Op::PruneWidth(keep) => {
             crate::residual::prune_width(ckpt, *keep)?;
         }
+        Op::GrowWidth(width) => {
+            crate::residual::grow_width(ckpt, *width, seed)?;
+        }
+        Op::UpcycleMoe(experts) => {
+            grow::upcycle_moe(ckpt, *experts, 0.01, seed)?;
+        }
+        Op::Noise(relative) => derive::add_noise(ckpt, *relative, seed),
         Op::RescaleNorms(s) => {
             derive::rescale_norms(ckpt, *s, seed)?;
         }
@@ -260,6 +286,13 @@ fn apply(ckpt: &mut Checkpoint, op: &Op, seed: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Read the zoo models `ids`, in order.
+fn read_all(root: &Path, ids: &[String]) -> Result<Vec<Checkpoint>> {
+    ids.iter()
+        .map(|id| Checkpoint::read(&root.join(id)))
+        .collect()
 }
 
 fn rms(v: &[f32]) -> f32 {

@@ -3,6 +3,7 @@
 //! [`super::pairs`] labels pairs from it.
 
 use crate::checkpoint::Storage;
+use crate::derive::TaskMerge;
 use crate::synth::{Family, Spec};
 
 /// Root-relative id of the real MiniLM snapshot (a link into the test-model cache).
@@ -24,6 +25,20 @@ pub enum Base {
         t: f32,
         /// Spherical (SLERP) instead of linear.
         slerp: bool,
+    },
+    /// Layers stacked from one or more models (depth up-scaling, passthrough frankenmerges): the layers
+    /// `start..end` of each `(model, start, end)` in turn; everything outside the layers from the first model.
+    Stack(Vec<(String, usize, usize)>),
+    /// Fine-tunes of `base` merged through their task vectors (TIES or DARE at `density`).
+    TaskMerge {
+        /// The model the others were fine-tuned from.
+        base: String,
+        /// The fine-tunes merged.
+        models: Vec<String>,
+        /// How their task vectors are combined.
+        method: TaskMerge,
+        /// Share of each task vector kept.
+        density: f32,
     },
     /// A synthetic model, optionally carrying another model's tokenizer files (and as many embedding rows).
     Synth {
@@ -61,6 +76,12 @@ pub enum Op {
     PermuteResidual,
     /// Keep this many of the most important residual channels (Llama width pruning, no healing).
     PruneWidth(usize),
+    /// Widen the residual stream to this many channels, new ones copied from random old ones (Llama).
+    GrowWidth(usize),
+    /// Replace every MLP by this many noisy copies of it as mixture-of-experts experts (Llama → Mixtral).
+    UpcycleMoe(usize),
+    /// Gaussian noise of this size relative to each tensor's RMS (a stand-in for the training that follows).
+    Noise(f32),
     /// Rescale between norms and the matrices that read them, per channel within [1/s, s].
     RescaleNorms(f32),
     /// Rename tensors: (from, to) substring replacements, applied in order.
@@ -93,17 +114,31 @@ pub struct Recipe {
     pub difficulty: &'static str,
 }
 
+impl Base {
+    /// Zoo ids whose files generating this base reads, each once, in order of first use.
+    pub fn sources(&self) -> Vec<String> {
+        let mut ids: Vec<String> = match self {
+            Base::Model(m) => vec![m.clone()],
+            Base::Merge { a, b, .. } => vec![a.clone(), b.clone()],
+            Base::Stack(slices) => slices.iter().map(|(m, _, _)| m.clone()).collect(),
+            Base::TaskMerge { base, models, .. } => {
+                std::iter::once(base).chain(models).cloned().collect()
+            }
+            Base::Synth { tokenizer_from, .. } => tokenizer_from.iter().cloned().collect(),
+        };
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        ids
+    }
+}
+
 impl Recipe {
     /// Zoo ids this model descends from directly (empty for fresh and synthetic models).
     pub fn parents(&self) -> Vec<String> {
-        if self.ops.contains(&Op::FreshInit) {
+        if self.ops.contains(&Op::FreshInit) || matches!(self.base, Base::Synth { .. }) {
             return Vec::new();
         }
-        match &self.base {
-            Base::Model(m) => vec![m.clone()],
-            Base::Merge { a, b, .. } => vec![a.clone(), b.clone()],
-            Base::Synth { .. } => Vec::new(),
-        }
+        self.base.sources()
     }
 
     /// The model this one imitates without descending from it (fresh twins, synthetic look-alikes).
@@ -117,12 +152,7 @@ impl Recipe {
 
     /// Whether generating it needs the real MiniLM snapshot.
     pub fn needs_minilm(&self, all: &[Recipe]) -> bool {
-        let deps: Vec<String> = match &self.base {
-            Base::Model(m) => vec![m.clone()],
-            Base::Merge { a, b, .. } => vec![a.clone(), b.clone()],
-            Base::Synth { tokenizer_from, .. } => tokenizer_from.iter().cloned().collect(),
-        };
-        deps.iter().any(|d| {
+        self.base.sources().iter().any(|d| {
             d == MINILM
                 || all
                     .iter()
@@ -691,6 +721,123 @@ pub fn recipes() -> Vec<Recipe> {
             "width pruning: 40 of 64 residual channels kept → 4-bit block-32 round trip",
             "hard",
         ),
+    );
+    // Added in session 11, last for the same reason: models built from more or larger weights than a parent's.
+    m.add(
+        "gen/L-base--upscale-depth".into(),
+        Base::Stack(vec![
+            ("trained/L-base".into(), 0, 3),
+            ("trained/L-base".into(), 1, 4),
+        ]),
+        vec![],
+        F16,
+        STRUCT,
+        "depth up-scaling (SOLAR): layers 0-2 and 1-3 stacked, 4 → 6 layers",
+        "medium",
+    );
+    m.add(
+        "gen/G-base--upscale-depth".into(),
+        Base::Stack(vec![
+            ("trained/G-base".into(), 0, 2),
+            ("trained/G-base".into(), 1, 3),
+        ]),
+        vec![Op::Int8],
+        F16,
+        STRUCT,
+        "depth up-scaling: layers 0-1 and 1-2 stacked, 3 → 4 layers → int8 round trip",
+        "medium",
+    );
+    m.add(
+        "gen/L-frankenmerge".into(),
+        Base::Stack(vec![
+            ("trained/L-ft-shakespeare".into(), 0, 3),
+            ("trained/L-cpt-ft-jargon".into(), 1, 4),
+        ]),
+        vec![],
+        F16,
+        MERGE,
+        "passthrough frankenmerge: layers 0-2 of one fine-tune, 1-3 of another",
+        "hard",
+    );
+    m.add(
+        "gen/L-frankenmerge-seeds".into(),
+        Base::Stack(vec![
+            ("trained/L-seed2".into(), 0, 2),
+            ("trained/L-otherdata".into(), 2, 4),
+        ]),
+        vec![],
+        F16,
+        MERGE,
+        "passthrough frankenmerge of two independent models: layers 0-1 of one, 2-3 of the other",
+        "hard",
+    );
+    m.from(
+        "trained/L-base",
+        "grow-width",
+        vec![Op::GrowWidth(96), Op::Noise(0.5)],
+        F16,
+        (
+            STRUCT,
+            "scaled transfer: residual stream widened 64 → 96 by channel copies, then noise of half the weights",
+            "hard",
+        ),
+    );
+    m.from(
+        "trained/L-base",
+        "upcycle-moe",
+        vec![Op::UpcycleMoe(4)],
+        F16,
+        (
+            STRUCT,
+            "sparse upcycling: every MLP copied into 4 experts (Mixtral layout)",
+            "medium",
+        ),
+    );
+    m.from(
+        "trained/L-ft-heavy",
+        "upcycle-moe-int4",
+        vec![Op::UpcycleMoe(8), Op::Int4(32)],
+        F16,
+        (
+            STRUCT,
+            "sparse upcycling into 8 experts → 4-bit block-32 round trip",
+            "hard",
+        ),
+    );
+    m.add(
+        "gen/L-ties".into(),
+        Base::TaskMerge {
+            base: "trained/L-base".into(),
+            models: vec![
+                "trained/L-ft-shakespeare".into(),
+                "trained/L-cpt".into(),
+                "trained/L-ft-heavy".into(),
+            ],
+            method: TaskMerge::Ties,
+            density: 0.3,
+        },
+        vec![],
+        F16,
+        MERGE,
+        "TIES merge of three fine-tunes, density 0.3",
+        "medium",
+    );
+    m.add(
+        "gen/L-dare".into(),
+        Base::TaskMerge {
+            base: "trained/L-base".into(),
+            models: vec![
+                "trained/L-ft-shakespeare".into(),
+                "trained/L-cpt-ft-jargon".into(),
+            ],
+            method: TaskMerge::Dare,
+            density: 0.1,
+        },
+        vec![],
+        F16,
+        MERGE,
+        "DARE merge of two fine-tunes, density 0.1 (90% of each task vector dropped, the rest ×10)",
+        "medium",
     );
     out
 }
