@@ -51,11 +51,18 @@ pub struct ChannelMatch {
 }
 
 /// One model's profiles at the shared anchors, split into the two halves: channel `k`'s first-half values
-/// are `first[k * nf..(k + 1) * nf]`, with their sum and sum of squares (one entry per channel).
+/// are `first[k * FIRST_STRIDE..]` (`nf` of them, then zeros up to the stride), its second-half values likewise,
+/// with the sum and sum of squares of each channel's first half. The strides are whole multiples of 64 bytes,
+/// so [`dot`] takes its AVX-512 VNNI path; the zero padding adds nothing to any sum or inner product.
 struct Halves {
     first: Vec<i8>,
     second: Vec<i8>,
     first_sums: Vec<(i64, i64)>,
+}
+
+/// Row length of a half of `n` values: `n` rounded up to a multiple of 64.
+fn stride(n: usize) -> usize {
+    n.div_ceil(64).max(1) * 64
 }
 
 impl Halves {
@@ -70,18 +77,19 @@ impl Halves {
         if positions.iter().any(|&p| p >= present) {
             return None;
         }
-        let (mut first, mut second) = (Vec::new(), Vec::new());
-        for profile in e.channel_profiles.chunks_exact(present) {
+        let (nf, ns) = (positions.len().div_ceil(2), positions.len() / 2);
+        let (sf, ss) = (stride(nf), stride(ns));
+        let (mut first, mut second) = (vec![0i8; channels * sf], vec![0i8; channels * ss]);
+        for (k, profile) in e.channel_profiles.chunks_exact(present).enumerate() {
             for (i, &p) in positions.iter().enumerate() {
                 if i % 2 == 0 {
-                    first.push(profile[p]);
+                    first[k * sf + i / 2] = profile[p];
                 } else {
-                    second.push(profile[p]);
+                    second[k * ss + i / 2] = profile[p];
                 }
             }
         }
-        let nf = positions.len().div_ceil(2);
-        let first_sums = first.chunks_exact(nf.max(1)).map(sums).collect();
+        let first_sums = first.chunks_exact(sf).map(sums).collect();
         Some(Halves {
             first,
             second,
@@ -108,6 +116,7 @@ pub fn match_channels(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Option<Chan
     let ha = Halves::new(a, shared.iter().map(|&(p, _)| p))?;
     let hb = Halves::new(b, shared.iter().map(|&(_, p)| p))?;
     let (nf, ns) = (shared.len().div_ceil(2), shared.len() / 2);
+    let (sf, ss) = (stride(nf), stride(ns));
 
     // Pair channels greedily by their first-half correlation, strongest first. Fisher z = atanh(r)·√(n − 3)
     // rises with r, so the z cut is an r cut, found once.
@@ -119,9 +128,9 @@ pub fn match_channels(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Option<Chan
         hb.first_sums.iter().map(|&s| variance(s)).collect(),
     );
     let mut candidates = Vec::new();
-    let channels_a = ha.first.chunks_exact(nf).zip(&ha.first_sums).zip(&va);
+    let channels_a = ha.first.chunks_exact(sf).zip(&ha.first_sums).zip(&va);
     for (i, ((x, &(sx, _)), &vx)) in channels_a.enumerate() {
-        let channels_b = hb.first.chunks_exact(nf).zip(&hb.first_sums).zip(&vb);
+        let channels_b = hb.first.chunks_exact(sf).zip(&hb.first_sums).zip(&vb);
         for (j, ((y, &(sy, _)), &vy)) in channels_b.enumerate() {
             // r = cov / √(vx·vy) ≥ r_min, tested without a division or a root (most pairs fail it).
             let cov = (n * dot(x, y) as i64 - sx * sy) as f64;
@@ -149,8 +158,8 @@ pub fn match_channels(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Option<Chan
     let (mut xy, mut xx, mut yy) = (0f64, 0f64, 0f64);
     for &(i, j) in &pairs {
         let (x, y) = (
-            &ha.second[i * ns..(i + 1) * ns],
-            &hb.second[j * ns..(j + 1) * ns],
+            &ha.second[i * ss..(i + 1) * ss],
+            &hb.second[j * ss..(j + 1) * ss],
         );
         let (n, (sx, sxx), (sy, syy)) = (ns as f64, sums(x), sums(y));
         xy += dot(x, y) as f64 - sx as f64 * sy as f64 / n;
