@@ -20,7 +20,8 @@ EN_BASE=("$C/en/fortunes.txt" "$C/en/bible.txt")
 
 ALL=(L-base L-seed2 L-small L-big L-otherdata L-othertok
      L-ft-shakespeare L-cpt L-vocab-jargon L-distill L-pruned L-cpt-ft-jargon
-     G-base G-seed2 G-ft-jargon G-cpt L-sameinit G-sameinit L-ft-heavy L-widthpruned)
+     G-base G-seed2 G-ft-jargon G-cpt L-sameinit G-sameinit L-ft-heavy L-widthpruned
+     L-widthgrown L-upscaled)
 if [ $# -gt 0 ]; then WANT=("$@"); else WANT=("${ALL[@]}"); fi
 want() { local m; for m in "${WANT[@]}"; do [ "$m" = "$1" ] && return 0; done; return 1; }
 
@@ -108,6 +109,19 @@ train L-widthpruned --family L --mechanism pruning \
   --init "$ZOO/L-base" --prune-hidden 48 \
   --description "Width-pruned L-base: the residual stream (hidden size) cut from 64 to 48 channels, keeping the channels with the largest weight-only importance (RMS over the vocabulary of the one-token residual stream entering each RMSNorm, summed), in their original order; embeddings, norms, the q/k/v/gate/up inputs, the o_proj/down_proj outputs and lm_head sliced alike, all 4 heads kept at head_dim 16; then trained on L-base's corpus to heal." \
   --data "${EN_BASE[@]}" --seed 17 --steps 400 --lr 1.5e-3 --warmup 20
+
+# Width growth of the residual stream (scaled transfer: phi-2 from phi-1.5, bert2BERT / Net2WiderNet): hidden 64 -> 96.
+# The mechanism string is "pruning" because it is the manifest's only structural-modification mechanism.
+train L-widthgrown --family L --mechanism pruning \
+  --init "$ZOO/L-base" --grow-hidden 96 \
+  --description "Width-grown L-base (scaled transfer into a wider model, as phi-2 from phi-1.5; bert2BERT / Net2WiderNet): the residual stream (hidden size) widened from 64 to 96 channels, the 64 old channels kept in place and each of the 32 new ones a copy of an old channel drawn with the seed: embed_tokens columns, every RMSNorm weight and the o_proj/down_proj output rows copied; the q/k/v/gate/up and lm_head input columns copied, the source and its copies each divided by their number (halved for a single copy); noise of 1% of each tensor's std on the new channels only; all 4 heads kept at head_dim 16; then trained on L-base's corpus." \
+  --data "${EN_BASE[@]}" --seed 18 --steps 600 --lr 1.5e-3 --warmup 20
+
+# Depth up-scaling (SOLAR-10.7B; a mergekit passthrough self-merge): 4 layers -> 6.
+train L-upscaled --family L --mechanism pruning \
+  --init "$ZOO/L-base" --stack-layers 0,1,2,1,2,3 \
+  --description "Depth-upscaled L-base (SOLAR-10.7B style, a mergekit passthrough self-stack): two copies of its 4 layers, the last dropped from the first and the first from the second, concatenated into 6 layers (copies of layers 0, 1, 2, 1, 2, 3); embeddings, final norm and lm_head kept; then continued pretraining on L-base's corpus." \
+  --data "${EN_BASE[@]}" --seed 19 --steps 600 --lr 1.5e-3 --warmup 20
 
 # A two-hop chain (transitivity, C5): L-base -> L-cpt -> L-cpt-ft-jargon.
 train L-cpt-ft-jargon --family L --mechanism fine-tuning --relation finetune \

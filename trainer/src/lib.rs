@@ -4,7 +4,8 @@
 //! Flow of one run ([`train::run`]):
 //! 1. resolve the tokenizer (a file, trained here, or the parent's extended),
 //! 2. build the model: fresh from a seed, or a parent snapshot, optionally
-//!    pruned (layers / MLP width / residual width) or with extended vocabulary rows,
+//!    pruned (layers / MLP width / residual width), grown (residual width,
+//!    stacked layers) or with extended vocabulary rows,
 //! 3. train with AdamW on cross-entropy or on a teacher's soft outputs,
 //! 4. write a Hugging Face snapshot (F16 safetensors, config, tokenizer, card).
 //!

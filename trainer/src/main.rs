@@ -89,6 +89,14 @@ struct TrainArgs {
     /// pruning, llama only; heads keep their width via an explicit head_dim).
     #[arg(long)]
     prune_hidden: Option<usize>,
+    /// Widen the parent's residual stream to this many channels (scaled
+    /// transfer, Net2WiderNet; llama only; heads keep their width).
+    #[arg(long)]
+    grow_hidden: Option<usize>,
+    /// Depth up-scaling: comma-separated parent layer indices, new layer i is
+    /// a copy of parent layer SPEC[i] (e.g. 0,1,2,1,2,3). Applied first.
+    #[arg(long, value_name = "SPEC")]
+    stack_layers: Option<String>,
 
     #[arg(long, value_enum, default_value = "llama")]
     arch: Arch,
@@ -177,6 +185,12 @@ fn main() -> Result<()> {
                 drop_layers: a.drop_layers,
                 prune_mlp: a.prune_mlp,
                 prune_hidden: a.prune_hidden,
+                grow_hidden: a.grow_hidden,
+                stack_layers: a
+                    .stack_layers
+                    .as_deref()
+                    .map(train::parse_layer_spec)
+                    .transpose()?,
                 arch: a.arch,
                 hidden: a.hidden,
                 layers: a.layers,

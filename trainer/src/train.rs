@@ -40,6 +40,11 @@ pub struct Spec {
     pub prune_mlp: Option<usize>,
     /// Keep this many residual-stream channels (`hidden_size`), Llama only.
     pub prune_hidden: Option<usize>,
+    /// Widen the residual stream to this many channels (Net2WiderNet), Llama only.
+    pub grow_hidden: Option<usize>,
+    /// Depth up-scaling: new layer `i` is a copy of the parent's layer
+    /// `stack_layers[i]` (applied before the other derivations).
+    pub stack_layers: Option<Vec<usize>>,
 
     // Fresh architecture (from scratch / distillation student).
     pub arch: Arch,
@@ -403,6 +408,174 @@ pub fn slice_hidden(cfg: &mut ModelConfig, w: &mut Weights, keep: &[u32]) -> Res
     Ok(())
 }
 
+/// Relative size of the symmetry-breaking noise added to the new channels of
+/// [`grow_hidden`]: this fraction of each parent tensor's standard deviation.
+pub const GROW_NOISE: f64 = 0.01;
+
+/// Widen `t` along `dim` from `h = map.len() - new` to `map.len()` entries:
+/// entry `c` is the parent's entry `map[c]` (`map[c] == c` below `h`), divided
+/// by `split[map[c]]` when `split` is given (Net2WiderNet's rule for tensors
+/// that read a duplicated channel), plus N(0, (noise·std(t))²) on the new
+/// entries only.
+fn widen(
+    t: &Tensor,
+    dim: usize,
+    map: &[usize],
+    split: Option<&[usize]>,
+    noise: f64,
+    rng: &mut Rng,
+) -> Result<Tensor> {
+    let h = t.dim(dim)?;
+    let n = map.len();
+    let idx: Vec<u32> = map.iter().map(|&c| c as u32).collect();
+    let mut out = t.index_select(&Tensor::new(idx.as_slice(), t.device())?, dim)?;
+    let mut bshape = vec![1usize; t.rank()];
+    bshape[dim] = n;
+    if let Some(count) = split {
+        let scale: Vec<f32> = map.iter().map(|&c| 1.0 / count[c] as f32).collect();
+        out = out.broadcast_mul(&Tensor::from_vec(scale, bshape.as_slice(), t.device())?)?;
+    }
+    if noise > 0.0 && n > h {
+        let std = t.flatten_all()?.var(0)?.sqrt()?.to_scalar::<f32>()? as f64;
+        let mut nshape = t.dims().to_vec();
+        nshape[dim] = n - h;
+        let count: usize = nshape.iter().product();
+        let fresh = Tensor::from_vec(rng.normal_vec(count, noise * std), nshape, t.device())?;
+        let mut zshape = t.dims().to_vec();
+        zshape[dim] = h;
+        let zeros = Tensor::zeros(zshape, t.dtype(), t.device())?;
+        out = (out + Tensor::cat(&[&zeros, &fresh], dim)?)?;
+    }
+    Ok(out.contiguous()?)
+}
+
+/// Scaled transfer of a Llama into a wider residual stream (bert2BERT /
+/// Net2WiderNet; phi-2 was grown from phi-1.5 this way): `n` channels, the
+/// parent's `h` kept at positions `0..h`, each new channel `h..n` a copy of
+/// parent channel `map[c]`, drawn uniformly (with replacement) by `rng`.
+/// Tensors that write the stream (o_proj and down_proj rows, embed_tokens
+/// columns) copy the source; tensors that read it (q/k/v/gate/up and lm_head
+/// columns) copy it and divide the source and all its copies by the number of
+/// them (Net2WiderNet: halved for a single copy), so a reader sees the same sum;
+/// the RMSNorm gains are copied. The copies (only) get noise of `noise` × the
+/// parent tensor's std to break the symmetry. RMSNorm over duplicated channels
+/// changes each token's RMS, so the function is preserved only up to that
+/// per-token scale; training heals it. Heads keep their width (`head_dim`
+/// becomes explicit). Returns `map`.
+pub fn grow_hidden(
+    cfg: &mut ModelConfig,
+    w: &mut Weights,
+    n: usize,
+    noise: f64,
+    rng: &mut Rng,
+) -> Result<Vec<usize>> {
+    if cfg.arch != Arch::Llama {
+        bail!("--grow-hidden is implemented for llama only");
+    }
+    let h = cfg.hidden;
+    if n <= h {
+        bail!("--grow-hidden {n} must be larger than hidden_size {h}");
+    }
+    let map: Vec<usize> = (0..n)
+        .map(|c| if c < h { c } else { rng.below(h) })
+        .collect();
+    let mut count = vec![0usize; h];
+    for &c in &map {
+        count[c] += 1;
+    }
+    let mut names = vec![
+        ("model.embed_tokens.weight".to_string(), 1, false),
+        ("lm_head.weight".to_string(), 1, true),
+        ("model.norm.weight".to_string(), 0, false),
+    ];
+    for l in 0..cfg.layers {
+        let p = cfg.layer_prefix(l);
+        for s in ["input_layernorm", "post_attention_layernorm"] {
+            names.push((format!("{p}{s}.weight"), 0, false));
+        }
+        for s in [
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+        ] {
+            names.push((format!("{p}{s}.weight"), 1, true));
+        }
+        for s in ["self_attn.o_proj", "mlp.down_proj"] {
+            names.push((format!("{p}{s}.weight"), 0, false));
+        }
+    }
+    // Every tensor is checked before any is changed.
+    for (name, dim, _) in &names {
+        let t = w
+            .get(name)
+            .with_context(|| format!("missing tensor {name}"))?;
+        if t.dim(*dim)? != h {
+            bail!(
+                "{name}: dimension {dim} is {}, not hidden_size {h}",
+                t.dim(*dim)?
+            );
+        }
+    }
+    for (name, dim, reads) in names {
+        let split = reads.then_some(count.as_slice());
+        let t = widen(&w[&name], dim, &map, split, noise, rng)?;
+        w.insert(name, t);
+    }
+    cfg.head_dim = Some(cfg.head_dim());
+    cfg.hidden = n;
+    Ok(map)
+}
+
+/// Parse a `--stack-layers` spec: comma-separated layer indices (`0,1,2,1,2,3`).
+pub fn parse_layer_spec(s: &str) -> Result<Vec<usize>> {
+    if s.trim().is_empty() {
+        bail!("--stack-layers: empty layer list");
+    }
+    s.split(',')
+        .map(|x| {
+            x.trim().parse::<usize>().with_context(|| {
+                format!("--stack-layers {s:?}: {:?} is not a layer index", x.trim())
+            })
+        })
+        .collect()
+}
+
+/// Depth up-scaling (SOLAR-10.7B) / mergekit passthrough: new layer `i` is a
+/// copy of the parent's layer `spec[i]`; every non-layer tensor is kept.
+pub fn stack_layers(cfg: &mut ModelConfig, w: &mut Weights, spec: &[usize]) -> Result<()> {
+    if spec.is_empty() {
+        bail!("--stack-layers: empty layer list");
+    }
+    if let Some(&bad) = spec.iter().find(|&&l| l >= cfg.layers) {
+        bail!(
+            "--stack-layers: layer {bad} does not exist (the parent has {} layers, 0..{})",
+            cfg.layers,
+            cfg.layers
+        );
+    }
+    let old = std::mem::take(w);
+    let prefixes: Vec<String> = (0..cfg.layers).map(|l| cfg.layer_prefix(l)).collect();
+    let mut by_layer: Vec<Vec<(String, Tensor)>> = vec![Vec::new(); cfg.layers];
+    for (name, t) in old {
+        match prefixes.iter().position(|p| name.starts_with(p)) {
+            Some(l) => by_layer[l].push((name[prefixes[l].len()..].to_string(), t)),
+            None => {
+                w.insert(name, t);
+            }
+        }
+    }
+    for (i, &src) in spec.iter().enumerate() {
+        let p = cfg.layer_prefix(i);
+        for (rest, t) in &by_layer[src] {
+            w.insert(format!("{p}{rest}"), t.copy()?);
+        }
+    }
+    cfg.layers = spec.len();
+    Ok(())
+}
+
 fn fresh_config(spec: &Spec, vocab: usize, eos: u32) -> ModelConfig {
     let intermediate = spec.intermediate.unwrap_or(match spec.arch {
         Arch::Llama => (8 * spec.hidden / 3).div_ceil(16) * 16,
@@ -477,6 +650,20 @@ pub fn run(spec: &Spec) -> Result<Record> {
         let w = model::init_weights(&cfg, spec.seed, &dev)?;
         (cfg, w)
     };
+    if spec.init.is_none() && (spec.grow_hidden.is_some() || spec.stack_layers.is_some()) {
+        bail!("--grow-hidden and --stack-layers transform a parent: they need --init");
+    }
+    if spec.grow_hidden.is_some() && spec.prune_hidden.is_some() {
+        bail!("--grow-hidden and --prune-hidden are exclusive");
+    }
+    if let Some(layers) = &spec.stack_layers {
+        let from = cfg.layers;
+        stack_layers(&mut cfg, &mut w, layers)?;
+        eprintln!(
+            "[{}] stacked {from} layers into {}: new layer i = old layer {layers:?}[i]",
+            spec.name, cfg.layers
+        );
+    }
     if !spec.drop_layers.is_empty() {
         drop_layers(&mut cfg, &mut w, &spec.drop_layers)?;
     }
@@ -488,6 +675,16 @@ pub fn run(spec: &Spec) -> Result<Record> {
         eprintln!(
             "[{}] pruned the residual stream to {k} channels, dropped {dropped:?}",
             spec.name
+        );
+    }
+    if let Some(n) = spec.grow_hidden {
+        let from = cfg.hidden;
+        let mut rng = Rng::new(spec.seed, 0x6_2077);
+        let map = grow_hidden(&mut cfg, &mut w, n, GROW_NOISE, &mut rng)?;
+        eprintln!(
+            "[{}] grew the residual stream from {from} to {n} channels, new channel {from}+i copies {:?}[i]",
+            spec.name,
+            &map[from..]
         );
     }
     if vocab != cfg.vocab_size {
@@ -539,6 +736,22 @@ pub fn run(spec: &Spec) -> Result<Record> {
         h_uni,
         t0.elapsed().as_secs_f64()
     );
+
+    let structural = spec.init.is_some()
+        && (spec.stack_layers.is_some()
+            || !spec.drop_layers.is_empty()
+            || spec.prune_mlp.is_some()
+            || spec.prune_hidden.is_some()
+            || spec.grow_hidden.is_some());
+    if structural {
+        // Log only (records and cards are unchanged): how far the structural
+        // change alone moved the parent, before any training.
+        let ce = eval_ce(&cfg, &w, &corpus, spec.batch, spec.seq, &dev)?;
+        eprintln!(
+            "[{}] eval CE right after the structural change, before training: {ce:.4}",
+            spec.name
+        );
+    }
 
     // Optimiser: AdamW, decay on matrices only.
     let vars: BTreeMap<String, Var> = model::to_vars(&w)?;

@@ -182,6 +182,8 @@ fn spec(dir: &Path, name: &str, data: &Path, seed: u64) -> Spec {
         drop_layers: vec![],
         prune_mlp: None,
         prune_hidden: None,
+        grow_hidden: None,
+        stack_layers: None,
         arch: Arch::Llama,
         hidden: 16,
         layers: 2,
@@ -558,4 +560,293 @@ fn extension_pieces_allow_a_repeated_subtoken() {
     let abab = ext.token_to_id("abab").expect("abab was added");
     assert_eq!(pieces[&abab], vec![a, b, a, b]);
     assert_eq!(ext.encode("abab", false).unwrap().get_ids(), &[abab]);
+}
+
+/// The weights of `cfg`'s layer-`l` tensors, by name without the layer prefix.
+fn layer_tensors(cfg: &ModelConfig, w: &model::Weights, l: usize) -> Vec<(String, Tensor)> {
+    let p = cfg.layer_prefix(l);
+    w.iter()
+        .filter_map(|(n, t)| n.strip_prefix(&p).map(|r| (r.to_string(), t.clone())))
+        .collect()
+}
+
+#[test]
+fn residual_width_growth_copies_channels_net2wider_style() {
+    let dev = Device::Cpu;
+    let cfg = tiny_config(Arch::Llama);
+    let pw = model::init_weights(&cfg, 5, &dev).unwrap();
+    // Non-trivial norm gains, so that copying them is visible.
+    let mut pw = pw;
+    let mut rng = Rng::new(3, 3);
+    for (name, t) in pw.iter_mut() {
+        if name.ends_with("norm.weight") {
+            let g: Vec<f32> = rng
+                .normal_vec(cfg.hidden, 0.2)
+                .iter()
+                .map(|x| 1.0 + x)
+                .collect();
+            *t = Tensor::from_vec(g, cfg.hidden, &dev).unwrap();
+        }
+    }
+    let (h, n) = (cfg.hidden, 24);
+
+    let mut c = cfg.clone();
+    let mut w = pw.clone();
+    let map = train::grow_hidden(&mut c, &mut w, n, 0.01, &mut Rng::new(1, 2)).unwrap();
+    assert_eq!(
+        (c.hidden, c.heads, c.head_dim(), c.head_dim),
+        (n, 2, 8, Some(8))
+    );
+    model::check_weights(&c, &w).unwrap();
+    assert_eq!(&map[..h], (0..h).collect::<Vec<_>>().as_slice());
+    assert!(map[h..].iter().all(|&s| s < h));
+    let mut count = vec![0usize; h];
+    for &s in &map {
+        count[s] += 1;
+    }
+    assert!(
+        count.iter().any(|&k| k > 2),
+        "a test without a channel copied twice misses the 1/count split"
+    );
+    // Same seed, same channels.
+    let (mut c2, mut w2) = (cfg.clone(), pw.clone());
+    let map2 = train::grow_hidden(&mut c2, &mut w2, n, 0.01, &mut Rng::new(1, 2)).unwrap();
+    assert_eq!(map, map2);
+
+    // Channel `ch` of tensor `name` (a row for dim 0, a column for dim 1).
+    let chan = |w: &model::Weights, name: &str, dim: usize, ch: usize| -> Tensor {
+        w[name].narrow(dim, ch, 1).unwrap()
+    };
+    let std = |name: &str| {
+        pw[name]
+            .flatten_all()
+            .unwrap()
+            .var(0)
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let check = |name: &str, dim: usize, reads: bool| {
+        let tol = 6.0 * 0.01 * std(name);
+        let mut noise = 0f32;
+        for (ch, &src) in map.iter().enumerate() {
+            let scale = if reads { 1.0 / count[src] as f64 } else { 1.0 };
+            let want = (chan(&pw, name, dim, src) * scale).unwrap();
+            let d = max_abs_diff(&chan(&w, name, dim, ch), &want);
+            if ch < h {
+                assert!(d <= 1e-7, "{name}: old channel {ch} changed by {d}");
+            } else {
+                assert!(
+                    d <= tol,
+                    "{name}: channel {ch} is {d} from its source {src}"
+                );
+                noise = noise.max(d);
+            }
+        }
+        assert!(
+            std(name) == 0.0 || noise > 0.0,
+            "{name}: the copies have no noise"
+        );
+    };
+    check("model.embed_tokens.weight", 1, false);
+    check("lm_head.weight", 1, true);
+    check("model.norm.weight", 0, false);
+    for l in 0..c.layers {
+        let nm = |s: &str| format!("model.layers.{l}.{s}.weight");
+        check(&nm("input_layernorm"), 0, false);
+        check(&nm("post_attention_layernorm"), 0, false);
+        check(&nm("self_attn.o_proj"), 0, false);
+        check(&nm("mlp.down_proj"), 0, false);
+        for s in ["q_proj", "k_proj", "v_proj"] {
+            check(&nm(&format!("self_attn.{s}")), 1, true);
+        }
+        for s in ["gate_proj", "up_proj"] {
+            check(&nm(&format!("mlp.{s}")), 1, true);
+        }
+    }
+    assert_eq!(w["model.layers.0.self_attn.q_proj.weight"].dims(), &[16, n]);
+    assert_eq!(w["model.layers.0.self_attn.o_proj.weight"].dims(), &[n, 16]);
+    assert_eq!(w["model.layers.0.mlp.down_proj.weight"].dims(), &[n, 40]);
+
+    // Without noise a reader sees exactly the parent's input: W'·x[map] = W·x.
+    let (mut c0, mut w0) = (cfg.clone(), pw.clone());
+    train::grow_hidden(&mut c0, &mut w0, n, 0.0, &mut Rng::new(1, 2)).unwrap();
+    let x: Vec<f32> = Rng::new(4, 4).normal_vec(h, 1.0);
+    let xw: Vec<f32> = map.iter().map(|&s| x[s]).collect();
+    let x = Tensor::from_vec(x, (h, 1), &dev).unwrap();
+    let xw = Tensor::from_vec(xw, (n, 1), &dev).unwrap();
+    for name in ["lm_head.weight", "model.layers.1.mlp.up_proj.weight"] {
+        let d = max_abs_diff(
+            &pw[name].matmul(&x).unwrap(),
+            &w0[name].matmul(&xw).unwrap(),
+        );
+        assert!(d < 1e-5, "{name}: split reader off by {d}");
+    }
+    // ... and a writer writes each channel's value into all its copies.
+    let o = "model.layers.0.self_attn.o_proj.weight";
+    let y = Tensor::from_vec(Rng::new(5, 5).normal_vec(16, 1.0), (16, 1), &dev).unwrap();
+    let idx: Vec<u32> = map.iter().map(|&s| s as u32).collect();
+    let want = pw[o]
+        .matmul(&y)
+        .unwrap()
+        .index_select(&Tensor::new(idx.as_slice(), &dev).unwrap(), 0)
+        .unwrap();
+    let d = max_abs_diff(&w0[o].matmul(&y).unwrap(), &want);
+    assert!(d == 0.0, "{o}: copied rows off by {d}");
+    // The grown model runs, and stays close to its parent (not equal: RMSNorm
+    // sees duplicated channels).
+    let ids = random_ids(&mut Rng::new(6, 6), 2, 8, cfg.vocab_size);
+    let lp = model::forward(&cfg, &pw, &ids).unwrap();
+    let lg = model::forward(&c, &w, &ids).unwrap();
+    assert_eq!(lg.dims(), lp.dims());
+    let d = max_abs_diff(&lp, &lg);
+    let scale = lp
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        d > 0.0 && d < 0.2 * scale,
+        "grown logits differ by {d} (parent's largest |logit| {scale})"
+    );
+
+    // Bad requests are errors, not panics, and leave the model alone.
+    for bad in [h, h - 4, 0] {
+        let (mut c, mut w) = (cfg.clone(), pw.clone());
+        let e = train::grow_hidden(&mut c, &mut w, bad, 0.01, &mut Rng::new(1, 2)).unwrap_err();
+        assert!(e.to_string().contains("larger than hidden_size 16"), "{e}");
+        assert_eq!(c, cfg);
+    }
+    let g = tiny_config(Arch::Gpt2);
+    let (mut gc, mut gw) = (g.clone(), model::init_weights(&g, 1, &dev).unwrap());
+    let e = train::grow_hidden(&mut gc, &mut gw, 32, 0.01, &mut Rng::new(1, 2)).unwrap_err();
+    assert!(e.to_string().contains("llama only"), "{e}");
+}
+
+#[test]
+fn layer_stacking_copies_the_named_layers() {
+    let dev = Device::Cpu;
+    for arch in [Arch::Llama, Arch::Gpt2] {
+        let mut cfg = tiny_config(arch);
+        cfg.layers = 4;
+        let pw = model::init_weights(&cfg, 8, &dev).unwrap();
+        let spec = train::parse_layer_spec("0,1,2,1,2,3").unwrap();
+        let (mut c, mut w) = (cfg.clone(), pw.clone());
+        train::stack_layers(&mut c, &mut w, &spec).unwrap();
+        assert_eq!(c.layers, 6, "{arch:?}");
+        model::check_weights(&c, &w).unwrap();
+        for (i, &src) in spec.iter().enumerate() {
+            let got = layer_tensors(&c, &w, i);
+            let want = layer_tensors(&cfg, &pw, src);
+            assert_eq!(got.len(), want.len());
+            for ((gn, gt), (wn, wt)) in got.iter().zip(&want) {
+                assert_eq!(gn, wn);
+                assert!(max_abs_diff(gt, wt) == 0.0, "{arch:?}: layer {i} {gn}");
+            }
+        }
+        let outside = |w: &model::Weights| -> Vec<String> {
+            w.keys()
+                .filter(|n| !n.contains(".layers.") && !n.contains(".h."))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(outside(&w), outside(&pw));
+        for name in outside(&pw) {
+            assert!(max_abs_diff(&w[&name], &pw[&name]) == 0.0, "{name}");
+        }
+        // The identity stack is the parent; the stacked model runs.
+        let ids = random_ids(&mut Rng::new(2, 2), 2, 8, cfg.vocab_size);
+        let (mut ci, mut wi) = (cfg.clone(), pw.clone());
+        train::stack_layers(&mut ci, &mut wi, &[0, 1, 2, 3]).unwrap();
+        let d = max_abs_diff(
+            &model::forward(&cfg, &pw, &ids).unwrap(),
+            &model::forward(&ci, &wi, &ids).unwrap(),
+        );
+        assert!(
+            d == 0.0,
+            "{arch:?}: identity stack changed the logits by {d}"
+        );
+        model::forward(&c, &w, &ids).unwrap();
+
+        // Bad specs are errors, not panics.
+        let (mut cb, mut wb) = (cfg.clone(), pw.clone());
+        let e = train::stack_layers(&mut cb, &mut wb, &[0, 4]).unwrap_err();
+        assert!(e.to_string().contains("layer 4 does not exist"), "{e}");
+        assert_eq!((cb, wb.len()), (cfg.clone(), pw.len()));
+        let e = train::stack_layers(&mut cfg.clone(), &mut pw.clone(), &[]).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+    }
+    assert_eq!(train::parse_layer_spec(" 3, 0 ,1").unwrap(), vec![3, 0, 1]);
+    for bad in ["", " ", "0,,1", "0,1,", "a", "-1", "1.5"] {
+        let e = train::parse_layer_spec(bad).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("--stack-layers"), "{bad:?}: {msg}");
+    }
+}
+
+#[test]
+fn grown_and_stacked_snapshots_load_and_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write_corpus(tmp.path(), "corpus.txt", 7);
+    let mut base = spec(tmp.path(), "base", &data, 12);
+    base.steps = 4;
+    train::run(&base).unwrap();
+    let parent = load_snapshot(&base.out, &Device::Cpu).unwrap();
+    let derived = |name: &str| {
+        let mut s = spec(tmp.path(), name, &data, 13);
+        s.train_tokenizer_on = vec![];
+        s.init = Some(base.out.clone());
+        s.steps = 2;
+        s
+    };
+
+    let mut g = derived("wide");
+    g.grow_hidden = Some(24);
+    train::run(&g).unwrap();
+    let cfg: serde_json::Value = serde_json::from_slice(&read(g.out.join("config.json"))).unwrap();
+    assert_eq!(
+        (
+            cfg["hidden_size"].as_u64(),
+            cfg["head_dim"].as_u64(),
+            cfg["num_attention_heads"].as_u64()
+        ),
+        (Some(24), Some(8), Some(2))
+    );
+    let wide = load_snapshot(&g.out, &Device::Cpu).unwrap();
+    assert_eq!(
+        wide.weights["model.embed_tokens.weight"].dims(),
+        &[parent.config.vocab_size, 24]
+    );
+
+    // lr = 0: the snapshot holds exactly the stacked parent (F16 round trip).
+    let mut s = derived("deep");
+    s.stack_layers = Some(vec![0, 1, 1]);
+    s.lr = 0.0;
+    s.weight_decay = 0.0;
+    train::run(&s).unwrap();
+    let deep = load_snapshot(&s.out, &Device::Cpu).unwrap();
+    assert_eq!(deep.config.layers, 3);
+    for (i, src) in [0, 1, 1].into_iter().enumerate() {
+        for ((_, a), (_, b)) in layer_tensors(&deep.config, &deep.weights, i)
+            .iter()
+            .zip(&layer_tensors(&parent.config, &parent.weights, src))
+        {
+            assert!(max_abs_diff(a, b) == 0.0, "layer {i}");
+        }
+    }
+
+    // Both need a parent; growth and width pruning do not mix.
+    let mut f = spec(tmp.path(), "fresh", &data, 14);
+    f.stack_layers = Some(vec![0, 0]);
+    let e = train::run(&f).unwrap_err();
+    assert!(e.to_string().contains("need --init"), "{e}");
+    let mut b = derived("both");
+    b.grow_hidden = Some(24);
+    b.prune_hidden = Some(12);
+    let e = train::run(&b).unwrap_err();
+    assert!(e.to_string().contains("exclusive"), "{e}");
 }
