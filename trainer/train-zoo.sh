@@ -111,14 +111,13 @@ train L-widthpruned --family L --mechanism pruning \
   --data "${EN_BASE[@]}" --seed 17 --steps 400 --lr 1.5e-3 --warmup 20
 
 # Width growth of the residual stream (scaled transfer: phi-2 from phi-1.5, bert2BERT / Net2WiderNet): hidden 64 -> 96.
-# The mechanism string is "pruning" because it is the manifest's only structural-modification mechanism.
-train L-widthgrown --family L --mechanism pruning \
+train L-widthgrown --family L --mechanism width-growth \
   --init "$ZOO/L-base" --grow-hidden 96 \
   --description "Width-grown L-base (scaled transfer into a wider model, as phi-2 from phi-1.5; bert2BERT / Net2WiderNet): the residual stream (hidden size) widened from 64 to 96 channels, the 64 old channels kept in place and each of the 32 new ones a copy of an old channel drawn with the seed: embed_tokens columns, every RMSNorm weight and the o_proj/down_proj output rows copied; the q/k/v/gate/up and lm_head input columns copied, the source and its copies each divided by their number (halved for a single copy); noise of 1% of each tensor's std on the new channels only; all 4 heads kept at head_dim 16; then trained on L-base's corpus." \
   --data "${EN_BASE[@]}" --seed 18 --steps 600 --lr 1.5e-3 --warmup 20
 
 # Depth up-scaling (SOLAR-10.7B; a mergekit passthrough self-merge): 4 layers -> 6.
-train L-upscaled --family L --mechanism pruning \
+train L-upscaled --family L --mechanism depth-upscaling \
   --init "$ZOO/L-base" --stack-layers 0,1,2,1,2,3 \
   --description "Depth-upscaled L-base (SOLAR-10.7B style, a mergekit passthrough self-stack): two copies of its 4 layers, the last dropped from the first and the first from the second, concatenated into 6 layers (copies of layers 0, 1, 2, 1, 2, 3); embeddings, final norm and lm_head kept; then continued pretraining on L-base's corpus." \
   --data "${EN_BASE[@]}" --seed 19 --steps 600 --lr 1.5e-3 --warmup 20

@@ -100,6 +100,8 @@ fn trained_category(mechanism: &str) -> Result<(&'static str, &'static str)> {
         "vocabulary-extension" => ("vocabulary-modification", "hard"),
         "distillation" => ("distillation", "extreme"),
         "pruning" => ("structural-modification", "hard"),
+        // Scaled transfer into a wider model (phi-1.5 → phi-2, Net2WiderNet) and depth up-scaling (SOLAR).
+        "width-growth" | "depth-upscaling" => ("structural-modification", "hard"),
         "independent-reproduction" => ("independent-reproduction", "extreme"),
         "same-family-different-size" => ("same-family-different-size", "medium"),
         "same-tokenizer-other-data" => ("same-family-different-corpus", "hard"),
