@@ -9,7 +9,8 @@
 //!   fresh router. Written in Mixtral's layout.
 //!
 //! Width growth (new residual channels copied from existing ones) lives with the other residual-stream edits in
-//! [`crate::residual::grow_width`].
+//! [`crate::residual::grow_width`]. [`fuse_projections`] converts to a fused-projection layout (Phi-3), another
+//! way a derivative stores its parent's weights as tensors of other names and shapes.
 
 use crate::checkpoint::{Checkpoint, Tensor};
 use crate::derive::{layer_count, set_config, split_layer, with_layer};
@@ -161,6 +162,84 @@ pub fn upcycle_moe(ckpt: &mut Checkpoint, experts: usize, noise: f32, seed: u64)
     Ok(layers)
 }
 
+/// Convert a Llama checkpoint to Phi-3's fused layout (`convert_llama_weights_to_phi3`-style, or the reverse
+/// of the "llamafied" re-exports of Phi-3, InternLM2 and Baichuan): per layer, `q_proj`, `k_proj` and `v_proj`
+/// stacked row-wise into `self_attn.qkv_proj`, `gate_proj` and `up_proj` into `mlp.gate_up_proj`; config.json
+/// becomes a Phi-3 config. The same function, stored as other tensors of other shapes. Returns the number of
+/// layers converted.
+pub fn fuse_projections(ckpt: &mut Checkpoint) -> Result<usize> {
+    const FUSED: &[(&[&str], &str)] = &[
+        (
+            &[
+                "self_attn.q_proj.weight",
+                "self_attn.k_proj.weight",
+                "self_attn.v_proj.weight",
+            ],
+            "self_attn.qkv_proj.weight",
+        ),
+        (
+            &["mlp.gate_proj.weight", "mlp.up_proj.weight"],
+            "mlp.gate_up_proj.weight",
+        ),
+    ];
+    let layers = layer_count(ckpt);
+    for layer in 0..layers {
+        for (parts, fused) in FUSED {
+            let names: Vec<String> = parts
+                .iter()
+                .map(|p| format!("model.layers.{layer}.{p}"))
+                .collect();
+            let tensors: Vec<Tensor> = names
+                .iter()
+                .map(|n| {
+                    ckpt.get(n)
+                        .cloned()
+                        .with_context(|| format!("no {n} to fuse"))
+                })
+                .collect::<Result<_>>()?;
+            let cols = tensors[0].shape.last().copied().unwrap_or(0);
+            if tensors
+                .iter()
+                .any(|t| t.shape.len() != 2 || t.shape[1] != cols)
+            {
+                bail!("model.layers.{layer}: {parts:?} differ in input width, cannot be fused");
+            }
+            let rows = tensors.iter().map(|t| t.shape[0]).sum();
+            let data = tensors
+                .iter()
+                .flat_map(|t| t.data.iter().copied())
+                .collect();
+            ckpt.tensors.retain(|t| !names.contains(&t.name));
+            ckpt.tensors.push(Tensor::new(
+                format!("model.layers.{layer}.{fused}"),
+                vec![rows, cols],
+                data,
+            ));
+        }
+    }
+    if layers == 0 {
+        bail!("no Llama layers to fuse");
+    }
+    ckpt.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    let bytes = ckpt
+        .files
+        .get("config.json")
+        .context("fusing rewrites config.json, and there is none")?;
+    let mut config: serde_json::Value =
+        serde_json::from_slice(bytes).context("config.json is not JSON")?;
+    let obj = config
+        .as_object_mut()
+        .context("config.json is not an object")?;
+    obj.insert("model_type".into(), "phi3".into());
+    obj.insert(
+        "architectures".into(),
+        serde_json::json!(["Phi3ForCausalLM"]),
+    );
+    ckpt.files
+        .insert("config.json".into(), serde_json::to_vec_pretty(&config)?);
+    Ok(layers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +329,34 @@ mod tests {
         assert_eq!(router.shape, vec![4, *gate.shape.last().unwrap()]);
         assert!(upcycle_moe(&mut build(&Spec::small(Family::Gpt2, 1)), 4, 0.01, 7).is_err());
         assert!(upcycle_moe(&mut dense.clone(), 1, 0.01, 7).is_err());
+    }
+
+    #[test]
+    fn fusing_stacks_q_k_v_and_gate_up_row_wise() {
+        let split = build(&Spec::small(Family::Llama, 5));
+        let mut fused = split.clone();
+        assert_eq!(fuse_projections(&mut fused).unwrap(), layer_count(&split));
+        assert_eq!(config(&fused)["model_type"], "phi3");
+        let p = "model.layers.2";
+        let qkv = fused
+            .get(&format!("{p}.self_attn.qkv_proj.weight"))
+            .unwrap();
+        let parts: Vec<&Tensor> = ["q_proj", "k_proj", "v_proj"]
+            .iter()
+            .map(|n| split.get(&format!("{p}.self_attn.{n}.weight")).unwrap())
+            .collect();
+        assert_eq!(
+            qkv.shape[0],
+            parts.iter().map(|t| t.shape[0]).sum::<usize>()
+        );
+        let joined: Vec<f32> = parts.iter().flat_map(|t| t.data.clone()).collect();
+        assert_eq!(qkv.data, joined);
+        assert!(fused.get(&format!("{p}.mlp.gate_up_proj.weight")).is_some());
+        assert!(fused.get(&format!("{p}.mlp.gate_proj.weight")).is_none());
+        assert!(
+            fuse_projections(&mut fused.clone()).is_err(),
+            "already fused"
+        );
+        assert!(fuse_projections(&mut build(&Spec::small(Family::Gpt2, 1))).is_err());
     }
 }

@@ -1,11 +1,11 @@
-//! Derivatives built from more weights than one parent holds, or laid out as a larger model: depth up-scaling
-//! and passthrough frankenmerges (stacked layers), width growth (scaled transfer), sparse upcycling into
-//! experts, and TIES/DARE task-vector merges. Each is related to every model whose weights it carries, and a
-//! fresh initialisation of the same layout to none.
+//! Derivatives built from more weights than one parent holds, or laid out unlike it: depth up-scaling and
+//! passthrough frankenmerges (stacked layers), width growth (scaled transfer), sparse upcycling into experts,
+//! TIES/DARE task-vector merges, and a conversion to fused projections. Each is related to every model whose
+//! weights it carries, and a fresh initialisation of the same layout to none.
 
 use super::util::{compare, derive, num, trained};
 use datasets::derive::{add_noise, fresh_init, int4_block, task_merge, TaskMerge};
-use datasets::grow::{stack_layers, upcycle_moe};
+use datasets::grow::{fuse_projections, stack_layers, upcycle_moe};
 use datasets::residual::grow_width;
 use datasets::{Checkpoint, Storage};
 use serde_json::Value;
@@ -134,4 +134,23 @@ fn ties_and_dare_merges_are_related_to_the_base_and_each_fine_tune() {
         unrelated(&dir, &trained("L-seed2"));
         unrelated(&dir, &trained("L-sameinit"));
     }
+}
+
+#[test]
+fn fused_projection_layout_is_related_to_the_split_original() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fused, twin) = (tmp.path().join("fused"), tmp.path().join("twin"));
+    derive(&trained("L-ft-heavy"), &fused, Storage::F16, 1, |c| {
+        fuse_projections(c).unwrap();
+        int4_block(c, 32);
+    });
+    let c = related(&fused, &trained("L-ft-heavy"));
+    // q/k/v and gate/up are stored fused, so only o_proj, down_proj and the embeddings are compared in place.
+    assert!(num(&c["signals"], "wvc") > 0.95, "{c}");
+    related(&fused, &trained("L-base"));
+    derive(&trained("L-ft-heavy"), &twin, Storage::F16, 1, |c| {
+        fuse_projections(c).unwrap();
+        fresh_init(c, 0.02, 4);
+    });
+    unrelated(&twin, &trained("L-ft-heavy"));
 }

@@ -4,13 +4,14 @@
 //! derive SRC DST OP...      OP = f32 | f16 | bf16 | int8 | int4 | noise=REL | fresh | lora=RANK,REL
 //!                                | prune=FRACTION | shards=N | seed=S | drop=L1,L2,.. | permute
 //!                                | rescale=SPREAD | vocab-prune=KEEP | vocab-extend=N
+//!                                | stack=L1,L2,.. | grow=WIDTH | upcycle=EXPERTS | fuse
 //! derive --synth FAMILY DST [seed=S]     FAMILY = llama | gpt2 | bert
 //! ```
 //! Operations apply in order; `seed=` sets the seed of the ones after it.
 
 use anyhow::{bail, Context, Result};
 use datasets::synth::{build, Family, Spec};
-use datasets::{derive, vocab_edit, Checkpoint, Storage};
+use datasets::{derive, grow, residual, vocab_edit, Checkpoint, Storage};
 use std::path::Path;
 
 fn main() -> Result<()> {
@@ -80,6 +81,22 @@ fn main() -> Result<()> {
             }
             "vocab-prune" => {
                 vocab_edit::prune_vocab(&mut ckpt, value.parse()?, seed)?;
+            }
+            "stack" => {
+                let layers = value
+                    .split(',')
+                    .map(|l| Ok((0, l.trim().parse()?)))
+                    .collect::<Result<Vec<(usize, usize)>>>()?;
+                ckpt = grow::stack_layers(&[&ckpt], &layers)?;
+            }
+            "grow" => {
+                residual::grow_width(&mut ckpt, value.parse()?, seed)?;
+            }
+            "upcycle" => {
+                grow::upcycle_moe(&mut ckpt, value.parse()?, 0.01, seed)?;
+            }
+            "fuse" => {
+                grow::fuse_projections(&mut ckpt)?;
             }
             "vocab-extend" => {
                 vocab_edit::extend_vocab(&mut ckpt, value.parse()?, seed)?;

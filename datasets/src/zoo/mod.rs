@@ -266,6 +266,9 @@ fn apply(ckpt: &mut Checkpoint, op: &Op, seed: u64) -> Result<()> {
             grow::upcycle_moe(ckpt, *experts, 0.01, seed)?;
         }
         Op::Noise(relative) => derive::add_noise(ckpt, *relative, seed),
+        Op::FuseProjections => {
+            grow::fuse_projections(ckpt)?;
+        }
         Op::RescaleNorms(s) => {
             derive::rescale_norms(ckpt, *s, seed)?;
         }

@@ -82,6 +82,8 @@ pub enum Op {
     UpcycleMoe(usize),
     /// Gaussian noise of this size relative to each tensor's RMS (a stand-in for the training that follows).
     Noise(f32),
+    /// Fuse q/k/v and gate/up into Phi-3's `qkv_proj` and `gate_up_proj` (Llama).
+    FuseProjections,
     /// Rescale between norms and the matrices that read them, per channel within [1/s, s].
     RescaleNorms(f32),
     /// Rename tensors: (from, to) substring replacements, applied in order.
@@ -838,6 +840,17 @@ pub fn recipes() -> Vec<Recipe> {
         MERGE,
         "DARE merge of two fine-tunes, density 0.1 (90% of each task vector dropped, the rest ×10)",
         "medium",
+    );
+    m.from(
+        "trained/L-cpt",
+        "fused-int8",
+        vec![Op::FuseProjections, Op::Int8],
+        F16,
+        (
+            IDENTITY,
+            "converted to Phi-3's fused qkv_proj/gate_up_proj layout → int8 round trip",
+            "medium",
+        ),
     );
     out
 }
