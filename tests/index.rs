@@ -770,6 +770,19 @@ fn damage_is_reported_with_the_file_name_and_never_panics() {
     check(&["index", "verify", "--index", idx_s], "vectors.bin");
     std::fs::write(&vectors, &v).unwrap();
 
+    let channels = seg.join("channels.bin");
+    let c = std::fs::read(&channels).unwrap();
+    std::fs::write(&channels, &c[..c.len() - 5]).unwrap();
+    check(
+        &["query", "model", "m1-1", "--index", idx_s, "--no-server"],
+        "channels.bin",
+    );
+    let mut bad = c.clone();
+    bad[c.len() / 2] ^= 0x10;
+    std::fs::write(&channels, &bad).unwrap();
+    check(&["index", "verify", "--index", idx_s], "channels.bin");
+    std::fs::write(&channels, &c).unwrap();
+
     let manifest = idx.join("manifest.json");
     let text = std::fs::read(&manifest).unwrap();
     std::fs::write(&manifest, &text[..text.len() / 2]).unwrap();

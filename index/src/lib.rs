@@ -8,6 +8,8 @@
 //! - [`score`]: per-signal similarities, the identity score and the verdict.
 //! - [`eval`]: labelled pairs, evaluation metrics and calibration of the score configuration.
 //! - [`composite`]: the fixed-dimension `i8` vector whose inner product tracks the identity score.
+//! - [`channel_codes`]: hashes of the embedding-channel profiles, indexed as metadata terms, through which a
+//!   query finds models that share channels with it at other indices (width-changed, residual-permuted).
 //! - Segment ([`segment`]): an immutable directory of rkyv records, composite vectors, an HNSW graph (built by
 //!   hnsw_rs in [`hnsw`], stored and searched memory-mapped by [`graph`]), the vectors' sign sketches
 //!   ([`sketch`], scanned beside the graph) and a tantivy metadata index ([`meta_index`]).
@@ -18,12 +20,13 @@
 //! 1. [`writer::IndexWriter::add`] streams fingerprints into a new segment (replaced revisions become tombstones);
 //! 2. [`writer::IndexWriter::commit`] seals the segment (files fsynced, graph built) and replaces the manifest;
 //! 3. [`reader::IndexReader::open`] maps the segments listed by the current manifest;
-//! 4. [`search::query`] takes candidates from the composite vectors (HNSW plus a sketch scan, or an exact scan)
-//!    and metadata, rescores them exactly with `score::compare`, applies the metadata filter and ranks related
+//! 4. [`search::query`] takes candidates from the composite vectors (HNSW plus a sketch scan, or an exact scan),
+//!    metadata and shared channel codes, rescores them exactly with `score::compare`, applies the metadata filter and ranks related
 //!    models first.
 #![warn(missing_docs)]
 
 pub mod anchors;
+pub mod channel_codes;
 pub mod composite;
 pub mod error;
 pub mod eval;

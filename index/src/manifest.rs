@@ -40,6 +40,10 @@ pub struct SegmentMeta {
     /// since they were introduced).
     #[serde(default)]
     pub sketch: bool,
+    /// Whether the segment has the channel codes of its records (`channels.bin`; segments written since
+    /// session 11). Left out of the JSON when false, so older manifests keep their checksums.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub channels: bool,
     /// Every file of the segment.
     pub files: Vec<FileMeta>,
     /// CRC-32 over the files' CRCs in order: one number that changes when any file does.
@@ -218,6 +222,7 @@ mod tests {
         let mut m = Manifest::new(CompositeConfig::default());
         m.generation = 3;
         m.segments.push(SegmentMeta {
+            channels: false,
             id: "s1".into(),
             count: 2,
             graph: false,

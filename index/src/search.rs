@@ -5,6 +5,7 @@
 //! [`crate::score::compare`] and ranked related-first by identity score. `exact` rescores every live record:
 //! the ground truth the approximate path is measured against.
 
+use crate::channel_codes;
 use crate::composite::composite;
 use crate::error::Result;
 use crate::reader::{DocRef, IndexReader};
@@ -81,6 +82,8 @@ pub enum Origin {
     Metadata,
     /// Composite-vector search around a related hit (a relative of a relative).
     Expansion,
+    /// Shared embedding-channel codes ([`crate::channel_codes`]): width-changed or residual-permuted relatives.
+    Channels,
     /// Exhaustive mode.
     Exhaustive,
 }
@@ -348,6 +351,42 @@ fn metadata_candidates(
     Ok(out)
 }
 
+/// Records that share embedding channels with the query at any index: at least
+/// [`channel_codes::MIN_SHARED_CODES`] channel codes, the best [`channel_codes::MAX_CODE_CANDIDATES`] per segment.
+fn channel_candidates(
+    reader: &IndexReader,
+    f: &Fingerprint,
+    allowed: &[Option<RoaringBitmap>],
+) -> Vec<DocRef> {
+    let codes = match &f.weights.embedding {
+        Some(e) if e.anchor_set_version == crate::anchors::ANCHOR_SET_VERSION => {
+            channel_codes::channel_codes(e)
+        }
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    for (i, s) in reader.segments().iter().enumerate() {
+        let Some(file) = s.channels() else {
+            continue;
+        };
+        let shared = file.shared(
+            &codes,
+            channel_codes::MIN_SHARED_CODES,
+            channel_codes::MAX_CODE_CANDIDATES,
+            |doc| {
+                reader.is_live(DocRef { segment: i, doc })
+                    && allowed[i].as_ref().is_none_or(|a| a.contains(doc))
+            },
+        );
+        out.extend(
+            shared
+                .into_iter()
+                .map(|(doc, _)| DocRef { segment: i, doc }),
+        );
+    }
+    out
+}
+
 fn rank(hits: &mut [Hit]) {
     hits.sort_by(|a, b| {
         let ra = a.comparison.related == Some(true);
@@ -467,6 +506,11 @@ pub fn query(reader: &IndexReader, f: &Fingerprint, options: &QueryOptions) -> R
         for r in metadata_candidates(reader, f, &q, &allowed, options)? {
             if seen.insert(r) {
                 refs.push((r, Origin::Metadata));
+            }
+        }
+        for r in channel_candidates(reader, f, &allowed) {
+            if seen.insert(r) {
+                refs.push((r, Origin::Channels));
             }
         }
         (refs, used_graph)
@@ -614,6 +658,92 @@ mod tests {
     use super::*;
     use crate::testutil::fingerprint;
     use crate::writer::{IndexWriter, WriterOptions};
+
+    /// `f` with 32 embedding-channel profiles drawn from `lineage` (64 anchors), in the order `order` gives.
+    fn with_profiles(mut f: Fingerprint, lineage: u64, noise: f64, order: &[usize]) -> Fingerprint {
+        let e = f.weights.embedding.as_mut().unwrap();
+        let anchors = e.anchor_log_norms.len();
+        e.channel_ids = order.iter().map(|&c| c as u32).collect();
+        e.channel_profiles = order
+            .iter()
+            .flat_map(|&c| {
+                (0..anchors).map(move |a| {
+                    let key = (c * 1000 + a) as u64;
+                    let v = crate::testutil::normal(lineage, key)
+                        + noise * crate::testutil::normal(lineage ^ 0x5eed, key);
+                    crate::schema::quantize_sample(v / (1.0 + noise * noise).sqrt())
+                })
+            })
+            .collect();
+        f
+    }
+
+    /// A model whose residual stream was reordered keeps no weight at its parent's positions, so the composite
+    /// vector does not bring its parent; its channel codes do, and only its parent's lineage.
+    #[test]
+    fn shared_channel_codes_find_a_relative_the_vectors_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let order: Vec<usize> = (0..32).collect();
+        let batch: Vec<_> = (0..120)
+            .map(|i| {
+                let lineage = i % 30;
+                with_profiles(
+                    fingerprint(&format!("m{i}"), lineage, 0.3, 1000 + i),
+                    lineage,
+                    0.2,
+                    &order,
+                )
+            })
+            .collect();
+        let mut w = IndexWriter::open(dir.path(), WriterOptions::default()).unwrap();
+        w.add_batch(&batch).unwrap();
+        w.commit().unwrap();
+        let reader = IndexReader::open(dir.path()).unwrap();
+        let allowed = allowed_sets(&reader, None).unwrap();
+
+        // Positional weights of a lineage of its own, lineage 7's channels in reverse order.
+        let reversed: Vec<usize> = (0..32).rev().collect();
+        let permuted = with_profiles(fingerprint("permuted", 900, 0.3, 1), 7, 0.2, &reversed);
+        let found = channel_candidates(&reader, &permuted, &allowed);
+        let lineages: Vec<u64> = found.iter().map(|r| r.doc as u64 % 30).collect();
+        assert!(
+            !found.is_empty() && lineages.iter().all(|&l| l == 7),
+            "{found:?}"
+        );
+        assert_eq!(found.len(), 4, "the four lineage-7 records");
+
+        // With one vector candidate and nothing else, the vectors alone would rank an unrelated model; the
+        // codes still bring lineage 7, and it is related.
+        let options = QueryOptions {
+            candidates: 1,
+            min_candidates: 1,
+            top_k: 10,
+            expand: 0,
+            arch_candidates: 0,
+            ..QueryOptions::default()
+        };
+        let result = query(&reader, &permuted, &options).unwrap();
+        let related: Vec<&Hit> = result
+            .hits
+            .iter()
+            .filter(|h| h.comparison.related == Some(true))
+            .collect();
+        assert_eq!(
+            related.len(),
+            4,
+            "{:?}",
+            result
+                .hits
+                .iter()
+                .map(|h| (&h.model_id, h.origin))
+                .collect::<Vec<_>>()
+        );
+        assert!(related.iter().all(|h| h.origin == Origin::Channels));
+
+        // Profiles of a lineage the index does not hold share no codes with it.
+        let stranger = with_profiles(fingerprint("stranger", 901, 0.3, 2), 901, 0.2, &order);
+        assert!(channel_candidates(&reader, &stranger, &allowed).is_empty());
+    }
 
     /// The sketch scan's picks join the graph's: with a share of 1 every allowed record is a candidate, so
     /// the result is the exact top n by composite similarity whatever the graph found, each record once,

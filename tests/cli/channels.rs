@@ -93,3 +93,45 @@ fn independent_models_of_other_widths_match_no_channels() {
         assert_eq!(channels(&c)["similarity"], Value::Null, "{family:?}: {c}");
     }
 }
+
+/// The channel codes a query looks up in the index (`provsearch_index::channel_codes`) separate the same
+/// models that `compare` separates: width-changed and residual-permuted relatives share at least
+/// `MIN_SHARED_CODES` codes with their parent (measured: 7 for the healed width-pruned model, 14 grown, 18
+/// depth-upscaled, 256 permuted), independent models of the same tokenizer, corpus and family fewer (0-1).
+#[test]
+fn channel_codes_of_real_checkpoints_are_shared_by_relatives_only() {
+    use provsearch_index::channel_codes::{channel_codes, shared_codes, MIN_SHARED_CODES};
+    let tmp = tempfile::tempdir().unwrap();
+    let permuted = tmp.path().join("permuted");
+    derive(&l_base(), &permuted, Storage::F16, 1, |c| {
+        permute_residual(c, 5).unwrap();
+    });
+    let codes = |path: &std::path::Path| {
+        let options = provsearch_ingest::FingerprintOptions {
+            skip_digests: true,
+            ..Default::default()
+        };
+        let f = provsearch_ingest::fingerprint(path.to_str().unwrap(), &options)
+            .unwrap()
+            .fingerprint;
+        channel_codes(f.weights.embedding.as_ref().unwrap())
+    };
+    let parent = codes(&l_base());
+    assert!(parent.len() > 200, "{}", parent.len());
+    assert_eq!(shared_codes(&parent, &codes(&permuted)), parent.len());
+    for relative in ["L-widthpruned", "L-widthgrown", "L-upscaled"] {
+        let shared = shared_codes(&parent, &codes(&trained(relative)));
+        assert!(shared >= MIN_SHARED_CODES, "{relative}: {shared}");
+    }
+    for other in [
+        "L-seed2",
+        "L-big",
+        "L-small",
+        "L-otherdata",
+        "L-sameinit",
+        "L-distill",
+    ] {
+        let shared = shared_codes(&parent, &codes(&trained(other)));
+        assert!(shared < MIN_SHARED_CODES, "{other}: {shared}");
+    }
+}

@@ -6,6 +6,7 @@
 use super::{
     verify_files, META_DIR, RECORDS_FILE, RECORDS_KIND, RECORD_ALIGN, VECTORS_FILE, VECTORS_KIND,
 };
+use crate::channel_codes::ChannelFile;
 use crate::error::{Error, Result};
 use crate::footer;
 use crate::graph::{GraphFile, GRAPH_FILE};
@@ -31,6 +32,7 @@ pub struct SegmentReader {
     meta_index: OnceLock<std::result::Result<MetaReader, String>>,
     graph: Option<GraphFile>,
     sketch: Option<SketchFile>,
+    channels: Option<ChannelFile>,
 }
 
 fn map(path: &Path) -> Result<Mmap> {
@@ -121,6 +123,11 @@ impl SegmentReader {
         } else {
             None
         };
+        let channels = if meta.channels {
+            Some(ChannelFile::open(&dir, count as u32)?)
+        } else {
+            None
+        };
         Ok(SegmentReader {
             meta: meta.clone(),
             dir,
@@ -132,6 +139,7 @@ impl SegmentReader {
             meta_index: OnceLock::new(),
             graph,
             sketch,
+            channels,
         })
     }
 
@@ -231,6 +239,11 @@ impl SegmentReader {
         self.sketch.as_ref()
     }
 
+    /// The channel codes of the segment's records (memory-mapped at open), if it has them.
+    pub fn channels(&self) -> Option<&ChannelFile> {
+        self.channels.as_ref()
+    }
+
     /// Warm the graph and the sketches for a long-running server: check their CRCs against the manifest and
     /// ask the kernel to read them ahead. One-shot queries skip this (both are usable as soon as the segment
     /// is open).
@@ -265,6 +278,9 @@ impl SegmentReader {
         }
         if let Some(s) = &self.sketch {
             s.verify()?;
+        }
+        if let Some(c) = &self.channels {
+            c.verify()?;
         }
         for doc in 0..self.count() {
             self.record(doc)?;

@@ -8,6 +8,7 @@ use super::{
     combined_checksum, file_meta, META_DIR, RECORDS_FILE, RECORDS_KIND, RECORD_ALIGN, VECTORS_FILE,
     VECTORS_KIND,
 };
+use crate::channel_codes::CHANNELS_FILE;
 use crate::composite::{composite, CompositeConfig};
 use crate::error::{Error, Result};
 use crate::footer::FooterWriter;
@@ -31,6 +32,9 @@ pub struct SegmentWriter {
     records: FooterWriter<BufWriter<File>>,
     offsets: Vec<(u64, u64)>,
     vectors: Vec<i8>,
+    /// Channel codes of every record so far (record `d`'s at `codes[code_offsets[d]..code_offsets[d + 1]]`).
+    codes: Vec<u32>,
+    code_offsets: Vec<u32>,
     meta: MetaWriter,
     config: CompositeConfig,
     graph_params: GraphParams,
@@ -63,6 +67,8 @@ impl SegmentWriter {
             records: FooterWriter::new(BufWriter::with_capacity(1 << 20, file)),
             offsets: Vec::new(),
             vectors: Vec::new(),
+            codes: Vec::new(),
+            code_offsets: vec![0],
             meta,
             config,
             graph_params,
@@ -100,6 +106,15 @@ impl SegmentWriter {
         self.records.write_all(&bytes).map_err(io_err(&path))?;
         self.offsets.push((start, self.records.position()));
         self.vectors.extend_from_slice(vector);
+        if let Some(e) = f
+            .weights
+            .embedding
+            .as_ref()
+            .filter(|e| e.anchor_set_version == crate::anchors::ANCHOR_SET_VERSION)
+        {
+            self.codes.extend(crate::channel_codes::channel_codes(e));
+        }
+        self.code_offsets.push(self.codes.len() as u32);
         self.meta.add(doc as u64, f)?;
         self.grow_graph();
         Ok(doc)
@@ -175,9 +190,14 @@ impl SegmentWriter {
             layout.write(&self.dir)?;
             crate::sketch::write(&self.dir, &self.vectors, dim)?;
         }
+        crate::channel_codes::write(&self.dir, &self.codes, &self.code_offsets)?;
         sync_tree(&self.dir)?;
 
-        let mut names = vec![RECORDS_FILE.to_string(), VECTORS_FILE.to_string()];
+        let mut names = vec![
+            RECORDS_FILE.to_string(),
+            VECTORS_FILE.to_string(),
+            CHANNELS_FILE.to_string(),
+        ];
         if graph {
             names.push(GRAPH_FILE.to_string());
             names.push(SKETCH_FILE.to_string());
@@ -203,6 +223,7 @@ impl SegmentWriter {
             count,
             graph,
             sketch: graph,
+            channels: true,
             checksum: combined_checksum(&files),
             files,
         })

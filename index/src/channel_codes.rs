@@ -1,0 +1,431 @@
+//! Channel codes: locality-sensitive hashes of a fingerprint's embedding-channel profiles, indexed as terms of
+//! the metadata index, so that a query finds models that share embedding channels with it *at any index*.
+//!
+//! The composite vector sketches weights at aligned positions and the anchor Gram; a width-pruned or grown
+//! model, or one whose residual stream was reordered, shares no position with its parent and only the Gram's
+//! weak, dimension-free evidence, which is lost among a million unrelated models (docs/index.md). Its channel
+//! profiles are its parent's, though (`score::channels`). Each profiled channel is hashed by sign random
+//! projection (SimHash): [`TABLES`] codes of [`BITS`] bits, each bit the sign of the channel's centred profile
+//! against a ±1 pattern over the anchors (drawn from the anchor's own index, so two models with the same
+//! anchors use the same patterns). Two profiles at correlation r agree on one bit with probability
+//! 1 − arccos(r)/π, on a code with that to the 16th power: 1 for a reordered copy, 0.08 at r = 0.9, and 1.5·10⁻⁵
+//! at r = 0 (2⁻¹⁶). Measured on the zoo (32 channels × 8 tables = 256 codes per model): unrelated pairs share at
+//! most 2 codes, width-pruned, width-grown and residual-permuted derivatives 6–256.
+//!
+//! Each segment stores its records' codes as an inverted file ([`CHANNELS_FILE`], written by [`write`], read by
+//! [`ChannelFile`]): for every possible code (`TABLES · 2^BITS` of them) the records that have it. A query
+//! reads the postings of its own codes and rescores the records that share at least [`MIN_SHARED_CODES`] of
+//! them, the [`MAX_CODE_CANDIDATES`] that share most. The work is the postings read: 256 codes × count / 2 048
+//! records each (a code value is shared by chance by one channel in 65 536), ≈ 12 500 entries per 100 000
+//! records.
+
+use crate::anchors::ANCHOR_SET_VERSION;
+use crate::error::{Error, Result};
+use crate::footer::{self, FooterWriter};
+use crate::schema::EmbeddingSignals;
+use memmap2::Mmap;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// File name of a segment's channel codes.
+pub const CHANNELS_FILE: &str = "channels.bin";
+/// File kind tag of [`CHANNELS_FILE`].
+pub const CHANNELS_KIND: [u8; 4] = *b"CHNL";
+/// Header: record count (u64), anchor set version (u32), tables (u16), bits (u16).
+const HEADER_LEN: usize = 16;
+/// Code values: one postings list each.
+const SLOTS: usize = TABLES << BITS;
+
+/// Codes per channel, each from its own projections.
+pub const TABLES: usize = 8;
+
+/// Bits per code.
+pub const BITS: usize = 16;
+
+/// Projections per channel.
+const PROJECTIONS: usize = TABLES * BITS;
+
+/// Fewest present anchors for codes (as for channel matching: short profiles hash too coarsely).
+pub const MIN_ANCHORS: usize = 48;
+
+/// Codes a record must share with the query to be rescored.
+pub const MIN_SHARED_CODES: usize = 4;
+
+/// Most records a segment contributes through shared codes.
+pub const MAX_CODE_CANDIDATES: usize = 16;
+
+/// Seed of the projection patterns. Changing it (or [`TABLES`], [`BITS`]) makes stored codes incomparable.
+const SEED: u64 = 0x6368_616e_6e65_6c73; // "channels"
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The ±1 patterns at one anchor: bit `t·BITS + b` set means +1 in bit `b` of table `t`.
+fn pattern(anchor_set_version: u32, anchor: usize) -> u128 {
+    let key = SEED ^ ((anchor_set_version as u64) << 40) ^ anchor as u64;
+    let lo = splitmix64(key);
+    let hi = splitmix64(lo ^ 0xA5A5_A5A5_A5A5_A5A5);
+    (lo as u128) | ((hi as u128) << 64)
+}
+
+/// The codes of a fingerprint's channel profiles: `table << 16 | code`, sorted and without repeats. Empty when
+/// there are no profiles, fewer than [`MIN_ANCHORS`] anchors, or the stored profiles do not fit the anchor
+/// count. Codes are comparable between fingerprints of one anchor set version only.
+pub fn channel_codes(e: &EmbeddingSignals) -> Vec<u32> {
+    let present = e.present_anchors();
+    let n = present.len();
+    let channels = e.channel_ids.len();
+    if n < MIN_ANCHORS || channels == 0 || e.channel_profiles.len() != channels * n {
+        return Vec::new();
+    }
+    // The ±1 of every projection at every anchor, laid out so that the inner loop below is a vector
+    // multiply-add over all projections at once.
+    let mut signs = vec![0i32; n * PROJECTIONS];
+    let mut pattern_sums = [0i64; PROJECTIONS];
+    for (row, &a) in signs.chunks_exact_mut(PROJECTIONS).zip(&present) {
+        let p = pattern(e.anchor_set_version, a);
+        for (bit, (s, sum)) in row.iter_mut().zip(&mut pattern_sums).enumerate() {
+            *s = if p >> bit & 1 == 1 { 1 } else { -1 };
+            *sum += *s as i64;
+        }
+    }
+    let mut codes = Vec::with_capacity(channels * TABLES);
+    for profile in e.channel_profiles.chunks_exact(n) {
+        let mut acc = [0i32; PROJECTIONS];
+        for (&v, row) in profile.iter().zip(signs.chunks_exact(PROJECTIONS)) {
+            let v = v as i32;
+            for (a, &s) in acc.iter_mut().zip(row) {
+                *a += v * s;
+            }
+        }
+        let total: i64 = profile.iter().map(|&v| v as i64).sum();
+        for table in 0..TABLES {
+            let mut code = 0u32;
+            for b in 0..BITS {
+                let bit = table * BITS + b;
+                // The centred profile's projection, times n: Σ r·v − (Σ v)(Σ r)/n.
+                if acc[bit] as i64 * n as i64 - total * pattern_sums[bit] > 0 {
+                    code |= 1 << b;
+                }
+            }
+            codes.push((table as u32) << BITS | code);
+        }
+    }
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+/// How many codes two sorted code lists share.
+pub fn shared_codes(a: &[u32], b: &[u32]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Write `dir/channels.bin` for a segment whose record `d` has the codes `codes[offsets[d]..offsets[d + 1]]`
+/// (codes of [`ANCHOR_SET_VERSION`] only). Postings are laid out by code value, records in increasing order.
+pub fn write(dir: &Path, codes: &[u32], offsets: &[u32]) -> Result<()> {
+    let path = dir.join(CHANNELS_FILE);
+    let io = |e: std::io::Error| Error::io(&path, e);
+    let count = offsets.len().saturating_sub(1);
+    let mut starts = vec![0u32; SLOTS + 1];
+    for &c in codes {
+        starts[c as usize % SLOTS + 1] += 1;
+    }
+    for i in 0..SLOTS {
+        starts[i + 1] += starts[i];
+    }
+    let mut postings = vec![0u32; codes.len()];
+    let mut next = starts.clone();
+    for (doc, w) in offsets.windows(2).enumerate() {
+        for &c in &codes[w[0] as usize..w[1] as usize] {
+            let slot = c as usize % SLOTS;
+            postings[next[slot] as usize] = doc as u32;
+            next[slot] += 1;
+        }
+    }
+    let file = std::fs::File::create(&path).map_err(io)?;
+    let mut w = FooterWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let mut header = [0u8; HEADER_LEN];
+    header[0..8].copy_from_slice(&(count as u64).to_le_bytes());
+    header[8..12].copy_from_slice(&ANCHOR_SET_VERSION.to_le_bytes());
+    header[12..14].copy_from_slice(&(TABLES as u16).to_le_bytes());
+    header[14..16].copy_from_slice(&(BITS as u16).to_le_bytes());
+    w.write_all(&header).map_err(io)?;
+    for x in starts.iter().chain(&postings) {
+        w.write_all(&x.to_le_bytes()).map_err(io)?;
+    }
+    let (w, _) = w.finish(CHANNELS_KIND).map_err(io)?;
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)
+}
+
+/// A segment's channel codes, memory-mapped.
+pub struct ChannelFile {
+    path: PathBuf,
+    map: Mmap,
+    postings: usize,
+}
+
+impl ChannelFile {
+    /// Map `dir/channels.bin` and check that it indexes `count` records with this build's code definition.
+    pub fn open(dir: &Path, count: u32) -> Result<ChannelFile> {
+        let path = dir.join(CHANNELS_FILE);
+        let f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        // SAFETY: segment files are immutable once listed in a manifest; sizes are checked below and every
+        // read is bounds-checked.
+        let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(&path, e))?;
+        let (body, _) = footer::payload(&path, &map, CHANNELS_KIND)?;
+        if body.len() < HEADER_LEN + 4 * (SLOTS + 1) {
+            return Err(Error::corrupt(
+                &path,
+                "shorter than its header and code table",
+            ));
+        }
+        let file_count = u64::from_le_bytes(body[0..8].try_into().unwrap_or_default());
+        let version = u32::from_le_bytes(body[8..12].try_into().unwrap_or_default());
+        let (tables, bits) = (
+            u16::from_le_bytes([body[12], body[13]]) as usize,
+            u16::from_le_bytes([body[14], body[15]]) as usize,
+        );
+        if file_count != count as u64 || tables != TABLES || bits != BITS {
+            return Err(Error::corrupt(
+                &path,
+                format!(
+                    "{file_count} records, {tables} tables of {bits} bits; expected {count}, {TABLES} of {BITS}"
+                ),
+            ));
+        }
+        let table = |i: usize| {
+            let at = HEADER_LEN + 4 * i;
+            u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]) as usize
+        };
+        let postings = table(SLOTS);
+        if body.len() != HEADER_LEN + 4 * (SLOTS + 1 + postings)
+            || (0..SLOTS).any(|i| table(i) > table(i + 1))
+        {
+            return Err(Error::corrupt(
+                &path,
+                "code table does not fit the postings",
+            ));
+        }
+        if version != ANCHOR_SET_VERSION {
+            // Another anchor set: valid, but its codes cannot meet this build's queries.
+            return Ok(ChannelFile {
+                path,
+                map,
+                postings: 0,
+            });
+        }
+        Ok(ChannelFile {
+            path,
+            map,
+            postings,
+        })
+    }
+
+    fn body(&self) -> &[u8] {
+        &self.map[..self.map.len().saturating_sub(footer::FOOTER_LEN)]
+    }
+
+    fn word(&self, i: usize) -> u32 {
+        let at = HEADER_LEN + 4 * i;
+        let b = self.body();
+        u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    }
+
+    /// Records sharing at least `min_shared` of `codes` (a query's [`channel_codes`]) that `allow` accepts,
+    /// with how many they share: the `limit` that share most, most first (ties by record number).
+    pub fn shared(
+        &self,
+        codes: &[u32],
+        min_shared: usize,
+        limit: usize,
+        allow: impl Fn(u32) -> bool,
+    ) -> Vec<(u32, usize)> {
+        if self.postings == 0 || codes.len() < min_shared {
+            return Vec::new();
+        }
+        let mut docs = Vec::new();
+        for &c in codes {
+            let slot = c as usize % SLOTS;
+            let (start, end) = (self.word(slot) as usize, self.word(slot + 1) as usize);
+            docs.extend((start..end.min(self.postings)).map(|i| self.word(SLOTS + 1 + i)));
+        }
+        docs.sort_unstable();
+        let mut out: Vec<(u32, usize)> = docs
+            .chunk_by(|a, b| a == b)
+            .filter(|run| run.len() >= min_shared && allow(run[0]))
+            .map(|run| (run[0], run.len()))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.truncate(limit);
+        out
+    }
+
+    /// Check the footer's checksum.
+    pub fn verify(&self) -> Result<()> {
+        footer::verified(&self.path, &self.map, CHANNELS_KIND).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anchors::ANCHOR_SET_VERSION;
+    use crate::schema::quantize_sample;
+
+    fn normal(key: u64) -> f64 {
+        crate::testutil::normal(0xC0DE, key)
+    }
+
+    /// Signals with `anchors` present anchors and the given profiles (one per channel).
+    fn signals(anchors: usize, profiles: &[Vec<f64>]) -> EmbeddingSignals {
+        let mut presence = vec![0u64; anchors.div_ceil(64)];
+        for i in 0..anchors {
+            presence[i / 64] |= 1 << (i % 64);
+        }
+        EmbeddingSignals {
+            anchor_set_version: ANCHOR_SET_VERSION,
+            presence,
+            anchor_log_norms: vec![0.0; anchors],
+            channel_ids: (0..profiles.len() as u32).collect(),
+            channel_profiles: profiles
+                .iter()
+                .flat_map(|p| p.iter().map(|&v| quantize_sample(v)))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn profiles(seed: u64, channels: usize, anchors: usize) -> Vec<Vec<f64>> {
+        (0..channels)
+            .map(|c| {
+                (0..anchors)
+                    .map(|a| normal(seed << 32 | (c * 1000 + a) as u64))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reordered_channels_share_every_code_and_independent_ones_almost_none() {
+        let parent = profiles(1, 32, 160);
+        let codes = channel_codes(&signals(160, &parent));
+        assert_eq!(codes.len(), 32 * TABLES);
+        let mut reordered = parent.clone();
+        reordered.reverse();
+        assert_eq!(channel_codes(&signals(160, &reordered)), codes);
+        // A subset of the channels (width pruning) with noise of a third of the values: r ≈ 0.95.
+        let pruned: Vec<Vec<f64>> = parent[8..]
+            .iter()
+            .enumerate()
+            .map(|(c, p)| {
+                p.iter()
+                    .enumerate()
+                    .map(|(a, v)| v + 0.33 * normal(7 << 32 | (c * 1000 + a) as u64))
+                    .collect()
+            })
+            .collect();
+        let shared = shared_codes(&codes, &channel_codes(&signals(160, &pruned)));
+        assert!(shared >= 3 * MIN_SHARED_CODES, "{shared}");
+        for seed in 2..6 {
+            let other = channel_codes(&signals(160, &profiles(seed, 32, 160)));
+            assert!(
+                shared_codes(&codes, &other) < MIN_SHARED_CODES,
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_shifted_profile_keeps_its_codes_and_short_or_malformed_ones_have_none() {
+        let parent = profiles(3, 4, 100);
+        let shifted: Vec<Vec<f64>> = parent
+            .iter()
+            .map(|p| p.iter().map(|v| v + 0.5).collect())
+            .collect();
+        // Centring makes the codes blind to a channel's offset (up to rounding of the stored i8).
+        let (a, b) = (
+            channel_codes(&signals(100, &parent)),
+            channel_codes(&signals(100, &shifted)),
+        );
+        assert!(
+            shared_codes(&a, &b) >= a.len() * 3 / 4,
+            "{}",
+            shared_codes(&a, &b)
+        );
+        assert!(
+            channel_codes(&signals(MIN_ANCHORS - 1, &profiles(3, 4, MIN_ANCHORS - 1))).is_empty()
+        );
+        let mut broken = signals(100, &parent);
+        broken.channel_profiles.pop();
+        assert!(channel_codes(&broken).is_empty());
+    }
+
+    #[test]
+    fn the_file_finds_records_by_shared_codes_and_refuses_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let models: Vec<Vec<u32>> = (1..=6)
+            .map(|seed| channel_codes(&signals(120, &profiles(seed, 32, 120))))
+            .collect();
+        // Record 6 is a reordered copy of model 2; record 7 has no codes (no embedding).
+        let mut all = models.clone();
+        all.push(models[1].clone());
+        all.push(Vec::new());
+        let (mut codes, mut offsets) = (Vec::new(), vec![0u32]);
+        for c in &all {
+            codes.extend(c);
+            offsets.push(codes.len() as u32);
+        }
+        write(dir.path(), &codes, &offsets).unwrap();
+        let file = ChannelFile::open(dir.path(), all.len() as u32).unwrap();
+        file.verify().unwrap();
+        let found = file.shared(&models[1], MIN_SHARED_CODES, 10, |_| true);
+        assert_eq!(found, vec![(1, models[1].len()), (6, models[1].len())]);
+        assert_eq!(
+            file.shared(&models[1], MIN_SHARED_CODES, 1, |_| true).len(),
+            1
+        );
+        assert_eq!(
+            file.shared(&models[1], MIN_SHARED_CODES, 10, |d| d != 1),
+            vec![(6, models[1].len())]
+        );
+        let stranger = channel_codes(&signals(120, &profiles(9, 32, 120)));
+        assert!(file
+            .shared(&stranger, MIN_SHARED_CODES, 10, |_| true)
+            .is_empty());
+
+        // Another record count, a truncated file and a flipped byte are reported with the file's name.
+        let e = ChannelFile::open(dir.path(), 3).err().unwrap().to_string();
+        assert!(e.contains(CHANNELS_FILE) && e.contains("expected 3"), "{e}");
+        let path = dir.path().join(CHANNELS_FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 9]).unwrap();
+        let e = ChannelFile::open(dir.path(), all.len() as u32)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains(CHANNELS_FILE), "{e}");
+        let mut flipped = bytes.clone();
+        flipped[HEADER_LEN + 100] ^= 0x40;
+        std::fs::write(&path, &flipped).unwrap();
+        let reopened = ChannelFile::open(dir.path(), all.len() as u32);
+        assert!(reopened.is_err() || reopened.unwrap().verify().is_err());
+    }
+}
