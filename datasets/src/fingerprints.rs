@@ -51,6 +51,13 @@ pub enum Role {
         /// Noise-to-weight ratio.
         sigma: f64,
     },
+    /// Width pruning (Minitron, Sheared-LLaMA): three quarters of the parent's residual channels kept, in
+    /// another order, then noise. No tensor keeps its shape, so only the embedding channels (and the Gram)
+    /// carry the lineage; the composite vector cannot find such a relative, the channel codes can.
+    WidthPruned {
+        /// Noise-to-weight ratio.
+        sigma: f64,
+    },
     /// A student of another width: fresh matrices, the parent's embedding geometry with noise.
     Distilled {
         /// Noise on the Gram entries.
@@ -171,14 +178,20 @@ impl Corpus {
                 } else {
                     root
                 };
-                // Distillation and pruning derive from non-distilled members only.
+                // Distillation and pruning derive from non-distilled, unpruned members only.
                 let parent_role = plan[parent as usize].role;
                 let u = rng.uniform();
-                let role = if matches!(parent_role, Role::Distilled { .. } | Role::Pruned { .. })
-                    || u < 0.45
+                let role = if matches!(
+                    parent_role,
+                    Role::Distilled { .. } | Role::Pruned { .. } | Role::WidthPruned { .. }
+                ) || u < 0.42
                 {
                     Role::Tuned {
                         sigma: 0.02 + 0.5 * rng.uniform(),
+                    }
+                } else if u < 0.45 {
+                    Role::WidthPruned {
+                        sigma: 0.05 + 0.4 * rng.uniform(),
                     }
                 } else if u < 0.75 {
                     Role::Tuned {
@@ -256,6 +269,8 @@ impl Corpus {
         let mut arch = family_arch;
         let mut layer_map: Vec<u16> = (0..arch.layers).collect();
         let mut matrices_from = chain[0].0; // whose weights this model's matrices descend from
+                                            // Which lineage channel each profiled channel is (width pruning keeps some, reordered).
+        let mut channel_source: Vec<u64> = (0..CHANNEL_PROFILES as u64).collect();
         let mut matrix_chain: Vec<(usize, f64)> = Vec::new();
         let mut gram_chain: Vec<(usize, f64)> = Vec::new();
         for &(idx, role) in &chain[1..] {
@@ -268,6 +283,27 @@ impl Corpus {
                 Role::Pruned { keep, sigma } => {
                     layer_map = layer_map.iter().step_by(keep as usize).copied().collect();
                     arch.layers = layer_map.len() as u16;
+                    matrix_chain.push((idx, sigma));
+                    gram_chain.push((idx, sigma));
+                }
+                Role::WidthPruned { sigma } => {
+                    arch.hidden = arch.hidden * 3 / 4;
+                    // The most variable channels of the child: three in four are the parent's (in another
+                    // order), the rest channels the parent did not profile.
+                    let seed = self.seed_of(idx);
+                    let mut kept: Vec<u64> = channel_source
+                        .iter()
+                        .enumerate()
+                        .filter(|&(c, _)| !splitmix64(seed ^ c as u64).is_multiple_of(4))
+                        .map(|(_, &s)| s)
+                        .collect();
+                    kept.sort_by_key(|&s| splitmix64(seed ^ 0x9e1 ^ s));
+                    let fresh = (0..).map(|c: u64| 1 << 20 | (idx as u64) << 8 | c);
+                    channel_source = kept
+                        .into_iter()
+                        .chain(fresh)
+                        .take(CHANNEL_PROFILES)
+                        .collect();
                     matrix_chain.push((idx, sigma));
                     gram_chain.push((idx, sigma));
                 }
@@ -427,8 +463,9 @@ impl Corpus {
         }
         // Channel profiles: lineage-correlated like the weight samples, so relatives pair their channels.
         let channels = (h as usize).min(CHANNEL_PROFILES);
-        let channel_profiles = (0..channels as u64)
-            .flat_map(|c| present.iter().map(move |&a| (c, a)))
+        let channel_profiles = channel_source[..channels]
+            .iter()
+            .flat_map(|&c| present.iter().map(move |&a| (c, a)))
             .map(|(c, a)| {
                 let key = (a as u64) | c << 40 | 5 << 58;
                 quantize_sample(value(mat_seed, &matrix_chain, key, 0))
@@ -555,6 +592,19 @@ mod tests {
             }
         }
         assert!(checked > 10);
+        // Width-pruned members keep no shape of their parent; their channels still make them related.
+        let c = Corpus::new(2000, 3);
+        let mut pruned = 0;
+        for i in 0..c.len() {
+            let p = c.planted(i);
+            if let (Some(parent), Role::WidthPruned { .. }) = (p.parent, p.role) {
+                let r = compare(&c.fingerprint(i), &c.fingerprint(parent as usize));
+                assert_eq!(r.signals.wvc.similarity, None, "{i}: no shape in common");
+                assert_eq!(r.related, Some(true), "{i} vs {parent}: {:?}", r.evidence);
+                pruned += 1;
+            }
+        }
+        assert!(pruned >= 5, "{pruned}");
         let roots: Vec<usize> = (0..c.len())
             .filter(|&i| c.planted(i).parent.is_none())
             .collect();

@@ -575,6 +575,17 @@ fn expand(
             .total_cmp(&a.1.comparison.identity_score.unwrap_or(0.0))
     });
     let mut refs = Vec::new();
+    // The best seed's channel codes too: a width-pruned or residual-permuted relative of the query's parent
+    // shares channels with the parent far more than with a heavily tuned query. One seed only: each costs a
+    // record read and its codes.
+    if let Some((best, _)) = seeds.first().filter(|_| options.expand > 0) {
+        let parent = reader.segments()[best.segment].fingerprint(best.doc)?;
+        for r in channel_candidates(reader, &parent, allowed) {
+            if r != *best && seen.insert(r) {
+                refs.push((r, Origin::Expansion));
+            }
+        }
+    }
     for (seed, _) in seeds.into_iter().take(options.expand) {
         let v = reader.segments()[seed.segment].vector(seed.doc).to_vec();
         // Only the seed's close neighbourhood: a narrower search than the query's own.

@@ -18,13 +18,16 @@
 //! `relative_recall_above_floor` and `graph_recall_above_floor` are measured over `--floor-queries` (default
 //! 1000) further models against a brute-force truth (see [`floor_recall`]): cheap at 1M, where
 //! `relative_recall`'s exhaustive rescoring allows only a handful of queries.
+//! `width_pruned_queries` width-pruned models of the corpus (up to 200; they share no tensor shape with their
+//! parent) are queried too: `width_pruned_parent_found` counts those whose parent comes back related,
+//! `width_pruned_parent_found_by_channel_codes` those found only through the channel codes.
 //! `--cold-query DIR ID` is the child process of the cold measurement. `--separation N` instead prints how
 //! the composite similarity separates related from unrelated pairs in a corpus of N (and what an exact
 //! comparison costs), the measurement behind the composite's dimension and weights.
 
 use anyhow::{bail, Context, Result};
-use datasets::fingerprints::Corpus;
-use provsearch_index::search::{query, QueryOptions};
+use datasets::fingerprints::{Corpus, Role};
+use provsearch_index::search::{query, Origin, QueryOptions};
 use provsearch_index::writer::{IndexWriter, WriterOptions};
 use provsearch_index::IndexReader;
 use rayon::prelude::*;
@@ -543,6 +546,29 @@ fn main() -> Result<()> {
         }
     };
 
+    // Width-pruned models (no tensor shape in common with their parent): is the parent among the results,
+    // and through which path? Up to 200 of them, in corpus order.
+    let pruned: Vec<usize> = (0..corpus.len())
+        .filter(|&i| matches!(corpus.planted(i).role, Role::WidthPruned { .. }))
+        .take(200)
+        .collect();
+    let (mut pruned_found, mut pruned_by_codes_only) = (0usize, 0usize);
+    for &i in &pruned {
+        let Some(parent) = corpus.planted(i).parent else {
+            continue;
+        };
+        let r = query(&reader, &corpus.fingerprint(i), &options(i, false))?;
+        let parent_id = corpus.id(parent as usize);
+        if let Some(h) = r
+            .hits
+            .iter()
+            .find(|h| h.model_id == parent_id && h.comparison.related == Some(true))
+        {
+            pruned_found += 1;
+            pruned_by_codes_only += (h.origin == Origin::Channels) as usize;
+        }
+    }
+
     // Cold one-shot query in a new process.
     let exe = std::env::current_exe()?;
     let qid = corpus.id(qs.get(1).copied().unwrap_or(0));
@@ -557,6 +583,9 @@ fn main() -> Result<()> {
     }
 
     let line = json!({
+        "width_pruned_queries": pruned.len(),
+        "width_pruned_parent_found": pruned_found,
+        "width_pruned_parent_found_by_channel_codes": pruned_by_codes_only,
         "count": corpus.len(),
         "build_seconds": (build_seconds * 100.0).round() / 100.0,
         "fingerprints_per_second": (corpus.len() as f64 / build_seconds).round(),
