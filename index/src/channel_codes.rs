@@ -23,6 +23,7 @@ use crate::anchors::ANCHOR_SET_VERSION;
 use crate::composite::dot;
 use crate::error::{Error, Result};
 use crate::footer::{self, FooterWriter};
+use crate::sampling::splitmix64;
 use crate::schema::EmbeddingSignals;
 use memmap2::Mmap;
 use std::io::{BufWriter, Write};
@@ -57,13 +58,6 @@ pub const MAX_CODE_CANDIDATES: usize = 16;
 
 /// Seed of the projection patterns. Changing it (or [`TABLES`], [`BITS`]) makes stored codes incomparable.
 const SEED: u64 = 0x6368_616e_6e65_6c73; // "channels"
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
 
 /// The ±1 patterns at one anchor: bit `t·BITS + b` set means +1 in bit `b` of table `t`.
 fn pattern(anchor_set_version: u32, anchor: usize) -> u128 {

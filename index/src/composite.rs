@@ -15,6 +15,7 @@
 //! stored as `i8` with one fixed scale ([`CompositeConfig::scale`]); see docs/index.md for the measurements
 //! behind the defaults.
 
+use crate::sampling::splitmix64;
 use crate::schema::{Fingerprint, Stack, TensorSamples, GRAM_SCALE, NO_LAYER, SAMPLE_SCALE};
 use serde::{Deserialize, Serialize};
 
@@ -136,13 +137,6 @@ fn dot_portable(a: &[i8], b: &[i8]) -> i32 {
         sum += a[i] as i32 * b[i] as i32;
     }
     sum
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {

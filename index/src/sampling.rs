@@ -11,7 +11,9 @@
 /// [`crate::schema::FINGERPRINT_VERSION`].
 const POSITION_SEED: u64 = 0x7072_6f76_7365_6172; // "provsear"
 
-fn splitmix64(mut x: u64) -> u64 {
+/// SplitMix64's output function: the one stable 64-bit mixer behind every fixed hash of the index (sample
+/// positions, composite buckets, channel-code patterns). Part of those definitions: never change it.
+pub(crate) fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

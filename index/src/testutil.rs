@@ -1,14 +1,8 @@
 //! Test helpers: small synthetic fingerprints with a known lineage (unit tests only).
 
 use crate::anchors::{ANCHORS, ANCHOR_SET_VERSION};
+use crate::sampling::splitmix64;
 use crate::schema::*;
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
 
 /// An approximately normal value with unit variance (a sum of four uniforms), from a hash of `key`.
 pub(crate) fn normal(seed: u64, key: u64) -> f64 {
