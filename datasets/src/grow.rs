@@ -141,24 +141,15 @@ pub fn upcycle_moe(ckpt: &mut Checkpoint, experts: usize, noise: f32, seed: u64)
     if layers == 0 || hidden.is_none() {
         bail!("no Llama MLP (mlp.gate_proj/up_proj/down_proj) to upcycle");
     }
-    let bytes = ckpt
-        .files
-        .get("config.json")
-        .context("upcycling rewrites config.json, and there is none")?;
-    let mut config: serde_json::Value =
-        serde_json::from_slice(bytes).context("config.json is not JSON")?;
-    let obj = config
-        .as_object_mut()
-        .context("config.json is not an object")?;
-    obj.insert("model_type".into(), "mixtral".into());
-    obj.insert(
-        "architectures".into(),
-        serde_json::json!(["MixtralForCausalLM"]),
-    );
-    obj.insert("num_local_experts".into(), experts.into());
-    obj.insert("num_experts_per_tok".into(), 2.into());
-    ckpt.files
-        .insert("config.json".into(), serde_json::to_vec_pretty(&config)?);
+    retype_config(
+        ckpt,
+        "mixtral",
+        "MixtralForCausalLM",
+        &[
+            ("num_local_experts", experts.into()),
+            ("num_experts_per_tok", 2.into()),
+        ],
+    )?;
     Ok(layers)
 }
 
@@ -221,23 +212,34 @@ pub fn fuse_projections(ckpt: &mut Checkpoint) -> Result<usize> {
         bail!("no Llama layers to fuse");
     }
     ckpt.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    retype_config(ckpt, "phi3", "Phi3ForCausalLM", &[])?;
+    Ok(layers)
+}
+
+/// Rewrite config.json as another architecture's: `model_type`, `architectures` and the `extra` fields.
+fn retype_config(
+    ckpt: &mut Checkpoint,
+    model_type: &str,
+    architecture: &str,
+    extra: &[(&str, serde_json::Value)],
+) -> Result<()> {
     let bytes = ckpt
         .files
         .get("config.json")
-        .context("fusing rewrites config.json, and there is none")?;
+        .with_context(|| format!("a {model_type} layout needs config.json, and there is none"))?;
     let mut config: serde_json::Value =
         serde_json::from_slice(bytes).context("config.json is not JSON")?;
     let obj = config
         .as_object_mut()
         .context("config.json is not an object")?;
-    obj.insert("model_type".into(), "phi3".into());
-    obj.insert(
-        "architectures".into(),
-        serde_json::json!(["Phi3ForCausalLM"]),
-    );
+    obj.insert("model_type".into(), model_type.into());
+    obj.insert("architectures".into(), serde_json::json!([architecture]));
+    for (key, value) in extra {
+        obj.insert((*key).to_string(), value.clone());
+    }
     ckpt.files
         .insert("config.json".into(), serde_json::to_vec_pretty(&config)?);
-    Ok(layers)
+    Ok(())
 }
 
 #[cfg(test)]

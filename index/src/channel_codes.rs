@@ -303,8 +303,6 @@ impl ChannelFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anchors::ANCHOR_SET_VERSION;
-    use crate::schema::quantize_sample;
 
     fn normal(key: u64) -> f64 {
         crate::testutil::normal(0xC0DE, key)
@@ -312,21 +310,12 @@ mod tests {
 
     /// Signals with `anchors` present anchors and the given profiles (one per channel).
     fn signals(anchors: usize, profiles: &[Vec<f64>]) -> EmbeddingSignals {
-        let mut presence = vec![0u64; anchors.div_ceil(64)];
-        for i in 0..anchors {
-            presence[i / 64] |= 1 << (i % 64);
-        }
-        EmbeddingSignals {
-            anchor_set_version: ANCHOR_SET_VERSION,
-            presence,
-            anchor_log_norms: vec![0.0; anchors],
-            channel_ids: (0..profiles.len() as u32).collect(),
-            channel_profiles: profiles
-                .iter()
-                .flat_map(|p| p.iter().map(|&v| quantize_sample(v)))
-                .collect(),
-            ..Default::default()
-        }
+        let channels: Vec<(u32, Vec<f64>)> = profiles
+            .iter()
+            .enumerate()
+            .map(|(k, p)| (k as u32, p.clone()))
+            .collect();
+        crate::testutil::profiled_signals(anchors, &channels)
     }
 
     fn profiles(seed: u64, channels: usize, anchors: usize) -> Vec<Vec<f64>> {

@@ -109,3 +109,24 @@ pub fn fingerprint(id: &str, lineage: u64, noise: f64, own: u64) -> Fingerprint 
         },
     }
 }
+
+/// Embedding signals with anchors `0..anchors` present and one channel profile per entry of `channels`
+/// (`(channel id, standardised values at the anchors)`), nothing else: what channel matching and channel
+/// codes read.
+pub fn profiled_signals(anchors: usize, channels: &[(u32, Vec<f64>)]) -> EmbeddingSignals {
+    let mut presence = vec![0u64; anchors.div_ceil(64)];
+    for i in 0..anchors {
+        presence[i / 64] |= 1 << (i % 64);
+    }
+    EmbeddingSignals {
+        anchor_set_version: ANCHOR_SET_VERSION,
+        presence,
+        anchor_log_norms: vec![0.0; anchors],
+        channel_ids: channels.iter().map(|(id, _)| *id).collect(),
+        channel_profiles: channels
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|&v| quantize_sample(v)))
+            .collect(),
+        ..Default::default()
+    }
+}

@@ -183,32 +183,14 @@ pub fn match_channels(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Option<Chan
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anchors::ANCHOR_SET_VERSION;
-    use crate::schema::quantize_sample;
 
     /// A unit-variance value from a hash of `key`.
     fn normal(key: u64) -> f64 {
         crate::testutil::normal(0xC4A7, key)
     }
 
-    /// Embedding signals with `anchors` present anchors and one profile per entry of `channels`:
-    /// `channels[k] = (channel id, profile)`.
     fn signals(anchors: usize, channels: &[(u32, Vec<f64>)]) -> EmbeddingSignals {
-        let mut presence = vec![0u64; anchors.div_ceil(64)];
-        for i in 0..anchors {
-            presence[i / 64] |= 1 << (i % 64);
-        }
-        EmbeddingSignals {
-            anchor_set_version: ANCHOR_SET_VERSION,
-            presence,
-            anchor_log_norms: vec![0.0; anchors],
-            channel_ids: channels.iter().map(|(id, _)| *id).collect(),
-            channel_profiles: channels
-                .iter()
-                .flat_map(|(_, p)| p.iter().map(|&v| quantize_sample(v)))
-                .collect(),
-            ..Default::default()
-        }
+        crate::testutil::profiled_signals(anchors, channels)
     }
 
     /// A profile over `anchors` anchors: `shared` times a few directions common to every channel, plus the
