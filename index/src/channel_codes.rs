@@ -13,11 +13,12 @@
 //! most 2 codes, width-pruned, width-grown and residual-permuted derivatives 6–256.
 //!
 //! Each segment stores its records' codes as an inverted file ([`CHANNELS_FILE`], written by [`write`], read by
-//! [`ChannelFile`]): for every possible code (`TABLES · 2^BITS` of them) the records that have it. A query
-//! reads the postings of its own codes and rescores the records that share at least [`MIN_SHARED_CODES`] of
-//! them, the [`MAX_CODE_CANDIDATES`] that share most. The work is the postings read: 256 codes × count / 2 048
-//! records each (a code value is shared by chance by one channel in 65 536), ≈ 12 500 entries per 100 000
-//! records.
+//! [`ChannelFile`]): a table of slots sized to the segment (about sixteen postings each), and per slot the
+//! records whose codes hash there, each with an 8-bit check of its code. A query reads the slots of its own
+//! codes, keeps the postings whose check matches, and rescores the records that share at least
+//! [`MIN_SHARED_CODES`] codes, the [`MAX_CODE_CANDIDATES`] that share most. The work is the postings read:
+//! 256 codes × count / 2 048 records each (a code value is shared by chance by one channel in 65 536) plus the
+//! slots' other entries, ≈ 13 000 entries per 100 000 records.
 
 use crate::anchors::ANCHOR_SET_VERSION;
 use crate::composite::dot;
@@ -33,10 +34,8 @@ use std::path::{Path, PathBuf};
 pub const CHANNELS_FILE: &str = "channels.bin";
 /// File kind tag of [`CHANNELS_FILE`].
 pub const CHANNELS_KIND: [u8; 4] = *b"CHNL";
-/// Header: record count (u64), anchor set version (u32), tables (u16), bits (u16).
+/// Header: record count (u64), anchor set version (u32), tables, bits and slot bits (a byte each), a zero.
 const HEADER_LEN: usize = 16;
-/// Code values: one postings list each.
-const SLOTS: usize = TABLES << BITS;
 
 /// Codes per channel, each from its own projections.
 pub const TABLES: usize = 8;
@@ -130,25 +129,56 @@ pub fn shared_codes(a: &[u32], b: &[u32]) -> usize {
     n
 }
 
+/// Where a code's postings go: a slot of the segment's table (the low `slot_bits` of a hash of the code) and an
+/// 8-bit check (the top bits of the hash) that tells most codes sharing a slot apart.
+fn slot_and_check(code: u32, slot_bits: u32) -> (usize, u32) {
+    let h = splitmix64(code as u64 ^ SEED);
+    ((h & ((1 << slot_bits) - 1)) as usize, (h >> 56) as u32)
+}
+
+/// Slots for `postings` postings: about sixteen per slot, between 2⁶ and 2²⁰, so that a small segment (an
+/// ingest commit of 64 models) does not carry a table sized for millions. A record then shares a slot and a
+/// check with one of a query's codes by chance 256 · 256 / (slots · 256) ≈ 16 / records times in all: noise
+/// far below [`MIN_SHARED_CODES`] in any segment of more than a handful of records.
+fn slot_bits_for(postings: usize) -> u32 {
+    (postings / 16)
+        .max(1)
+        .next_power_of_two()
+        .trailing_zeros()
+        .clamp(6, 20)
+}
+
+/// Most records one file can index: a posting is the record number (24 bits) and the check (8 bits).
+pub const MAX_RECORDS: usize = 1 << 24;
+
 /// Write `dir/channels.bin` for a segment whose record `d` has the codes `codes[offsets[d]..offsets[d + 1]]`
-/// (codes of [`ANCHOR_SET_VERSION`] only). Postings are laid out by code value, records in increasing order.
+/// (codes of [`ANCHOR_SET_VERSION`] only). Postings are grouped by slot, records in increasing order within
+/// a slot.
 pub fn write(dir: &Path, codes: &[u32], offsets: &[u32]) -> Result<()> {
     let path = dir.join(CHANNELS_FILE);
     let io = |e: std::io::Error| Error::io(&path, e);
     let count = offsets.len().saturating_sub(1);
-    let mut starts = vec![0u32; SLOTS + 1];
+    let slot_bits = slot_bits_for(codes.len());
+    let slots = 1usize << slot_bits;
+    let mut starts = vec![0u32; slots + 1];
     for &c in codes {
-        starts[c as usize % SLOTS + 1] += 1;
+        starts[slot_and_check(c, slot_bits).0 + 1] += 1;
     }
-    for i in 0..SLOTS {
+    for i in 0..slots {
         starts[i + 1] += starts[i];
+    }
+    if count > MAX_RECORDS {
+        return Err(Error::corrupt(
+            &path,
+            format!("{count} records; a channel-code file indexes at most {MAX_RECORDS}"),
+        ));
     }
     let mut postings = vec![0u32; codes.len()];
     let mut next = starts.clone();
     for (doc, w) in offsets.windows(2).enumerate() {
         for &c in &codes[w[0] as usize..w[1] as usize] {
-            let slot = c as usize % SLOTS;
-            postings[next[slot] as usize] = doc as u32;
+            let (slot, check) = slot_and_check(c, slot_bits);
+            postings[next[slot] as usize] = (doc as u32) << 8 | check;
             next[slot] += 1;
         }
     }
@@ -157,10 +187,14 @@ pub fn write(dir: &Path, codes: &[u32], offsets: &[u32]) -> Result<()> {
     let mut header = [0u8; HEADER_LEN];
     header[0..8].copy_from_slice(&(count as u64).to_le_bytes());
     header[8..12].copy_from_slice(&ANCHOR_SET_VERSION.to_le_bytes());
-    header[12..14].copy_from_slice(&(TABLES as u16).to_le_bytes());
-    header[14..16].copy_from_slice(&(BITS as u16).to_le_bytes());
+    header[12] = TABLES as u8;
+    header[13] = BITS as u8;
+    header[14] = slot_bits as u8;
     w.write_all(&header).map_err(io)?;
-    for x in starts.iter().chain(&postings) {
+    for x in &starts {
+        w.write_all(&x.to_le_bytes()).map_err(io)?;
+    }
+    for x in &postings {
         w.write_all(&x.to_le_bytes()).map_err(io)?;
     }
     let (w, _) = w.finish(CHANNELS_KIND).map_err(io)?;
@@ -173,6 +207,7 @@ pub struct ChannelFile {
     path: PathBuf,
     map: Mmap,
     count: usize,
+    slot_bits: u32,
     postings: usize,
 }
 
@@ -185,64 +220,54 @@ impl ChannelFile {
         // read is bounds-checked.
         let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(&path, e))?;
         let (body, _) = footer::payload(&path, &map, CHANNELS_KIND)?;
-        if body.len() < HEADER_LEN + 4 * (SLOTS + 1) {
-            return Err(Error::corrupt(
-                &path,
-                "shorter than its header and code table",
-            ));
+        if body.len() < HEADER_LEN {
+            return Err(Error::corrupt(&path, "shorter than its header"));
         }
         let file_count = u64::from_le_bytes(body[0..8].try_into().unwrap_or_default());
         let version = u32::from_le_bytes(body[8..12].try_into().unwrap_or_default());
-        let (tables, bits) = (
-            u16::from_le_bytes([body[12], body[13]]) as usize,
-            u16::from_le_bytes([body[14], body[15]]) as usize,
-        );
-        if file_count != count as u64 || tables != TABLES || bits != BITS {
+        let (tables, bits, slot_bits) = (body[12] as usize, body[13] as usize, body[14] as u32);
+        if file_count != count as u64
+            || tables != TABLES
+            || bits != BITS
+            || !(6..=20).contains(&slot_bits)
+        {
             return Err(Error::corrupt(
                 &path,
                 format!(
-                    "{file_count} records, {tables} tables of {bits} bits; expected {count}, {TABLES} of {BITS}"
+                    "{file_count} records, {tables} tables of {bits} bits, 2^{slot_bits} slots; expected \
+                     {count}, {TABLES} of {BITS}"
                 ),
             ));
+        }
+        let slots = 1usize << slot_bits;
+        let table_end = HEADER_LEN + 4 * (slots + 1);
+        if body.len() < table_end {
+            return Err(Error::corrupt(&path, "shorter than its slot table"));
         }
         let table = |i: usize| {
             let at = HEADER_LEN + 4 * i;
             u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]) as usize
         };
-        let postings = table(SLOTS);
-        if body.len() != HEADER_LEN + 4 * (SLOTS + 1 + postings)
-            || (0..SLOTS).any(|i| table(i) > table(i + 1))
-        {
+        let postings = table(slots);
+        if body.len() != table_end + 4 * postings || (0..slots).any(|i| table(i) > table(i + 1)) {
             return Err(Error::corrupt(
                 &path,
-                "code table does not fit the postings",
+                "slot table does not fit the postings",
             ));
         }
-        if version != ANCHOR_SET_VERSION {
-            // Another anchor set: valid, but its codes cannot meet this build's queries.
-            return Ok(ChannelFile {
-                path,
-                map,
-                count: count as usize,
-                postings: 0,
-            });
-        }
+        // Another anchor set: valid, but its codes cannot meet this build's queries.
+        let postings = if version == ANCHOR_SET_VERSION {
+            postings
+        } else {
+            0
+        };
         Ok(ChannelFile {
             path,
             map,
             count: count as usize,
+            slot_bits,
             postings,
         })
-    }
-
-    fn body(&self) -> &[u8] {
-        &self.map[..self.map.len().saturating_sub(footer::FOOTER_LEN)]
-    }
-
-    fn word(&self, i: usize) -> u32 {
-        let at = HEADER_LEN + 4 * i;
-        let b = self.body();
-        u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
     }
 
     /// Records sharing at least `min_shared` of `codes` (a query's [`channel_codes`]) that `allow` accepts,
@@ -257,29 +282,35 @@ impl ChannelFile {
         if self.postings == 0 || codes.len() < min_shared {
             return Vec::new();
         }
-        // Count each record's shared codes (one counter per record, at most 256 each), then collect the
-        // records that reach `min_shared`, each once.
-        let body = self.body();
-        let postings_at = HEADER_LEN + 4 * (SLOTS + 1);
-        // The records holding code `c`, as little-endian u32s (the table was checked at open: in bounds).
-        let run = |c: u32| {
-            let slot = c as usize % SLOTS;
-            let (start, end) = (self.word(slot) as usize, self.word(slot + 1) as usize);
-            body[postings_at + 4 * start..postings_at + 4 * end.max(start)].chunks_exact(4)
+        let body = &self.map[..self.map.len().saturating_sub(footer::FOOTER_LEN)];
+        let slots = 1usize << self.slot_bits;
+        let postings_at = HEADER_LEN + 4 * (slots + 1);
+        let le32 =
+            |at: usize| u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
+        // The records holding code `c` (the table was checked at open: every range is in bounds).
+        let holders = |c: u32| {
+            let (slot, check) = slot_and_check(c, self.slot_bits);
+            let (start, end) = (
+                le32(HEADER_LEN + 4 * slot) as usize,
+                le32(HEADER_LEN + 4 * (slot + 1)) as usize,
+            );
+            (start..end.max(start))
+                .map(move |i| le32(postings_at + 4 * i))
+                .filter(move |p| p & 0xFF == check)
+                .map(|p| p >> 8)
         };
+        // Count each record's shared codes, then collect the records that reach `min_shared`, each once.
         let mut counts = vec![0u16; self.count];
         for &c in codes {
-            for b in run(c) {
-                let doc = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                if let Some(n) = counts.get_mut(doc) {
+            for doc in holders(c) {
+                if let Some(n) = counts.get_mut(doc as usize) {
                     *n = n.saturating_add(1);
                 }
             }
         }
         let mut out = Vec::new();
         for &c in codes {
-            for b in run(c) {
-                let doc = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            for doc in holders(c) {
                 if let Some(n) = counts.get_mut(doc as usize) {
                     if *n as usize >= min_shared && allow(doc) {
                         out.push((doc, *n as usize));
