@@ -8,8 +8,17 @@
 //! is checked when the file is written, by `index verify`, and when a small file is read whole.
 
 use crate::error::{Error, Result};
+use memmap2::Mmap;
 use std::io::Write;
 use std::path::Path;
+
+/// Memory-map a segment file (read-only), the one way every segment file is opened.
+pub fn map(path: &Path) -> Result<Mmap> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: segment files are immutable once listed in a manifest (never rewritten in place); every byte
+    // read through the map is bounds-checked by its reader, and records are validated before use.
+    unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, e))
+}
 
 /// Footer size in bytes.
 pub const FOOTER_LEN: usize = 24;

@@ -204,9 +204,7 @@ impl GraphFile {
     /// Map `dir/graph.bin` and check its footer and section sizes (O(layers), no pass over the data).
     pub fn open(dir: &Path, expected_count: u32) -> Result<GraphFile> {
         let path = dir.join(GRAPH_FILE);
-        let f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-        // SAFETY: segment files are immutable once listed in a manifest; every read below is bounds-checked.
-        let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(&path, e))?;
+        let map = footer::map(&path)?;
         let (body, _) = footer::payload(&path, &map, GRAPH_KIND)?;
         let bad = |what: String| Error::Graph {
             path: path.clone(),

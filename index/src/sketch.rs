@@ -92,10 +92,7 @@ impl SketchFile {
     /// Map `dir/sketch.bin` and check that it holds `count` sketches of vectors of `dim` coordinates.
     pub fn open(dir: &Path, count: u32, dim: usize) -> Result<SketchFile> {
         let path = dir.join(SKETCH_FILE);
-        let f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-        // SAFETY: segment files are immutable once listed in a manifest; the size is checked below and
-        // every read is bounds-checked.
-        let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(&path, e))?;
+        let map = footer::map(&path)?;
         let (body, _) = footer::payload(&path, &map, SKETCH_KIND)?;
         if body.len() < HEADER_LEN {
             return Err(Error::corrupt(&path, "no header"));

@@ -184,8 +184,9 @@ fn build(root: &Path, recipe: &Recipe, dir: &Path) -> Result<()> {
             }
         }
         Base::Stack(slices) => {
-            let sources = read_all(root, &recipe.base.sources())?;
-            let index = |id: &String| recipe.base.sources().iter().position(|s| s == id);
+            let ids = recipe.base.sources();
+            let sources = read_all(root, &ids)?;
+            let index = |id: &String| ids.iter().position(|s| s == id);
             let layers: Vec<(usize, usize)> = slices
                 .iter()
                 .flat_map(|(id, start, end)| (*start..*end).map(move |l| (id, l)))

@@ -35,13 +35,6 @@ pub struct SegmentReader {
     channels: Option<ChannelFile>,
 }
 
-fn map(path: &Path) -> Result<Mmap> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: segment files are immutable once listed in a manifest (never rewritten in place); every byte
-    // read through the map is bounds-checked, and records are validated before use.
-    unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, e))
-}
-
 fn le_u64(b: &[u8], at: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[at..at + 8]);
@@ -53,7 +46,7 @@ impl SegmentReader {
     pub fn open(segments_dir: &Path, meta: &SegmentMeta, dim: usize) -> Result<Self> {
         let dir = segments_dir.join(&meta.id);
         let rpath = dir.join(RECORDS_FILE);
-        let records = map(&rpath)?;
+        let records = footer::map(&rpath)?;
         let (body, _) = footer::payload(&rpath, &records, RECORDS_KIND)?;
         if body.len() < 16 {
             return Err(Error::corrupt(&rpath, "no record table"));
@@ -96,7 +89,7 @@ impl SegmentReader {
         }
 
         let vpath = dir.join(VECTORS_FILE);
-        let vectors = map(&vpath)?;
+        let vectors = footer::map(&vpath)?;
         let (vbody, _) = footer::payload(&vpath, &vectors, VECTORS_KIND)?;
         if vbody.len() < 16 {
             return Err(Error::corrupt(&vpath, "no header"));
