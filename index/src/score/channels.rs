@@ -80,13 +80,20 @@ impl Halves {
         let (nf, ns) = (positions.len().div_ceil(2), positions.len() / 2);
         let (sf, ss) = (stride(nf), stride(ns));
         let (mut first, mut second) = (vec![0i8; channels * sf], vec![0i8; channels * ss]);
-        for (k, profile) in e.channel_profiles.chunks_exact(present).enumerate() {
-            for (i, &p) in positions.iter().enumerate() {
-                if i % 2 == 0 {
-                    first[k * sf + i / 2] = profile[p];
-                } else {
-                    second[k * ss + i / 2] = profile[p];
-                }
+        let (even, odd): (Vec<usize>, Vec<usize>) = (
+            positions.iter().copied().step_by(2).collect(),
+            positions.iter().copied().skip(1).step_by(2).collect(),
+        );
+        let profiles = e.channel_profiles.chunks_exact(present);
+        for ((profile, f), s) in profiles
+            .zip(first.chunks_exact_mut(sf))
+            .zip(second.chunks_exact_mut(ss))
+        {
+            for (f, &p) in f.iter_mut().zip(&even) {
+                *f = profile[p];
+            }
+            for (s, &p) in s.iter_mut().zip(&odd) {
+                *s = profile[p];
             }
         }
         let first_sums = first.chunks_exact(sf).map(sums).collect();
@@ -128,12 +135,12 @@ pub fn match_channels(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Option<Chan
         hb.first_sums.iter().map(|&s| variance(s)).collect(),
     );
     let mut candidates = Vec::new();
-    let channels_a = ha.first.chunks_exact(sf).zip(&ha.first_sums).zip(&va);
-    for (i, ((x, &(sx, _)), &vx)) in channels_a.enumerate() {
-        let channels_b = hb.first.chunks_exact(sf).zip(&hb.first_sums).zip(&vb);
-        for (j, ((y, &(sy, _)), &vy)) in channels_b.enumerate() {
+    let nb = hb.first_sums.len();
+    let dots = all_dots(&ha.first, &hb.first, sf);
+    for (i, (&(sx, _), &vx)) in ha.first_sums.iter().zip(&va).enumerate() {
+        for (j, (&(sy, _), &vy)) in hb.first_sums.iter().zip(&vb).enumerate() {
             // r = cov / √(vx·vy) ≥ r_min, tested without a division or a root (most pairs fail it).
-            let cov = (n * dot(x, y) as i64 - sx * sy) as f64;
+            let cov = (n * dots[i * nb + j] as i64 - sx * sy) as f64;
             let vv = vx * vy;
             if cov > 0.0 && vv > 0.0 && cov * cov >= r_min * r_min * vv {
                 candidates.push((cov / vv.sqrt(), i, j));
@@ -180,6 +187,76 @@ pub fn match_channels(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Option<Chan
     })
 }
 
+/// The inner products of every row of `a` with every row of `b` (rows of `stride` values, a multiple of 64):
+/// `out[i · rows of b + j] = a_i · b_j`. Exact integer sums, so the same on any instruction set.
+fn all_dots(a: &[i8], b: &[i8], stride: usize) -> Vec<i32> {
+    #[cfg(target_arch = "x86_64")]
+    if stride.is_multiple_of(64)
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+    {
+        // SAFETY: the CPU supports these features (checked just above); the stride is a multiple of 4.
+        return unsafe { all_dots_vnni(a, b, stride) };
+    }
+    a.chunks_exact(stride)
+        .flat_map(|x| b.chunks_exact(stride).map(move |y| dot(x, y)))
+        .collect()
+}
+
+/// [`all_dots`] with AVX-512 VNNI, sixteen rows of `b` at a time in the sixteen lanes of a register, so that
+/// no sum is ever reduced across lanes (pair by pair, the reduction cost more than the products). `b` is
+/// interleaved first: lane `j` of block `g` holds values `4g..4g + 4` of row `j`; each `vpdpbusd` adds, in
+/// every lane, four products of `a_i`'s values `4g..4g + 4` (shifted into unsigned range, `+ 128`) with that
+/// lane's row. The shift's surplus, `128 · Σ b_j`, is taken off at the end.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX-512BW and AVX-512 VNNI, and `stride` must be a multiple of 4.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn all_dots_vnni(a: &[i8], b: &[i8], stride: usize) -> Vec<i32> {
+    use std::arch::x86_64::*;
+    const LANES: usize = 16;
+    let (na, nb) = (a.len() / stride, b.len() / stride);
+    let (groups, blocks) = (stride / 4, nb.div_ceil(LANES));
+    let mut interleaved = vec![0i8; blocks * groups * 4 * LANES];
+    let mut surplus = vec![0i32; blocks * LANES];
+    for (j, row) in b.chunks_exact(stride).enumerate() {
+        let (block, lane) = (j / LANES, j % LANES);
+        for (g, values) in row.chunks_exact(4).enumerate() {
+            let at = ((block * groups + g) * LANES + lane) * 4;
+            interleaved[at..at + 4].copy_from_slice(values);
+        }
+        surplus[j] = 128 * row.iter().map(|&v| v as i32).sum::<i32>();
+    }
+    let mut out = vec![0i32; na * nb];
+    let mut lanes = [0i32; LANES];
+    for (i, x) in a.chunks_exact(stride).enumerate() {
+        for block in 0..blocks {
+            let rows = &interleaved[block * groups * 4 * LANES..(block + 1) * groups * 4 * LANES];
+            let mut acc = _mm512_setzero_si512();
+            for (values, y) in x.chunks_exact(4).zip(rows.chunks_exact(4 * LANES)) {
+                let shifted = u32::from_le_bytes([
+                    values[0] as u8,
+                    values[1] as u8,
+                    values[2] as u8,
+                    values[3] as u8,
+                ]) ^ 0x8080_8080;
+                acc = _mm512_dpbusd_epi32(
+                    acc,
+                    _mm512_set1_epi32(shifted as i32),
+                    _mm512_loadu_si512(y.as_ptr().cast()),
+                );
+            }
+            let surplus = _mm512_loadu_si512(surplus[block * LANES..].as_ptr().cast());
+            _mm512_storeu_si512(lanes.as_mut_ptr().cast(), _mm512_sub_epi32(acc, surplus));
+            let first = block * LANES;
+            let take = LANES.min(nb - first);
+            out[i * nb + first..i * nb + first + take].copy_from_slice(&lanes[..take]);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +281,40 @@ mod tests {
                 shared * semantic + normal(seed << 20 | a as u64)
             })
             .collect()
+    }
+
+    #[test]
+    fn all_dots_are_the_pairwise_dots() {
+        for (na, nb, stride) in [
+            (1, 1, 64),
+            (32, 32, 128),
+            (15, 17, 64),
+            (33, 16, 192),
+            (7, 40, 256),
+        ] {
+            let row = |seed: u64, n: usize| -> Vec<i8> {
+                (0..n * stride)
+                    .map(|k| match k % 97 {
+                        0 => i8::MIN,
+                        1 => i8::MAX,
+                        _ => (normal(seed ^ k as u64) * 50.0).clamp(-128.0, 127.0) as i8,
+                    })
+                    .collect()
+            };
+            let (a, b) = (row(na as u64, na), row(1000 + nb as u64, nb));
+            let expected: Vec<i32> = a
+                .chunks_exact(stride)
+                .flat_map(|x| {
+                    b.chunks_exact(stride)
+                        .map(move |y| x.iter().zip(y).map(|(&p, &q)| p as i32 * q as i32).sum())
+                })
+                .collect();
+            assert_eq!(
+                all_dots(&a, &b, stride),
+                expected,
+                "{na} × {nb} rows of {stride}"
+            );
+        }
     }
 
     #[test]
