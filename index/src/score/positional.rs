@@ -7,7 +7,7 @@
 
 use crate::schema::{EmbeddingSignals, Stack, TensorEntry, TensorSamples, NO_LAYER};
 use rustc_hash::FxHashMap;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 /// Fewest paired samples for a positional correlation to be reported.
 pub const MIN_PAIRED_SAMPLES: usize = 64;
@@ -26,6 +26,42 @@ pub struct Pool {
 impl Pool {
     /// Add the common prefix of two sample runs.
     pub fn add(&mut self, a: &[i8], b: &[i8]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the CPU supports AVX-512BW (checked just above).
+            return unsafe { self.add_avx512(a, b) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { self.add_avx2(a, b) };
+        }
+        self.add_inline(a, b)
+    }
+
+    /// [`Pool::add`] compiled for AVX-512BW (the baseline target has SSE2 only; integer sums, so the same
+    /// result on any instruction set).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512BW.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512bw")]
+    unsafe fn add_avx512(&mut self, a: &[i8], b: &[i8]) {
+        self.add_inline(a, b)
+    }
+
+    /// [`Pool::add`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn add_avx2(&mut self, a: &[i8], b: &[i8]) {
+        self.add_inline(a, b)
+    }
+
+    #[inline(always)]
+    fn add_inline(&mut self, a: &[i8], b: &[i8]) {
         let n = a.len().min(b.len());
         let (mut dot, mut aa, mut bb) = (0i32, 0i32, 0i32);
         // i32 partial sums are exact for runs of up to 2³¹ / 127² ≈ 133,000 samples; longer runs are chunked.
@@ -74,7 +110,7 @@ pub fn fisher_z(r: f64, n: usize) -> f64 {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LayerAlignment {
     /// `(stack, layer of A) → layer of B`.
-    pub map: HashMap<(Stack, u16), u16>,
+    pub map: FxHashMap<(Stack, u16), u16>,
     /// Whether any stack needed a best-match search (layer counts differ).
     pub searched: bool,
     /// Expected inflation of the pooled z under the null from that search (subtract it).
@@ -83,38 +119,76 @@ pub struct LayerAlignment {
     pub summary: String,
 }
 
-type Key<'a> = (Stack, u16, &'a str, [u32; 2]);
-
-// Fx hashing: these maps are rebuilt for every rescored candidate of a query, from keys we produced.
-fn index(s: &TensorSamples) -> FxHashMap<Key<'_>, &TensorEntry> {
-    s.entries
-        .iter()
-        .map(|e| ((e.stack, e.layer, s.role_name(e), s.shape_of(e)), e))
-        .collect()
+/// B's entries keyed by (stack, layer, role, shape), for looking up the entries of A. These are rebuilt for
+/// every rescored candidate of a query, so role names are matched once per name, through a table from A's
+/// role indices to ids of B's names, rather than hashed at every lookup (Fx hashing: keys we produced).
+struct Entries<'a> {
+    by_key: FxHashMap<(Stack, u16, u32, [u32; 2]), &'a TensorEntry>,
+    /// The id of the name of A's role `r` among B's names, for `r` in `0..=a.roles.len()` (the last for every
+    /// index out of range, which [`TensorSamples::role_name`] names `"?"`).
+    a_roles: Vec<Option<u32>>,
 }
 
-fn layers_by_stack(s: &TensorSamples) -> HashMap<Stack, Vec<u16>> {
-    let mut out: HashMap<Stack, BTreeSet<u16>> = HashMap::new();
-    for e in s.entries.iter().filter(|e| e.layer != NO_LAYER) {
-        out.entry(e.stack).or_default().insert(e.layer);
+impl<'a> Entries<'a> {
+    fn new(a: &TensorSamples, b: &'a TensorSamples) -> Entries<'a> {
+        let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut by_key = FxHashMap::default();
+        for e in &b.entries {
+            let next = ids.len() as u32;
+            let id = *ids.entry(b.role_name(e)).or_insert(next);
+            // A repeated key keeps its last entry.
+            by_key.insert((e.stack, e.layer, id, b.shape_of(e)), e);
+        }
+        let a_roles = (0..=a.roles.len())
+            .map(|r| ids.get(a.roles.get(r).map_or("?", String::as_str)).copied())
+            .collect();
+        Entries { by_key, a_roles }
     }
-    out.into_iter()
-        .map(|(k, v)| (k, v.into_iter().collect()))
-        .collect()
+
+    /// B's entry of the same role and shape as A's entry `e`, in B's `layer` of `stack`.
+    fn get(
+        &self,
+        a: &TensorSamples,
+        e: &TensorEntry,
+        stack: Stack,
+        layer: u16,
+    ) -> Option<&'a TensorEntry> {
+        let role = self.a_roles[(e.role as usize).min(self.a_roles.len() - 1)]?;
+        self.by_key
+            .get(&(stack, layer, role, a.shape_of(e)))
+            .copied()
+    }
+}
+
+/// The layers of each stack, in order.
+fn layers_by_stack(s: &TensorSamples) -> BTreeMap<Stack, Vec<u16>> {
+    let mut layers: Vec<(Stack, u16)> = s
+        .entries
+        .iter()
+        .filter(|e| e.layer != NO_LAYER)
+        .map(|e| (e.stack, e.layer))
+        .collect();
+    layers.sort_unstable();
+    layers.dedup();
+    let mut out: BTreeMap<Stack, Vec<u16>> = BTreeMap::new();
+    for (stack, layer) in layers {
+        out.entry(stack).or_default().push(layer);
+    }
+    out
 }
 
 /// Pool of one layer of A against one layer of B (entries matched by role and shape).
 fn layer_pool(
     a: &TensorSamples,
     a_layer: &[&TensorEntry],
-    b_index: &FxHashMap<Key<'_>, &TensorEntry>,
+    b_index: &Entries<'_>,
     b: &TensorSamples,
     stack: Stack,
     lb: u16,
 ) -> Pool {
     let mut pool = Pool::default();
     for e in a_layer {
-        if let Some(f) = b_index.get(&(stack, lb, a.role_name(e), a.shape_of(e))) {
+        if let Some(f) = b_index.get(a, e, stack, lb) {
             pool.add(a.samples(e), b.samples(f));
         }
     }
@@ -126,7 +200,7 @@ fn layer_pool(
 /// students keep a subset of their teacher's layers).
 pub fn align_layers(a: &TensorSamples, b: &TensorSamples) -> LayerAlignment {
     let (la, lb) = (layers_by_stack(a), layers_by_stack(b));
-    let b_index = index(b);
+    let b_index = Entries::new(a, b);
     let mut a_by_layer: FxHashMap<(Stack, u16), Vec<&TensorEntry>> = FxHashMap::default();
     let mut alignment = LayerAlignment::default();
     let mut notes = Vec::new();
@@ -181,7 +255,7 @@ pub fn align_layers(a: &TensorSamples, b: &TensorSamples) -> LayerAlignment {
 
 /// Pool every matched entry of A and B under a layer alignment (non-layer tensors match by name and shape).
 pub fn pooled(a: &TensorSamples, b: &TensorSamples, alignment: &LayerAlignment) -> Pool {
-    let b_index = index(b);
+    let b_index = Entries::new(a, b);
     let mut pool = Pool::default();
     for e in &a.entries {
         let lb = if e.layer == NO_LAYER {
@@ -190,7 +264,7 @@ pub fn pooled(a: &TensorSamples, b: &TensorSamples, alignment: &LayerAlignment) 
             alignment.map.get(&(e.stack, e.layer)).copied()
         };
         let Some(lb) = lb else { continue };
-        if let Some(f) = b_index.get(&(e.stack, lb, a.role_name(e), a.shape_of(e))) {
+        if let Some(f) = b_index.get(a, e, e.stack, lb) {
             pool.add(a.samples(e), b.samples(f));
         }
     }
@@ -240,20 +314,24 @@ pub fn layer_energy_similarity(a: &TensorSamples, b: &TensorSamples) -> Option<(
     pearson(&xs, &ys).map(|r| (r, xs.len()))
 }
 
-fn energy_profile(s: &TensorSamples) -> HashMap<Stack, Vec<f64>> {
-    let mut sums: HashMap<Stack, std::collections::BTreeMap<u16, (f64, usize)>> = HashMap::new();
+/// Each stack's mean `ln RMS` per layer, layers in order; stacks in a fixed order, so that LEP's sums are
+/// added up in the same order every time.
+fn energy_profile(s: &TensorSamples) -> BTreeMap<Stack, Vec<f64>> {
+    let mut sums: BTreeMap<(Stack, u16), (f64, usize)> = BTreeMap::new();
     for e in s
         .entries
         .iter()
         .filter(|e| e.layer != NO_LAYER && s.shape_of(e)[0] > 1)
     {
-        let slot = sums.entry(e.stack).or_default().entry(e.layer).or_default();
+        let slot = sums.entry((e.stack, e.layer)).or_default();
         slot.0 += e.log_rms as f64;
         slot.1 += 1;
     }
-    sums.into_iter()
-        .map(|(k, v)| (k, v.values().map(|(s, n)| s / *n as f64).collect()))
-        .collect()
+    let mut out: BTreeMap<Stack, Vec<f64>> = BTreeMap::new();
+    for ((stack, _), (sum, n)) in sums {
+        out.entry(stack).or_default().push(sum / n as f64);
+    }
+    out
 }
 
 /// Linear-interpolation resampling of a profile to `m` points (positions linspace(0, 1)).
@@ -312,6 +390,101 @@ mod tests {
         let mut few = Pool::default();
         few.add(&a[..10], &a[..10]);
         assert_eq!(few.r(), None);
+    }
+
+    /// Samples with the given role table and entries `(stack, layer, role index, shape index)`, 80 values each.
+    fn samples(roles: &[&str], entries: &[(Stack, u16, u16, u16)], seed: u64) -> TensorSamples {
+        let mut values = Vec::new();
+        let entries = entries
+            .iter()
+            .map(|&(stack, layer, role, shape)| {
+                let start = values.len() as u32;
+                values.extend(
+                    (0..80).map(|k| (crate::testutil::normal(seed, start as u64 + k) * 30.0) as i8),
+                );
+                TensorEntry {
+                    stack,
+                    layer,
+                    role,
+                    shape,
+                    len: 80,
+                    start,
+                    log_rms: 0.0,
+                }
+            })
+            .collect();
+        TensorSamples {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            shapes: vec![[8, 8], [8, 16]],
+            entries,
+            values,
+        }
+    }
+
+    /// The lookup's definition: B's entries by (stack, layer, role name, shape), a repeated key keeping its last
+    /// entry, and A's entries looked up by their role's name (`"?"` out of range).
+    fn pooled_by_names(a: &TensorSamples, b: &TensorSamples, alignment: &LayerAlignment) -> Pool {
+        let index: std::collections::HashMap<_, _> = b
+            .entries
+            .iter()
+            .map(|e| ((e.stack, e.layer, b.role_name(e), b.shape_of(e)), e))
+            .collect();
+        let mut pool = Pool::default();
+        for e in &a.entries {
+            let lb = if e.layer == NO_LAYER {
+                Some(NO_LAYER)
+            } else {
+                alignment.map.get(&(e.stack, e.layer)).copied()
+            };
+            let Some(lb) = lb else { continue };
+            if let Some(f) = index.get(&(e.stack, lb, a.role_name(e), a.shape_of(e))) {
+                pool.add(a.samples(e), b.samples(f));
+            }
+        }
+        pool
+    }
+
+    #[test]
+    fn entries_are_matched_by_role_name_and_shape() {
+        use Stack::{Decoder, Encoder, Main};
+        let a = samples(
+            &["attn_q", "mlp_up", "norm"],
+            &[
+                (Main, 0, 0, 0),
+                (Main, 0, 1, 1),
+                (Main, 1, 0, 0),
+                (Main, 1, 2, 1), // no such role in B
+                (Main, 1, 9, 0), // a role index out of range: named "?"
+                (Encoder, 0, 1, 1),
+                (Decoder, 0, 0, 0),
+                (Main, NO_LAYER, 1, 0),
+            ],
+            1,
+        );
+        // B names the roles in another order, twice for one of them, and has a "?" role.
+        let b = samples(
+            &["mlp_up", "attn_q", "?", "attn_q"],
+            &[
+                (Main, 0, 1, 0),
+                (Main, 0, 0, 1),
+                (Main, 1, 3, 0),
+                (Main, 1, 1, 0), // the same key again: the last entry wins
+                (Main, 1, 2, 0),
+                (Main, 1, 0, 0), // right role, other shape than A's
+                (Encoder, 0, 0, 1),
+                (Decoder, 0, 3, 1), // right role, other shape
+                (Main, NO_LAYER, 0, 0),
+            ],
+            2,
+        );
+        for (x, y) in [(&a, &b), (&b, &a), (&a, &a)] {
+            let alignment = align_layers(x, y);
+            let pool = pooled(x, y, &alignment);
+            assert_eq!(pool, pooled_by_names(x, y, &alignment));
+        }
+        let alignment = align_layers(&a, &b);
+        // Main 0: attn_q and mlp_up; Main 1: attn_q (B's last entry) and "?"; Encoder 0: mlp_up; no layer: mlp_up.
+        assert_eq!(pooled(&a, &b, &alignment).n, 6 * 80);
     }
 
     #[test]
