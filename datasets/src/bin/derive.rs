@@ -14,10 +14,20 @@ use datasets::synth::{build, Family, Spec};
 use datasets::{derive, grow, residual, vocab_edit, Checkpoint, Storage};
 use std::path::Path;
 
+const USAGE: &str = "usage: derive SRC DST OP...
+       derive --synth llama|gpt2|bert DST [seed=S]
+OP = f32 | f16 | bf16 | int8 | int4 | noise=REL | fresh | lora=RANK,REL | prune=FRACTION | shards=N | seed=S
+   | drop=L1,L2,.. | permute | rescale=SPREAD | vocab-prune=KEEP | vocab-extend=N | stack=L1,L2,..
+   | grow=WIDTH | upcycle=EXPERTS | fuse   (applied in order; seed= sets the seed of the ones after it)";
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     if args.len() < 2 {
-        bail!("usage: derive SRC DST OP... | derive --synth llama|gpt2|bert DST [seed=S]");
+        bail!("{USAGE}");
     }
     let (mut ckpt, dst, ops) = if args[0] == "--synth" {
         let family = match args[1].as_str() {

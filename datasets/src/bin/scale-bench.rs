@@ -36,6 +36,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+const USAGE: &str = "usage: scale-bench --count N [--dir DIR] [--keep] [--reuse] [--queries Q] \
+     [--recall-queries R] [--floor-queries F] [--top-k K] [--candidates C] [--min-candidates M] [--floor F] \
+     [--ef E] [--seed S] [--batch B] [--sketch-share S] [--expand E]
+       scale-bench --separation N
+prints one JSON line; see the module docs of datasets/src/bin/scale-bench.rs for every field";
+
 struct Args {
     count: usize,
     dir: Option<PathBuf>,
@@ -94,7 +100,11 @@ fn parse() -> Result<Args> {
             "--expand" => a.expand = value()?.parse()?,
             "--floor-queries" => a.floor_queries = value()?.parse()?,
             "--sketch-share" => a.sketch_share = value()?.parse()?,
-            other => bail!("unknown flag {other}"),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown flag {other}\n{USAGE}"),
         }
     }
     Ok(a)
