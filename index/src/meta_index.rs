@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::schema::Fingerprint;
 use roaring::RoaringBitmap;
 use std::path::{Path, PathBuf};
-use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
+use tantivy::columnar::Column;
 use tantivy::query::{QueryParser, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, INDEXED, STORED, STRING, TEXT};
 use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
@@ -224,22 +225,10 @@ impl MetaReader {
     }
 
     fn docs_of(&self, query: &dyn tantivy::query::Query) -> Result<RoaringBitmap> {
-        let searcher = self.reader.searcher();
-        let hits = searcher
-            .search(query, &DocSetCollector)
-            .map_err(|e| Error::meta(&self.dir, e))?;
-        let mut out = RoaringBitmap::new();
-        for addr in hits {
-            let seg = searcher.segment_reader(addr.segment_ord);
-            let column = seg
-                .fast_fields()
-                .u64("doc")
-                .map_err(|e| Error::meta(&self.dir, e))?;
-            if let Some(d) = column.first(addr.doc_id) {
-                out.insert(d as u32);
-            }
-        }
-        Ok(out)
+        self.reader
+            .searcher()
+            .search(query, &RecordNumbers)
+            .map_err(|e| Error::meta(&self.dir, e))
     }
 
     /// Records matching a tantivy query string (the filter language), as a bitmap of record numbers.
@@ -324,4 +313,98 @@ pub fn check_query(query: &str) -> Result<()> {
         query: query.to_string(),
         detail: e.to_string(),
     })
+}
+
+/// A tantivy collector of the matching documents' record numbers (their `doc` fast field), as a bitmap. Each
+/// tantivy segment's column is opened once, not once per hit (a broad `--filter` matches most of an index).
+struct RecordNumbers;
+
+impl Collector for RecordNumbers {
+    type Fruit = RoaringBitmap;
+    type Child = SegmentRecordNumbers;
+
+    fn for_segment(
+        &self,
+        _segment_ord: tantivy::SegmentOrdinal,
+        segment: &tantivy::SegmentReader,
+    ) -> tantivy::Result<SegmentRecordNumbers> {
+        Ok(SegmentRecordNumbers {
+            column: segment.fast_fields().u64("doc")?,
+            records: RoaringBitmap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<RoaringBitmap>) -> tantivy::Result<RoaringBitmap> {
+        Ok(fruits
+            .into_iter()
+            .fold(RoaringBitmap::new(), |all, b| all | b))
+    }
+}
+
+struct SegmentRecordNumbers {
+    column: Column<u64>,
+    records: RoaringBitmap,
+}
+
+impl SegmentCollector for SegmentRecordNumbers {
+    type Fruit = RoaringBitmap;
+
+    fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
+        if let Some(record) = self.column.first(doc) {
+            self.records.insert(record as u32);
+        }
+    }
+
+    fn harvest(self) -> RoaringBitmap {
+        self.records
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_and_exact_lookups_give_the_record_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = MetaWriter::create(dir.path()).unwrap();
+        // Record numbers that are not tantivy's document ids.
+        let record = |i: u32| 7 * i + 3;
+        for i in 0..60 {
+            let mut f =
+                crate::testutil::fingerprint(&format!("org/m-{i}"), i as u64, 0.0, i as u64);
+            f.metadata.model_type = if i % 3 == 0 { "llama" } else { "bert" }.into();
+            w.add(record(i) as u64, &f).unwrap();
+        }
+        w.finish().unwrap();
+        let r = MetaReader::open(dir.path()).unwrap();
+        let llamas: RoaringBitmap = (0..60).filter(|i| i % 3 == 0).map(record).collect();
+        assert_eq!(r.filter("model_type:llama").unwrap(), llamas);
+        assert_eq!(
+            r.filter("model_type:llama OR model_type:bert")
+                .unwrap()
+                .len(),
+            60
+        );
+        assert!(r.filter("model_type:gpt2").unwrap().is_empty());
+        let id = r.fields().id;
+        assert_eq!(
+            r.exact(id, "org/m-5").unwrap(),
+            RoaringBitmap::from_iter([record(5)])
+        );
+        assert_eq!(
+            r.exact_at_most(id, "org/m-5", 1).unwrap(),
+            Some(RoaringBitmap::from_iter([record(5)]))
+        );
+        let model_type = r.fields().model_type;
+        assert_eq!(r.exact_at_most(model_type, "llama", 19).unwrap(), None);
+        assert_eq!(
+            r.exact_at_most(model_type, "llama", 20).unwrap(),
+            Some(llamas)
+        );
+    }
 }
