@@ -488,6 +488,35 @@ mod tests {
     }
 
     #[test]
+    fn lep_adds_stacks_in_a_fixed_order() {
+        use Stack::{Decoder, Encoder};
+        // Two stacks of six layers, one matrix each, with their own `ln RMS`.
+        let stacks = |seed: u64| {
+            let entries: Vec<_> = [Encoder, Decoder]
+                .into_iter()
+                .flat_map(|s| (0..6u16).map(move |l| (s, l, 0u16, 0u16)))
+                .collect();
+            let mut t = samples(&["attn_q"], &entries, seed);
+            // Encoder values far larger than the decoder's: floating-point sums of them depend on the order.
+            for (k, e) in t.entries.iter_mut().enumerate() {
+                let scale = if e.stack == Encoder { 3.0e7 } else { 0.1 };
+                e.log_rms = (scale * (1.0 + crate::testutil::normal(seed, 1000 + k as u64))) as f32;
+            }
+            t
+        };
+        let (a, b) = (stacks(3), stacks(4));
+        let profile = |t: &TensorSamples| -> Vec<f64> {
+            t.entries.iter().map(|e| e.log_rms as f64).collect()
+        };
+        // Encoder before decoder: the order of `Stack`.
+        let expected = pearson(&profile(&a), &profile(&b)).map(|r| (r, 12));
+        for _ in 0..16 {
+            // Bit for bit, every time (with a HashMap per call, its random order could change the sums).
+            assert_eq!(layer_energy_similarity(&a, &b), expected);
+        }
+    }
+
+    #[test]
     fn resample_and_pearson() {
         assert_eq!(resample(&[0.0, 1.0, 2.0], 5), vec![0.0, 0.5, 1.0, 1.5, 2.0]);
         assert!((pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.5]).unwrap() - 0.9986).abs() < 1e-3);
