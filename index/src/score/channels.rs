@@ -80,20 +80,28 @@ impl Halves {
         let (nf, ns) = (positions.len().div_ceil(2), positions.len() / 2);
         let (sf, ss) = (stride(nf), stride(ns));
         let (mut first, mut second) = (vec![0i8; channels * sf], vec![0i8; channels * ss]);
-        let (even, odd): (Vec<usize>, Vec<usize>) = (
-            positions.iter().copied().step_by(2).collect(),
-            positions.iter().copied().skip(1).step_by(2).collect(),
-        );
+        // Runs of consecutive positions (anchors go missing in groups, so runs are long): within a run the
+        // halves take alternate values of one slice of each profile.
+        let mut runs: Vec<(usize, usize)> = Vec::new(); // (first index into `positions`, length)
+        for (i, &p) in positions.iter().enumerate() {
+            match runs.last_mut() {
+                Some((start, len)) if positions[*start] + *len == p => *len += 1,
+                _ => runs.push((i, 1)),
+            }
+        }
         let profiles = e.channel_profiles.chunks_exact(present);
         for ((profile, f), s) in profiles
             .zip(first.chunks_exact_mut(sf))
             .zip(second.chunks_exact_mut(ss))
         {
-            for (f, &p) in f.iter_mut().zip(&even) {
-                *f = profile[p];
-            }
-            for (s, &p) in s.iter_mut().zip(&odd) {
-                *s = profile[p];
+            for &(i, len) in &runs {
+                let values = &profile[positions[i]..positions[i] + len];
+                // Position index i goes to half i % 2, at i / 2.
+                if i % 2 == 0 {
+                    split_alternate(values, &mut f[i / 2..], &mut s[i / 2..]);
+                } else {
+                    split_alternate(values, &mut s[i / 2..], &mut f[i / 2 + 1..]);
+                }
             }
         }
         let first_sums = first.chunks_exact(sf).map(sums).collect();
@@ -102,6 +110,20 @@ impl Halves {
             second,
             first_sums,
         })
+    }
+}
+
+/// `evens[k] = values[2k]` and `odds[k] = values[2k + 1]`, for the values there are.
+fn split_alternate(values: &[i8], evens: &mut [i8], odds: &mut [i8]) {
+    let pairs = values.chunks_exact(2);
+    let last = pairs.remainder().first().copied();
+    let n = pairs.len();
+    for ((pair, e), o) in pairs.zip(&mut evens[..n]).zip(&mut odds[..n]) {
+        *e = pair[0];
+        *o = pair[1];
+    }
+    if let Some(v) = last {
+        evens[n] = v;
     }
 }
 
@@ -281,6 +303,48 @@ mod tests {
                 shared * semantic + normal(seed << 20 | a as u64)
             })
             .collect()
+    }
+
+    #[test]
+    fn halves_split_the_shared_positions_alternately() {
+        let anchors = 90;
+        let channels: Vec<(u32, Vec<f64>)> = (0..5)
+            .map(|k| {
+                (
+                    k,
+                    (0..anchors)
+                        .map(|a| normal(k as u64 * 1000 + a as u64))
+                        .collect(),
+                )
+            })
+            .collect();
+        let e = signals(anchors, &channels);
+        let sets: Vec<Vec<usize>> = vec![
+            (0..anchors).collect(),
+            (3..40).chain(41..42).chain(50..89).collect(), // runs at odd and even indices, a singleton
+            (0..anchors).step_by(2).collect(),             // no run longer than one
+            vec![7],
+            (0..anchors).filter(|p| p % 7 != 3).collect(),
+        ];
+        for positions in sets {
+            let h = Halves::new(&e, positions.iter().copied()).unwrap();
+            let (sf, ss) = (
+                stride(positions.len().div_ceil(2)),
+                stride(positions.len() / 2),
+            );
+            for (k, profile) in e.channel_profiles.chunks_exact(anchors).enumerate() {
+                let (mut f, mut s) = (vec![0i8; sf], vec![0i8; ss]);
+                for (i, &p) in positions.iter().enumerate() {
+                    if i % 2 == 0 {
+                        f[i / 2] = profile[p];
+                    } else {
+                        s[i / 2] = profile[p];
+                    }
+                }
+                assert_eq!(&h.first[k * sf..(k + 1) * sf], &f[..], "{positions:?}");
+                assert_eq!(&h.second[k * ss..(k + 1) * ss], &s[..], "{positions:?}");
+            }
+        }
     }
 
     #[test]
