@@ -3,7 +3,7 @@
 //! models of different widths (distillation, scaled transfer), and token-keyed, so they survive vocabulary
 //! changes.
 
-use super::positional::pearson;
+use super::positional::{pearson, PairedSums};
 use crate::schema::EmbeddingSignals;
 
 /// Fewest shared anchors for EAS/END to be reported.
@@ -133,61 +133,15 @@ impl IntegerPearson {
         self.xy += x * y;
     }
 
-    /// Add two aligned runs (vectorised: i32 partial sums, exact for runs below 2³¹ / 127² entries). Integer
-    /// sums, so the same result on any instruction set.
+    /// Add two aligned runs (their common prefix).
     fn add_runs(&mut self, xs: &[i8], ys: &[i8]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512bw") {
-            // SAFETY: the CPU supports AVX-512BW (checked just above).
-            return unsafe { self.add_runs_avx512(xs, ys) };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { self.add_runs_avx2(xs, ys) };
-        }
-        self.add_runs_inline(xs, ys)
-    }
-
-    /// [`IntegerPearson::add_runs`] compiled for AVX-512BW (the baseline target has SSE2 only).
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512BW.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512bw")]
-    unsafe fn add_runs_avx512(&mut self, xs: &[i8], ys: &[i8]) {
-        self.add_runs_inline(xs, ys)
-    }
-
-    /// [`IntegerPearson::add_runs`] compiled for AVX2.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn add_runs_avx2(&mut self, xs: &[i8], ys: &[i8]) {
-        self.add_runs_inline(xs, ys)
-    }
-
-    #[inline(always)]
-    fn add_runs_inline(&mut self, xs: &[i8], ys: &[i8]) {
-        for (cx, cy) in xs.chunks(65_536).zip(ys.chunks(65_536)) {
-            let (mut x, mut y, mut xx, mut yy, mut xy) = (0i32, 0i32, 0i32, 0i32, 0i32);
-            for (&a, &b) in cx.iter().zip(cy) {
-                let (a, b) = (a as i32, b as i32);
-                x += a;
-                y += b;
-                xx += a * a;
-                yy += b * b;
-                xy += a * b;
-            }
-            self.n += cx.len().min(cy.len()) as i64;
-            self.x += x as i64;
-            self.y += y as i64;
-            self.xx += xx as i64;
-            self.yy += yy as i64;
-            self.xy += xy as i64;
-        }
+        let s = PairedSums::of(xs, ys);
+        self.n += s.n;
+        self.x += s.x;
+        self.y += s.y;
+        self.xx += s.xx;
+        self.yy += s.yy;
+        self.xy += s.xy;
     }
 
     /// The correlation; `None` for fewer than 3 points or a constant side (like [`pearson`]).

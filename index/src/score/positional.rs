@@ -26,58 +26,11 @@ pub struct Pool {
 impl Pool {
     /// Add the common prefix of two sample runs.
     pub fn add(&mut self, a: &[i8], b: &[i8]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512bw") {
-            // SAFETY: the CPU supports AVX-512BW (checked just above).
-            return unsafe { self.add_avx512(a, b) };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { self.add_avx2(a, b) };
-        }
-        self.add_inline(a, b)
-    }
-
-    /// [`Pool::add`] compiled for AVX-512BW (the baseline target has SSE2 only; integer sums, so the same
-    /// result on any instruction set).
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512BW.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512bw")]
-    unsafe fn add_avx512(&mut self, a: &[i8], b: &[i8]) {
-        self.add_inline(a, b)
-    }
-
-    /// [`Pool::add`] compiled for AVX2.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn add_avx2(&mut self, a: &[i8], b: &[i8]) {
-        self.add_inline(a, b)
-    }
-
-    #[inline(always)]
-    fn add_inline(&mut self, a: &[i8], b: &[i8]) {
-        let n = a.len().min(b.len());
-        let (mut dot, mut aa, mut bb) = (0i32, 0i32, 0i32);
-        // i32 partial sums are exact for runs of up to 2³¹ / 127² ≈ 133,000 samples; longer runs are chunked.
-        for (ca, cb) in a[..n].chunks(65_536).zip(b[..n].chunks(65_536)) {
-            for (&x, &y) in ca.iter().zip(cb) {
-                let (x, y) = (x as i32, y as i32);
-                dot += x * y;
-                aa += x * x;
-                bb += y * y;
-            }
-            self.dot += dot as i64;
-            self.aa += aa as i64;
-            self.bb += bb as i64;
-            (dot, aa, bb) = (0, 0, 0);
-        }
-        self.n += n;
+        let sums = PairedSums::of(a, b);
+        self.dot += sums.xy;
+        self.aa += sums.xx;
+        self.bb += sums.yy;
+        self.n += sums.n as usize;
     }
 
     /// Merge another pool.
@@ -104,6 +57,82 @@ impl Pool {
 /// `atanh(r)·√n` (r clamped short of ±1, where atanh is infinite).
 pub fn fisher_z(r: f64, n: usize) -> f64 {
     r.clamp(-0.999_999, 0.999_999).atanh() * (n as f64).sqrt()
+}
+
+/// Exact sums over the common prefix of two `i8` runs: count, Σx, Σy, Σx², Σy², Σxy. What every correlation
+/// of stored samples is computed from (this runs for every rescored candidate of a query).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct PairedSums {
+    pub n: i64,
+    pub x: i64,
+    pub y: i64,
+    pub xx: i64,
+    pub yy: i64,
+    pub xy: i64,
+}
+
+impl PairedSums {
+    /// The sums of `a` and `b` (vectorised: integer arithmetic, so the same on any instruction set).
+    pub fn of(a: &[i8], b: &[i8]) -> PairedSums {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the CPU supports AVX-512BW (checked just above).
+            return unsafe { Self::of_avx512(a, b) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { Self::of_avx2(a, b) };
+        }
+        Self::of_inline(a, b)
+    }
+
+    /// [`PairedSums::of`] compiled for AVX-512BW (the crate's baseline target has SSE2 only).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512BW.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512bw")]
+    unsafe fn of_avx512(a: &[i8], b: &[i8]) -> PairedSums {
+        Self::of_inline(a, b)
+    }
+
+    /// [`PairedSums::of`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn of_avx2(a: &[i8], b: &[i8]) -> PairedSums {
+        Self::of_inline(a, b)
+    }
+
+    #[inline(always)]
+    fn of_inline(a: &[i8], b: &[i8]) -> PairedSums {
+        let n = a.len().min(b.len());
+        let mut sums = PairedSums {
+            n: n as i64,
+            ..PairedSums::default()
+        };
+        // i32 partial sums are exact for runs of up to 2³¹ / 127² ≈ 133,000 values; longer runs are chunked.
+        for (ca, cb) in a[..n].chunks(65_536).zip(b[..n].chunks(65_536)) {
+            let (mut x, mut y, mut xx, mut yy, mut xy) = (0i32, 0i32, 0i32, 0i32, 0i32);
+            for (&p, &q) in ca.iter().zip(cb) {
+                let (p, q) = (p as i32, q as i32);
+                x += p;
+                y += q;
+                xx += p * p;
+                yy += q * q;
+                xy += p * q;
+            }
+            sums.x += x as i64;
+            sums.y += y as i64;
+            sums.xx += xx as i64;
+            sums.yy += yy as i64;
+            sums.xy += xy as i64;
+        }
+        sums
+    }
 }
 
 /// How the layers of two models were paired.
