@@ -24,6 +24,7 @@
 //! this runs for every rescored candidate of a query.
 
 use super::anchors::shared_positions;
+use super::positional::PairedSums;
 use crate::composite::dot;
 use crate::schema::EmbeddingSignals;
 
@@ -129,10 +130,8 @@ fn split_alternate(values: &[i8], evens: &mut [i8], odds: &mut [i8]) {
 
 /// (Σx, Σx²) of a run of `i8`.
 fn sums(x: &[i8]) -> (i64, i64) {
-    x.iter().fold((0, 0), |(s, q), &v| {
-        let v = v as i64;
-        (s + v, q + v * v)
-    })
+    let s = PairedSums::of(x, x);
+    (s.x, s.xx)
 }
 
 /// Match the channel profiles of two embeddings (see the module docs). `None` when either has no profiles,
