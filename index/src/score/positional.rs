@@ -161,7 +161,7 @@ struct Entries<'a> {
 impl<'a> Entries<'a> {
     fn new(a: &TensorSamples, b: &'a TensorSamples) -> Entries<'a> {
         let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
-        let mut by_key = FxHashMap::default();
+        let mut by_key = FxHashMap::with_capacity_and_hasher(b.entries.len(), Default::default());
         for e in &b.entries {
             let next = ids.len() as u32;
             let id = *ids.entry(b.role_name(e)).or_insert(next);
