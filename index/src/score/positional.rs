@@ -174,6 +174,11 @@ impl<'a> Entries<'a> {
         Entries { by_key, a_roles }
     }
 
+    /// The id among B's names of the name of A's entry `e`'s role, if B has it.
+    fn role_of(&self, e: &TensorEntry) -> Option<u32> {
+        self.a_roles[(e.role as usize).min(self.a_roles.len() - 1)]
+    }
+
     /// B's entry of the same role and shape as A's entry `e`, in B's `layer` of `stack`.
     fn get(
         &self,
@@ -182,7 +187,7 @@ impl<'a> Entries<'a> {
         stack: Stack,
         layer: u16,
     ) -> Option<&'a TensorEntry> {
-        let role = self.a_roles[(e.role as usize).min(self.a_roles.len() - 1)]?;
+        let role = self.role_of(e)?;
         self.by_key
             .get(&(stack, layer, role, a.shape_of(e)))
             .copied()
@@ -204,24 +209,6 @@ fn layers_by_stack(s: &TensorSamples) -> BTreeMap<Stack, Vec<u16>> {
         out.entry(stack).or_default().push(layer);
     }
     out
-}
-
-/// Pool of one layer of A against one layer of B (entries matched by role and shape).
-fn layer_pool(
-    a: &TensorSamples,
-    a_layer: &[&TensorEntry],
-    b_index: &Entries<'_>,
-    b: &TensorSamples,
-    stack: Stack,
-    lb: u16,
-) -> Pool {
-    let mut pool = Pool::default();
-    for e in a_layer {
-        if let Some(f) = b_index.get(a, e, stack, lb) {
-            pool.add(a.samples(e), b.samples(f));
-        }
-    }
-    pool
 }
 
 /// Pair the layers of A with those of B, from the matrices. Equal layer counts pair in order; otherwise each
@@ -257,14 +244,48 @@ pub fn align_layers(a: &TensorSamples, b: &TensorSamples) -> LayerAlignment {
                 a_by_layer.entry((e.stack, e.layer)).or_default().push(e);
             }
         }
-        for &x in a_layers {
-            let a_layer = a_by_layer.get(&(*stack, x)).map_or(&[][..], Vec::as_slice);
+        // Every layer of A is pooled against every layer of B, entries matched by role and shape. B's
+        // entries of this stack go into a table first, a row per layer and a column per (role, shape) that
+        // A's layers use, so the La × Lb pools index it instead of looking up every tensor in a hash map.
+        let mut keys: FxHashMap<(u32, [u32; 2]), usize> = FxHashMap::default();
+        let a_items: Vec<Vec<(usize, &TensorEntry)>> = a_layers
+            .iter()
+            .map(|&x| {
+                let layer = a_by_layer.get(&(*stack, x)).map_or(&[][..], Vec::as_slice);
+                layer
+                    .iter()
+                    .filter_map(|&e| {
+                        let next = keys.len();
+                        let key = (b_index.role_of(e)?, a.shape_of(e));
+                        Some((*keys.entry(key).or_insert(next), e))
+                    })
+                    .collect()
+            })
+            .collect();
+        let columns = keys.len();
+        let mut table: Vec<Option<&TensorEntry>> = vec![None; b_layers.len() * columns];
+        for (&(s, layer, role, shape), &f) in &b_index.by_key {
+            if s != *stack {
+                continue;
+            }
+            if let (Ok(row), Some(&column)) =
+                (b_layers.binary_search(&layer), keys.get(&(role, shape)))
+            {
+                table[row * columns + column] = Some(f);
+            }
+        }
+        for (&x, items) in a_layers.iter().zip(&a_items) {
             let best = b_layers
                 .iter()
-                .filter_map(|&y| {
-                    layer_pool(a, a_layer, &b_index, b, *stack, y)
-                        .z()
-                        .map(|z| (y, z))
+                .zip(table.chunks_exact(columns.max(1)))
+                .filter_map(|(&y, row)| {
+                    let mut pool = Pool::default();
+                    for &(column, e) in items {
+                        if let Some(f) = row[column] {
+                            pool.add(a.samples(e), b.samples(f));
+                        }
+                    }
+                    pool.z().map(|z| (y, z))
                 })
                 .max_by(|p, q| p.1.total_cmp(&q.1));
             if let Some((y, _)) = best {
@@ -514,6 +535,108 @@ mod tests {
         let alignment = align_layers(&a, &b);
         // Main 0: attn_q and mlp_up; Main 1: attn_q (B's last entry) and "?"; Encoder 0: mlp_up; no layer: mlp_up.
         assert_eq!(pooled(&a, &b, &alignment).n, 6 * 80);
+    }
+
+    /// The layer search's definition: each layer of A takes the layer of B whose pool (entries matched by
+    /// role name and shape) has the highest z.
+    fn best_layers_by_names(a: &TensorSamples, b: &TensorSamples, stack: Stack) -> Vec<(u16, u16)> {
+        let layers = |t: &TensorSamples| layers_by_stack(t).remove(&stack).unwrap_or_default();
+        let pool = |x: u16, y: u16| {
+            let mut pool = Pool::default();
+            for e in a
+                .entries
+                .iter()
+                .filter(|e| e.stack == stack && e.layer == x)
+            {
+                let f = b.entries.iter().rev().find(|f| {
+                    f.stack == stack
+                        && f.layer == y
+                        && b.role_name(f) == a.role_name(e)
+                        && b.shape_of(f) == a.shape_of(e)
+                });
+                if let Some(f) = f {
+                    pool.add(a.samples(e), b.samples(f));
+                }
+            }
+            pool
+        };
+        let (la, lb) = (layers(a), layers(b));
+        la.iter()
+            .filter_map(|&x| {
+                lb.iter()
+                    .filter_map(|&y| pool(x, y).z().map(|z| (y, z)))
+                    .max_by(|p, q| p.1.total_cmp(&q.1))
+                    .map(|(y, _)| (x, y))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn layer_search_pairs_each_layer_with_its_best_match() {
+        use Stack::Main;
+        // B: six layers of three roles. A: three layers, copies of B's layers 1, 3 and 5, naming the roles in
+        // another order and adding one B lacks.
+        let b = samples(
+            &["attn_q", "mlp_up", "norm"],
+            &(0..6u16)
+                .flat_map(|l| [(Main, l, 0, 0), (Main, l, 1, 1), (Main, l, 2, 0)])
+                .collect::<Vec<_>>(),
+            5,
+        );
+        let mut a = samples(
+            &["mlp_up", "extra", "attn_q", "norm"],
+            &(0..3u16)
+                .flat_map(|l| {
+                    [
+                        (Main, l, 2, 0),
+                        (Main, l, 0, 1),
+                        (Main, l, 1, 0),
+                        (Main, l, 3, 0),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+            6,
+        );
+        let role_of_b = |name: &str| b.roles.iter().position(|r| r == name).unwrap() as u16;
+        for x in 0..3u16 {
+            let y = 2 * x + 1;
+            for i in 0..a.entries.len() {
+                let e = a.entries[i].clone();
+                if e.layer != x || a.role_name(&e) == "extra" {
+                    continue;
+                }
+                let f = b
+                    .entries
+                    .iter()
+                    .find(|f| f.layer == y && f.role == role_of_b(a.role_name(&e)))
+                    .unwrap();
+                let copy = b.samples(f).to_vec();
+                a.values[e.start as usize..e.start as usize + copy.len()].copy_from_slice(&copy);
+            }
+        }
+        let alignment = align_layers(&a, &b);
+        assert!(alignment.searched);
+        let mut map: Vec<(u16, u16)> = alignment.map.iter().map(|(&(_, x), &y)| (x, y)).collect();
+        map.sort();
+        assert_eq!(map, vec![(0, 1), (1, 3), (2, 5)]);
+        assert_eq!(map, best_layers_by_names(&a, &b, Main));
+        // Independent samples the other way round: whatever the best matches are, they are the definition's.
+        let c = samples(
+            &["norm", "attn_q"],
+            &(0..4u16)
+                .flat_map(|l| [(Main, l, 0, 0), (Main, l, 1, 0)])
+                .collect::<Vec<_>>(),
+            8,
+        );
+        for (x, y) in [(&b, &c), (&c, &b), (&a, &c)] {
+            let mut map: Vec<(u16, u16)> = align_layers(x, y)
+                .map
+                .iter()
+                .map(|(&(_, l), &m)| (l, m))
+                .collect();
+            map.sort();
+            assert_eq!(map, best_layers_by_names(x, y, Main));
+        }
     }
 
     #[test]
