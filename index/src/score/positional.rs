@@ -244,38 +244,64 @@ pub fn align_layers(a: &TensorSamples, b: &TensorSamples) -> LayerAlignment {
                 a_by_layer.entry((e.stack, e.layer)).or_default().push(e);
             }
         }
-        // Every layer of A is pooled against every layer of B, entries matched by role and shape. B's
-        // entries of this stack go into a table first, a row per layer and a column per (role, shape) that
-        // A's layers use, so the La × Lb pools index it instead of looking up every tensor in a hash map.
-        let mut keys: FxHashMap<(u32, [u32; 2]), usize> = FxHashMap::default();
-        let a_items: Vec<Vec<(usize, &TensorEntry)>> = a_layers
-            .iter()
-            .map(|&x| {
-                let layer = a_by_layer.get(&(*stack, x)).map_or(&[][..], Vec::as_slice);
-                layer
-                    .iter()
-                    .filter_map(|&e| {
-                        let next = keys.len();
-                        let key = (b_index.role_of(e)?, a.shape_of(e));
-                        Some((*keys.entry(key).or_insert(next), e))
-                    })
-                    .collect()
-            })
-            .collect();
-        let columns = keys.len();
-        let mut table: Vec<Option<&TensorEntry>> = vec![None; b_layers.len() * columns];
-        for (&(s, layer, role, shape), &f) in &b_index.by_key {
-            if s != *stack {
-                continue;
-            }
-            if let (Ok(row), Some(&column)) =
-                (b_layers.binary_search(&layer), keys.get(&(role, shape)))
-            {
-                table[row * columns + column] = Some(f);
-            }
+        for (x, y) in best_matches(a, b, &b_index, &a_by_layer, *stack, a_layers, b_layers) {
+            alignment.map.insert((*stack, x), y);
         }
-        for (&x, items) in a_layers.iter().zip(&a_items) {
-            let best = b_layers
+        notes.push(format!(
+            "{:?}: {} vs {} layers, best-match alignment",
+            stack,
+            a_layers.len(),
+            b_layers.len()
+        ));
+    }
+    alignment.summary = notes.join("; ");
+    alignment
+}
+
+/// For each layer `x` of A in `stack` (`a_layers`), the layer of B (`b_layers`) whose pool with it has the
+/// highest z, if any pool has one. Every layer of A is pooled against every layer of B, entries matched by
+/// role and shape. B's entries of the stack go into a table first, a row per layer and a column per (role,
+/// shape) that A's layers use, so the La × Lb pools index it instead of looking up every tensor in a hash map.
+fn best_matches(
+    a: &TensorSamples,
+    b: &TensorSamples,
+    b_index: &Entries<'_>,
+    a_by_layer: &FxHashMap<(Stack, u16), Vec<&TensorEntry>>,
+    stack: Stack,
+    a_layers: &[u16],
+    b_layers: &[u16],
+) -> Vec<(u16, u16)> {
+    let mut keys: FxHashMap<(u32, [u32; 2]), usize> = FxHashMap::default();
+    let a_items: Vec<Vec<(usize, &TensorEntry)>> = a_layers
+        .iter()
+        .map(|&x| {
+            let layer = a_by_layer.get(&(stack, x)).map_or(&[][..], Vec::as_slice);
+            layer
+                .iter()
+                .filter_map(|&e| {
+                    let next = keys.len();
+                    let key = (b_index.role_of(e)?, a.shape_of(e));
+                    Some((*keys.entry(key).or_insert(next), e))
+                })
+                .collect()
+        })
+        .collect();
+    let columns = keys.len();
+    let mut table: Vec<Option<&TensorEntry>> = vec![None; b_layers.len() * columns];
+    for (&(s, layer, role, shape), &f) in &b_index.by_key {
+        if s != stack {
+            continue;
+        }
+        if let (Ok(row), Some(&column)) = (b_layers.binary_search(&layer), keys.get(&(role, shape)))
+        {
+            table[row * columns + column] = Some(f);
+        }
+    }
+    a_layers
+        .iter()
+        .zip(&a_items)
+        .filter_map(|(&x, items)| {
+            b_layers
                 .iter()
                 .zip(table.chunks_exact(columns.max(1)))
                 .filter_map(|(&y, row)| {
@@ -287,20 +313,10 @@ pub fn align_layers(a: &TensorSamples, b: &TensorSamples) -> LayerAlignment {
                     }
                     pool.z().map(|z| (y, z))
                 })
-                .max_by(|p, q| p.1.total_cmp(&q.1));
-            if let Some((y, _)) = best {
-                alignment.map.insert((*stack, x), y);
-            }
-        }
-        notes.push(format!(
-            "{:?}: {} vs {} layers, best-match alignment",
-            stack,
-            a_layers.len(),
-            b_layers.len()
-        ));
-    }
-    alignment.summary = notes.join("; ");
-    alignment
+                .max_by(|p, q| p.1.total_cmp(&q.1))
+                .map(|(y, _)| (x, y))
+        })
+        .collect()
 }
 
 /// Pool every matched entry of A and B under a layer alignment (non-layer tensors match by name and shape).
