@@ -24,7 +24,9 @@ pub mod positional;
 pub mod report;
 
 use crate::schema::{Fingerprint, FINGERPRINT_VERSION};
-use positional::{align_layers, anchor_row_pool, fisher_z, layer_energy_similarity, pooled, Pool};
+use positional::{
+    align_and_pool, anchor_row_pool, fisher_z, layer_energy_similarity, pooled, Pool,
+};
 use serde::{Deserialize, Serialize};
 
 /// Without positional evidence the identity score is at most this fraction of the threshold.
@@ -267,8 +269,7 @@ pub fn compare_with(
     }
 
     let (wa, wb) = (&a.weights, &b.weights);
-    let alignment = align_layers(&wa.matrices, &wb.matrices);
-    let mut wvc_pool = pooled(&wa.matrices, &wb.matrices, &alignment);
+    let (alignment, mut wvc_pool) = align_and_pool(&wa.matrices, &wb.matrices);
     if let (Some(ea), Some(eb)) = (&wa.embedding, &wb.embedding) {
         wvc_pool.merge(&anchor_row_pool(ea, eb));
         signals.eas = baseline_score(anchors::eas(ea, eb), config.baselines[0]);

@@ -215,9 +215,19 @@ fn layers_by_stack(s: &TensorSamples) -> BTreeMap<Stack, Vec<u16>> {
 /// layer of the shallower model takes its best-correlated layer of the deeper one (pruned or distilled
 /// students keep a subset of their teacher's layers).
 pub fn align_layers(a: &TensorSamples, b: &TensorSamples) -> LayerAlignment {
-    let (la, lb) = (layers_by_stack(a), layers_by_stack(b));
+    align_with(a, b, &Entries::new(a, b))
+}
+
+/// [`align_layers`], then [`pooled`] under that alignment, with B's entries indexed once for both.
+pub fn align_and_pool(a: &TensorSamples, b: &TensorSamples) -> (LayerAlignment, Pool) {
     let b_index = Entries::new(a, b);
-    let mut a_by_layer: FxHashMap<(Stack, u16), Vec<&TensorEntry>> = FxHashMap::default();
+    let alignment = align_with(a, b, &b_index);
+    let pool = pool_with(a, b, &b_index, &alignment);
+    (alignment, pool)
+}
+
+fn align_with(a: &TensorSamples, b: &TensorSamples, b_index: &Entries<'_>) -> LayerAlignment {
+    let (la, lb) = (layers_by_stack(a), layers_by_stack(b));
     let mut alignment = LayerAlignment::default();
     let mut notes = Vec::new();
     for (stack, a_layers) in &la {
@@ -239,12 +249,7 @@ pub fn align_layers(a: &TensorSamples, b: &TensorSamples) -> LayerAlignment {
         // Expected maximum of `big` standard normals, per chosen layer, summed in z over √(chosen layers).
         let per_layer_max = (2.0 * (big.len() as f64).ln()).sqrt();
         alignment.z_penalty += per_layer_max * (small.len() as f64).sqrt();
-        if a_by_layer.is_empty() {
-            for e in &a.entries {
-                a_by_layer.entry((e.stack, e.layer)).or_default().push(e);
-            }
-        }
-        for (x, y) in best_matches(a, b, &b_index, &a_by_layer, *stack, a_layers, b_layers) {
+        for (x, y) in best_matches(a, b, b_index, *stack, a_layers, b_layers) {
             alignment.map.insert((*stack, x), y);
         }
         notes.push(format!(
@@ -266,26 +271,21 @@ fn best_matches(
     a: &TensorSamples,
     b: &TensorSamples,
     b_index: &Entries<'_>,
-    a_by_layer: &FxHashMap<(Stack, u16), Vec<&TensorEntry>>,
     stack: Stack,
     a_layers: &[u16],
     b_layers: &[u16],
 ) -> Vec<(u16, u16)> {
+    // A's entries of each layer with their column (those whose role B has).
     let mut keys: FxHashMap<(u32, [u32; 2]), usize> = FxHashMap::default();
-    let a_items: Vec<Vec<(usize, &TensorEntry)>> = a_layers
-        .iter()
-        .map(|&x| {
-            let layer = a_by_layer.get(&(stack, x)).map_or(&[][..], Vec::as_slice);
-            layer
-                .iter()
-                .filter_map(|&e| {
-                    let next = keys.len();
-                    let key = (b_index.role_of(e)?, a.shape_of(e));
-                    Some((*keys.entry(key).or_insert(next), e))
-                })
-                .collect()
-        })
-        .collect();
+    let mut a_items: Vec<Vec<(usize, &TensorEntry)>> = vec![Vec::new(); a_layers.len()];
+    for e in a.entries.iter().filter(|e| e.stack == stack) {
+        let (Ok(row), Some(role)) = (a_layers.binary_search(&e.layer), b_index.role_of(e)) else {
+            continue;
+        };
+        let next = keys.len();
+        let column = *keys.entry((role, a.shape_of(e))).or_insert(next);
+        a_items[row].push((column, e));
+    }
     let columns = keys.len();
     let mut table: Vec<Option<&TensorEntry>> = vec![None; b_layers.len() * columns];
     for (&(s, layer, role, shape), &f) in &b_index.by_key {
@@ -321,7 +321,15 @@ fn best_matches(
 
 /// Pool every matched entry of A and B under a layer alignment (non-layer tensors match by name and shape).
 pub fn pooled(a: &TensorSamples, b: &TensorSamples, alignment: &LayerAlignment) -> Pool {
-    let b_index = Entries::new(a, b);
+    pool_with(a, b, &Entries::new(a, b), alignment)
+}
+
+fn pool_with(
+    a: &TensorSamples,
+    b: &TensorSamples,
+    b_index: &Entries<'_>,
+    alignment: &LayerAlignment,
+) -> Pool {
     let mut pool = Pool::default();
     for e in &a.entries {
         let lb = if e.layer == NO_LAYER {
