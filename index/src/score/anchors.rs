@@ -5,6 +5,7 @@
 
 use super::positional::{pearson, PairedSums};
 use crate::schema::EmbeddingSignals;
+use std::ops::Range;
 
 /// Fewest shared anchors for EAS/END to be reported.
 pub const MIN_SHARED_ANCHORS: usize = 16;
@@ -25,6 +26,19 @@ pub(super) fn shared_positions(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Ve
         ib += hb as usize;
     }
     out
+}
+
+/// `0..len` cut into maximal runs, item `t` joining the run of item `t − 1` when `follows(t)` (called for
+/// `t ≥ 1` only).
+pub(super) fn runs_where(len: usize, follows: impl Fn(usize) -> bool) -> Vec<Range<usize>> {
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for t in 0..len {
+        match runs.last_mut() {
+            Some(run) if follows(t) => run.end = t + 1,
+            _ => runs.push(t..t + 1),
+        }
+    }
+    runs
 }
 
 /// Index of pair (i, j), i < j, in a strict upper triangle over `k` items.
@@ -60,13 +74,9 @@ pub fn eas(a: &EmbeddingSignals, b: &EmbeddingSignals) -> Option<(f64, usize)> {
     // entries are neighbours in both triangles and are summed as two slices (vectorised) instead of pair by
     // pair. Anchors go missing in groups (a script, a kind of token), so runs are long: the same sums, several
     // times faster for the rescoring of candidates with another tokenizer.
-    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
-    for t in 0..shared.len() {
-        match runs.last_mut() {
-            Some(run) if shared[t] == (shared[t - 1].0 + 1, shared[t - 1].1 + 1) => run.end = t + 1,
-            _ => runs.push(t..t + 1),
-        }
-    }
+    let runs = runs_where(shared.len(), |t| {
+        shared[t] == (shared[t - 1].0 + 1, shared[t - 1].1 + 1)
+    });
     let mut sums = IntegerPearson::default();
     let mut first_run = 0;
     for (s, &(ai, bi)) in shared.iter().enumerate() {

@@ -23,7 +23,7 @@
 //! than a null of zero. The profiles are `i8`, so every correlation is computed from exact integer sums:
 //! this runs for every rescored candidate of a query.
 
-use super::anchors::shared_positions;
+use super::anchors::{runs_where, shared_positions};
 use super::positional::PairedSums;
 use crate::composite::dot;
 use crate::schema::EmbeddingSignals;
@@ -83,19 +83,14 @@ impl Halves {
         let (mut first, mut second) = (vec![0i8; channels * sf], vec![0i8; channels * ss]);
         // Runs of consecutive positions (anchors go missing in groups, so runs are long): within a run the
         // halves take alternate values of one slice of each profile.
-        let mut runs: Vec<(usize, usize)> = Vec::new(); // (first index into `positions`, length)
-        for (i, &p) in positions.iter().enumerate() {
-            match runs.last_mut() {
-                Some((start, len)) if positions[*start] + *len == p => *len += 1,
-                _ => runs.push((i, 1)),
-            }
-        }
+        let runs = runs_where(positions.len(), |t| positions[t] == positions[t - 1] + 1);
         let profiles = e.channel_profiles.chunks_exact(present);
         for ((profile, f), s) in profiles
             .zip(first.chunks_exact_mut(sf))
             .zip(second.chunks_exact_mut(ss))
         {
-            for &(i, len) in &runs {
+            for run in &runs {
+                let (i, len) = (run.start, run.len());
                 let values = &profile[positions[i]..positions[i] + len];
                 // Position index i goes to half i % 2, at i / 2.
                 if i % 2 == 0 {
