@@ -179,21 +179,6 @@ pub struct GraphFile {
     upper: Vec<UpperLayer>,
 }
 
-/// Hint the CPU to load `bytes` into its caches (one hint per 64-byte line); a no-op elsewhere. Prefetches
-/// never fault, and the slice keeps the addresses in bounds anyway.
-#[inline(always)]
-fn prefetch_lines(bytes: &[i8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: `_mm_prefetch` is SSE (x86-64 baseline) and only a hint; the pointer is in bounds.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr());
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
-}
-
 fn u32_at(b: &[u8], at: usize) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[at..at + 4]);
@@ -380,7 +365,7 @@ impl GraphFile {
             fresh.clear();
             fresh.extend(self.neighbours(node, 0).filter(|&n| visited.insert(n)));
             for v in fresh.iter().filter_map(|&n| vector(n)) {
-                prefetch_lines(v);
+                crate::prefetch::prefetch_lines(v);
             }
             for &n in &fresh {
                 let sn = score(n);

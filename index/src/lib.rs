@@ -35,6 +35,7 @@ pub mod graph;
 pub mod hnsw;
 pub mod manifest;
 pub mod meta_index;
+mod prefetch;
 pub mod reader;
 pub mod sampling;
 pub mod schema;
