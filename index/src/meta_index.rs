@@ -285,14 +285,20 @@ impl MetaReader {
                 &TopDocs::with_limit(limit.max(1)).order_by_score(),
             )
             .map_err(|e| Error::meta(&self.dir, e))?;
+        // Each tantivy segment's record-number column is opened once, at its first hit.
+        let mut columns: Vec<Option<Column<u64>>> = vec![None; searcher.segment_readers().len()];
         let mut out = Vec::with_capacity(top.len());
         for (score, addr) in top {
-            let seg = searcher.segment_reader(addr.segment_ord);
-            let column = seg
-                .fast_fields()
-                .u64("doc")
-                .map_err(|e| Error::meta(&self.dir, e))?;
-            if let Some(d) = column.first(addr.doc_id) {
+            let slot = &mut columns[addr.segment_ord as usize];
+            if slot.is_none() {
+                let column = searcher
+                    .segment_reader(addr.segment_ord)
+                    .fast_fields()
+                    .u64("doc")
+                    .map_err(|e| Error::meta(&self.dir, e))?;
+                *slot = Some(column);
+            }
+            if let Some(d) = slot.as_ref().and_then(|c| c.first(addr.doc_id)) {
                 out.push(TextHit {
                     doc: d as u32,
                     score,
@@ -379,9 +385,14 @@ mod tests {
                 crate::testutil::fingerprint(&format!("org/m-{i}"), i as u64, 0.0, i as u64);
             f.metadata.model_type = if i % 3 == 0 { "llama" } else { "bert" }.into();
             w.add(record(i) as u64, &f).unwrap();
+            if i % 20 == 19 {
+                // Several tantivy segments, each with its own record-number column.
+                w.writer.commit().unwrap();
+            }
         }
         w.finish().unwrap();
         let r = MetaReader::open(dir.path()).unwrap();
+        assert!(r.reader.searcher().segment_readers().len() > 1);
         let llamas: RoaringBitmap = (0..60).filter(|i| i % 3 == 0).map(record).collect();
         assert_eq!(r.filter("model_type:llama").unwrap(), llamas);
         assert_eq!(
@@ -404,7 +415,21 @@ mod tests {
         assert_eq!(r.exact_at_most(model_type, "llama", 19).unwrap(), None);
         assert_eq!(
             r.exact_at_most(model_type, "llama", 20).unwrap(),
-            Some(llamas)
+            Some(llamas.clone())
         );
+        let ranked: RoaringBitmap = r
+            .search("model_type:llama", 100)
+            .unwrap()
+            .iter()
+            .map(|h| h.doc)
+            .collect();
+        assert_eq!(ranked, llamas);
+        let top: Vec<u32> = r
+            .search("id:\"org/m-45\"", 3)
+            .unwrap()
+            .iter()
+            .map(|h| h.doc)
+            .collect();
+        assert_eq!(top, vec![record(45)]);
     }
 }
