@@ -423,8 +423,37 @@ fn rescore(
     exclude: Option<&str>,
 ) -> Result<Vec<(DocRef, Hit)>> {
     let config = reader.manifest().composite;
-    let scored: Vec<Result<Option<(DocRef, Hit)>>> = refs
-        .par_iter()
+    // Every candidate's record is asked for before any is read, so those not cached are read side by side.
+    // An exhaustive query (every record) asks only for what the threads will read next.
+    let mut scored: Vec<Result<Option<(DocRef, Hit)>>> = Vec::with_capacity(refs.len());
+    for chunk in refs.chunks(RESCORE_CHUNK) {
+        for &(r, _) in chunk {
+            reader.segments()[r.segment].prefetch_records(r.doc..r.doc + 1);
+        }
+        scored.extend(rescore_chunk(reader, f, q, chunk, exclude, &config));
+    }
+    let mut hits = Vec::with_capacity(scored.len());
+    for s in scored {
+        if let Some(h) = s? {
+            hits.push(h);
+        }
+    }
+    Ok(hits)
+}
+
+/// Candidates whose records [`rescore`] asks the kernel for at once: all of a query's (a few dozen), and in
+/// an exhaustive query some 15 MB of records at a time.
+const RESCORE_CHUNK: usize = 256;
+
+fn rescore_chunk(
+    reader: &IndexReader,
+    f: &Fingerprint,
+    q: &[i8],
+    refs: &[(DocRef, Origin)],
+    exclude: Option<&str>,
+    config: &crate::composite::CompositeConfig,
+) -> Vec<Result<Option<(DocRef, Hit)>>> {
+    refs.par_iter()
         .map(|&(r, origin)| {
             let seg = &reader.segments()[r.segment];
             let archived = seg.record(r.doc)?;
@@ -450,14 +479,7 @@ fn rescore(
                 },
             )))
         })
-        .collect();
-    let mut hits = Vec::with_capacity(scored.len());
-    for s in scored {
-        if let Some(h) = s? {
-            hits.push(h);
-        }
-    }
-    Ok(hits)
+        .collect()
 }
 
 /// Search the index for relatives of `f`.

@@ -365,13 +365,16 @@ impl IndexWriter {
         )?;
         for (i, s) in reader.segments().iter().enumerate() {
             let dead = reader.deleted(i);
-            for doc in 0..s.count() {
-                if dead.contains(doc) {
-                    continue;
+            s.read_records_in_order(|| -> Result<()> {
+                for doc in 0..s.count() {
+                    if dead.contains(doc) {
+                        continue;
+                    }
+                    let f = s.fingerprint(doc)?;
+                    out.add_with_vector(&f, s.vector(doc))?;
                 }
-                let f = s.fingerprint(doc)?;
-                out.add_with_vector(&f, s.vector(doc))?;
-            }
+                Ok(())
+            })?;
         }
         let kept = out.len();
         let mut next = self.manifest.clone();
