@@ -500,4 +500,113 @@ mod tests {
         let reopened = ChannelFile::open(dir.path(), all.len() as u32);
         assert!(reopened.is_err() || reopened.unwrap().verify().is_err());
     }
+
+    /// The definition [`ChannelFile::shared`] counts by: for each record, the postings of its codes that a
+    /// query code's slot and check select (every pair of a query code and a record's code with the same slot
+    /// and check).
+    fn counts_by_definition(records: &[Vec<u32>], query: &[u32], slot_bits: u32) -> Vec<usize> {
+        let mut selected = std::collections::HashMap::new();
+        for &q in query {
+            *selected
+                .entry(slot_and_check(q, slot_bits))
+                .or_insert(0usize) += 1;
+        }
+        records
+            .iter()
+            .map(|codes| {
+                codes
+                    .iter()
+                    .map(|&c| {
+                        selected
+                            .get(&slot_and_check(c, slot_bits))
+                            .copied()
+                            .unwrap_or(0)
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// What [`ChannelFile::shared`] returns, from [`counts_by_definition`].
+    fn ranked(
+        counts: &[usize],
+        min_shared: usize,
+        allow: impl Fn(u32) -> bool,
+    ) -> Vec<(u32, usize)> {
+        let mut out: Vec<(u32, usize)> = counts
+            .iter()
+            .enumerate()
+            .map(|(doc, &n)| (doc as u32, n))
+            .filter(|&(doc, n)| n >= min_shared.max(1) && allow(doc))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// A large segment (132 306 records) whose codes are widely shared: every record is counted exactly as the
+    /// definition says, chance collisions of slot and check included, and relatives anywhere are found.
+    #[test]
+    fn a_large_segment_counts_shared_codes_by_the_definition() {
+        const BLOCK: usize = 1 << 16;
+        let count = 2 * BLOCK + 1234;
+        // Every record draws 6 codes from a small space, so that codes are widely shared; a query's relatives
+        // carry many of its codes, at both ends of the segment and in between.
+        let query: Vec<u32> = (0..40u32).map(|i| 0x5000_0000 + 7919 * i).collect();
+        let relatives: Vec<(usize, usize)> = vec![
+            (0, 40),
+            (5, 12),
+            (BLOCK - 1, 9),
+            (BLOCK, 33),
+            (BLOCK + 1, 4),
+            (2 * BLOCK - 1, 3),
+            (2 * BLOCK, 17),
+            (count - 1, 25),
+        ];
+        let records: Vec<Vec<u32>> = (0..count)
+            .map(|doc| {
+                let mut codes: Vec<u32> = (0..6u64)
+                    .map(|k| (splitmix64(doc as u64 * 8 + k) % 3000) as u32)
+                    .collect();
+                if let Some(&(_, n)) = relatives.iter().find(|&&(d, _)| d == doc) {
+                    codes.extend(&query[..n]);
+                }
+                codes.sort_unstable();
+                codes.dedup();
+                codes
+            })
+            .collect();
+        let (mut codes, mut offsets) = (Vec::new(), vec![0u32]);
+        for c in &records {
+            codes.extend(c);
+            offsets.push(codes.len() as u32);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &codes, &offsets).unwrap();
+        let file = ChannelFile::open(dir.path(), count as u32).unwrap();
+        // A query of common codes too, so that chance matches fill every block.
+        let mut common = query.clone();
+        common.extend(0..120u32);
+        common.sort_unstable();
+        let odd = |d: u32| d % 2 == 1;
+        for q in [&query, &common] {
+            let counts = counts_by_definition(&records, q, file.slot_bits);
+            for min_shared in [1, MIN_SHARED_CODES, 10] {
+                let want = ranked(&counts, min_shared, |_| true);
+                assert!(want.len() >= 5, "{}", want.len());
+                assert_eq!(file.shared(q, min_shared, usize::MAX, |_| true), want);
+                assert_eq!(file.shared(q, min_shared, 5, |_| true), want[..5]);
+                assert_eq!(
+                    file.shared(q, min_shared, usize::MAX, odd),
+                    ranked(&counts, min_shared, odd)
+                );
+            }
+        }
+        let found = file.shared(&query, MIN_SHARED_CODES, usize::MAX, |_| true);
+        for &(doc, n) in relatives.iter().filter(|&&(_, n)| n >= MIN_SHARED_CODES) {
+            assert!(
+                found.iter().any(|&(d, m)| d as usize == doc && m >= n),
+                "record {doc}"
+            );
+        }
+    }
 }
