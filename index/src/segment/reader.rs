@@ -91,8 +91,8 @@ impl SegmentReader {
         // Queries read a few dozen scattered records. The records file is the one index file that outgrows
         // RAM (58 KB × 1M records), and the kernel's default read-around on a page fault is `read_ahead_kb`
         // (8 MB on this project's VMs): each record touched read up to 8 MB around it, a million-record
-        // query some 400 MB, which evicted the rest of the working set (p50 41–91 ms at 1M instead of a few
-        // ms). So no read-around here: the query path asks for exactly the records it will read, all at once
+        // query some 400 MB, which evicted the rest of the working set (one-thread p50 41–106 ms at 1M, against
+        // 10.6–13 ms without it). So no read-around here: the query path asks for exactly the records it will read, all at once
         // ([`SegmentReader::prefetch_records`]), and whole-file passes switch to in-order read-ahead
         // ([`SegmentReader::read_records_in_order`]). Advice only tunes caching, so a failure is ignored.
         let _ = records.advise(Advice::Random);
@@ -201,6 +201,8 @@ impl SegmentReader {
 
     /// Run `pass`, which reads every record in order (compaction, verification), with the kernel's in-order
     /// read-ahead on the records file, then go back to the query-time advice (read no more than asked for).
+    /// The advice belongs to the shared mapping, so a query that runs meanwhile reads with it too: a cost in
+    /// speed only.
     pub fn read_records_in_order<T>(&self, pass: impl FnOnce() -> T) -> T {
         let _ = self.records.advise(Advice::Sequential);
         let out = pass();
