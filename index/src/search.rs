@@ -425,17 +425,19 @@ fn rescore(
     let config = reader.manifest().composite;
     // Every candidate's record is asked for before any is read, so those not cached are read side by side.
     // An exhaustive query (every record) asks only for what the threads will read next.
-    let mut scored: Vec<Result<Option<(DocRef, Hit)>>> = Vec::with_capacity(refs.len());
+    let mut hits = Vec::with_capacity(refs.len());
     for chunk in refs.chunks(RESCORE_CHUNK) {
         for &(r, _) in chunk {
             reader.segments()[r.segment].prefetch_records(r.doc..r.doc + 1);
         }
-        scored.extend(rescore_chunk(reader, f, q, chunk, exclude, &config));
-    }
-    let mut hits = Vec::with_capacity(scored.len());
-    for s in scored {
-        if let Some(h) = s? {
-            hits.push(h);
+        let scored: Vec<Result<Option<(DocRef, Hit)>>> = chunk
+            .par_iter()
+            .map(|&(r, origin)| rescore_one(reader, f, q, &config, r, origin, exclude))
+            .collect();
+        for s in scored {
+            if let Some(h) = s? {
+                hits.push(h);
+            }
         }
     }
     Ok(hits)
@@ -445,41 +447,39 @@ fn rescore(
 /// an exhaustive query some 15 MB of records at a time.
 const RESCORE_CHUNK: usize = 256;
 
-fn rescore_chunk(
+/// The hit for record `r` compared with `f`, or `None` for the excluded id.
+fn rescore_one(
     reader: &IndexReader,
     f: &Fingerprint,
     q: &[i8],
-    refs: &[(DocRef, Origin)],
-    exclude: Option<&str>,
     config: &crate::composite::CompositeConfig,
-) -> Vec<Result<Option<(DocRef, Hit)>>> {
-    refs.par_iter()
-        .map(|&(r, origin)| {
-            let seg = &reader.segments()[r.segment];
-            let archived = seg.record(r.doc)?;
-            if exclude.is_some_and(|id| archived.source.id.as_str() == id) {
-                return Ok(None);
-            }
-            let other = seg.fingerprint(r.doc)?;
-            let comparison = compare(f, &other);
-            Ok(Some((
-                r,
-                Hit {
-                    rank: 0,
-                    model_id: other.source.id,
-                    revision: other.source.revision,
-                    composite_similarity: config.similarity(q, seg.vector(r.doc)),
-                    comparison,
-                    parameter_count: other.source.parameter_count,
-                    model_type: other.metadata.model_type,
-                    declared_base_models: other.metadata.declared_base_models,
-                    format: other.source.format,
-                    quantization: other.source.quantization,
-                    origin,
-                },
-            )))
-        })
-        .collect()
+    r: DocRef,
+    origin: Origin,
+    exclude: Option<&str>,
+) -> Result<Option<(DocRef, Hit)>> {
+    let seg = &reader.segments()[r.segment];
+    let archived = seg.record(r.doc)?;
+    if exclude.is_some_and(|id| archived.source.id.as_str() == id) {
+        return Ok(None);
+    }
+    let other = seg.fingerprint(r.doc)?;
+    let comparison = compare(f, &other);
+    Ok(Some((
+        r,
+        Hit {
+            rank: 0,
+            model_id: other.source.id,
+            revision: other.source.revision,
+            composite_similarity: config.similarity(q, seg.vector(r.doc)),
+            comparison,
+            parameter_count: other.source.parameter_count,
+            model_type: other.metadata.model_type,
+            declared_base_models: other.metadata.declared_base_models,
+            format: other.source.format,
+            quantization: other.source.quantization,
+            origin,
+        },
+    )))
 }
 
 /// Search the index for relatives of `f`.

@@ -148,6 +148,18 @@ pub struct LayerAlignment {
     pub summary: String,
 }
 
+impl LayerAlignment {
+    /// The layer of B that entry `e` of A is compared with: its aligned layer, or no layer for a tensor outside
+    /// the layers (matched by name and shape); `None` when `e`'s layer has no counterpart.
+    pub fn layer_in_b(&self, e: &TensorEntry) -> Option<u16> {
+        if e.layer == NO_LAYER {
+            Some(NO_LAYER)
+        } else {
+            self.map.get(&(e.stack, e.layer)).copied()
+        }
+    }
+}
+
 /// B's entries keyed by (stack, layer, role, shape), for looking up the entries of A. These are rebuilt for
 /// every rescored candidate of a query, so role names are matched once per name, through a table from A's
 /// role indices to ids of B's names, rather than hashed at every lookup (Fx hashing: keys we produced).
@@ -332,12 +344,9 @@ fn pool_with(
 ) -> Pool {
     let mut pool = Pool::default();
     for e in &a.entries {
-        let lb = if e.layer == NO_LAYER {
-            Some(NO_LAYER)
-        } else {
-            alignment.map.get(&(e.stack, e.layer)).copied()
+        let Some(lb) = alignment.layer_in_b(e) else {
+            continue;
         };
-        let Some(lb) = lb else { continue };
         if let Some(f) = b_index.get(a, e, e.stack, lb) {
             pool.add(a.samples(e), b.samples(f));
         }
@@ -505,12 +514,9 @@ mod tests {
             .collect();
         let mut pool = Pool::default();
         for e in &a.entries {
-            let lb = if e.layer == NO_LAYER {
-                Some(NO_LAYER)
-            } else {
-                alignment.map.get(&(e.stack, e.layer)).copied()
+            let Some(lb) = alignment.layer_in_b(e) else {
+                continue;
             };
-            let Some(lb) = lb else { continue };
             if let Some(f) = index.get(&(e.stack, lb, a.role_name(e), a.shape_of(e))) {
                 pool.add(a.samples(e), b.samples(f));
             }
