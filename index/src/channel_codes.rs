@@ -282,9 +282,82 @@ impl ChannelFile {
         limit: usize,
         allow: impl Fn(u32) -> bool,
     ) -> Vec<(u32, usize)> {
-        if self.postings == 0 || codes.len() < min_shared {
-            return Vec::new();
+        self.count(codes, min_shared).best(limit, allow)
+    }
+
+    /// How many of `codes` every record shares, from one pass over the codes' postings; the records that
+    /// reach `min_shared` are noted on the way.
+    pub fn count(&self, codes: &[u32], min_shared: usize) -> SharedCounts {
+        let mut sorted = codes.to_vec();
+        sorted.sort_unstable();
+        let mut counts = SharedCounts {
+            codes: sorted,
+            threshold: min_shared.max(1),
+            counts: Vec::new(),
+            reached: Vec::new(),
+        };
+        if self.postings > 0 && !codes.is_empty() {
+            counts.counts = vec![0u16; self.count];
+            self.add_postings(codes, &mut counts);
         }
+        counts
+    }
+
+    /// The counts for `codes` from the counts of an earlier lookup in this file: the postings of the codes
+    /// only the earlier lookup had are taken away, those of the codes only `codes` has are added. The result
+    /// is [`Self::count`]'s, and when the two code lists are close (a model and its quantized or lightly
+    /// tuned copy share most codes) only a small part of the postings is read. `earlier` must come from this
+    /// file; when it counted nothing, or its codes differ from `codes` in more codes than `codes` holds, the
+    /// counts are made afresh.
+    pub fn recount(&self, earlier: SharedCounts, codes: &[u32]) -> SharedCounts {
+        let mut sorted = codes.to_vec();
+        sorted.sort_unstable();
+        let (removed, added) = multiset_difference(&earlier.codes, &sorted);
+        if earlier.counts.len() != self.count || removed.len() + added.len() >= sorted.len() {
+            return self.count(codes, earlier.threshold);
+        }
+        let mut counts = earlier;
+        counts.codes = sorted;
+        self.for_each_match(&removed, |doc| {
+            if let Some(n) = counts.counts.get_mut(doc as usize) {
+                *n = n.saturating_sub(1);
+            }
+        });
+        self.add_postings(&added, &mut counts);
+        // A record noted earlier may have fallen below the threshold, or reached it twice.
+        counts.reached.sort_unstable();
+        counts.reached.dedup();
+        let SharedCounts {
+            counts: c,
+            reached,
+            threshold,
+            ..
+        } = &mut counts;
+        reached.retain(|&doc| c[doc as usize] as usize >= *threshold);
+        counts
+    }
+
+    /// Add one to a record's count for each posting of `codes` that matches, noting the records that reach
+    /// the threshold (once each: counts only grow here).
+    fn add_postings(&self, codes: &[u32], counts: &mut SharedCounts) {
+        let SharedCounts {
+            counts: c,
+            reached,
+            threshold,
+            ..
+        } = counts;
+        self.for_each_match(codes, |doc| {
+            if let Some(n) = c.get_mut(doc as usize) {
+                *n = n.saturating_add(1);
+                if *n as usize == *threshold {
+                    reached.push(doc);
+                }
+            }
+        });
+    }
+
+    /// Call `f` with the record of every posting that one of `codes` selects (its slot, then its check).
+    fn for_each_match(&self, codes: &[u32], mut f: impl FnMut(u32)) {
         let body = &self.map[..self.map.len().saturating_sub(footer::FOOTER_LEN)];
         let slots = 1usize << self.slot_bits;
         let postings_at = HEADER_LEN + 4 * (slots + 1);
@@ -302,44 +375,79 @@ impl ChannelFile {
                 (start, end, check)
             })
             .collect();
-        // Count each record's shared codes in one pass, noting a record when its count reaches `min_shared`
-        // (once: counts only grow by one). The postings of a query's codes are scattered over the file, so
-        // each run's first cache line is requested a few codes ahead of its turn.
-        let threshold = min_shared.max(1);
-        let mut counts = vec![0u16; self.count];
-        let mut reached = Vec::new();
+        // The postings of a query's codes are scattered over the file, so each run's first cache lines are
+        // requested a few codes ahead of its turn.
         for (k, &(start, end, check)) in spans.iter().enumerate() {
             if let Some(&(from, to, _)) = spans.get(k + PREFETCH_CODES_AHEAD) {
                 prefetch_lines(&body[postings_at + 4 * from..postings_at + 4 * to]);
             }
             for i in start..end {
                 let posting = le32(postings_at + 4 * i);
-                if posting & 0xFF != check {
-                    continue;
-                }
-                let doc = posting >> 8;
-                if let Some(n) = counts.get_mut(doc as usize) {
-                    *n = n.saturating_add(1);
-                    if *n as usize == threshold {
-                        reached.push(doc);
-                    }
+                if posting & 0xFF == check {
+                    f(posting >> 8);
                 }
             }
         }
-        let mut out: Vec<(u32, usize)> = reached
-            .into_iter()
-            .filter(|&doc| allow(doc))
-            .map(|doc| (doc, counts[doc as usize] as usize))
-            .collect();
-        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        out.truncate(limit);
-        out
     }
 
     /// Check the footer's checksum.
     pub fn verify(&self) -> Result<()> {
         footer::verified(&self.path, &self.map, CHANNELS_KIND).map(|_| ())
     }
+}
+
+/// Per-record counts of the codes each record of one file shares with a query ([`ChannelFile::count`]), kept
+/// so that a second lookup with similar codes reads only the postings of the codes that differ
+/// ([`ChannelFile::recount`]).
+pub struct SharedCounts {
+    /// The query's codes, sorted (repeats kept: each is counted).
+    codes: Vec<u32>,
+    threshold: usize,
+    /// One per record; empty when nothing was counted (no postings, or no codes).
+    counts: Vec<u16>,
+    /// Records whose count reached `threshold`, each once.
+    reached: Vec<u32>,
+}
+
+impl SharedCounts {
+    /// Records sharing at least the threshold's codes that `allow` accepts, with how many they share: the
+    /// `limit` that share most, most first (ties by record number).
+    pub fn best(&self, limit: usize, allow: impl Fn(u32) -> bool) -> Vec<(u32, usize)> {
+        let mut out: Vec<(u32, usize)> = self
+            .reached
+            .iter()
+            .filter(|&&doc| allow(doc))
+            .map(|&doc| (doc, self.counts[doc as usize] as usize))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.truncate(limit);
+        out
+    }
+}
+
+/// What `a` holds that `b` lacks, and what `b` holds that `a` lacks, for two sorted lists taken as multisets.
+fn multiset_difference(a: &[u32], b: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let (mut only_a, mut only_b) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                only_a.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                only_b.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    only_a.extend(&a[i..]);
+    only_b.extend(&b[j..]);
+    (only_a, only_b)
 }
 
 #[cfg(test)]
@@ -601,6 +709,48 @@ mod tests {
                 );
             }
         }
+        // Counts carried from one query to another are the fresh counts: from the query to a near copy (four
+        // codes swapped, and one repeated), to its common-code superset (both read only the difference), and
+        // back (counted afresh: more differs than the short list holds).
+        let mut near = query[..36].to_vec();
+        near.extend([3, 17, 0x5000_0000 + 7919 * 50, 0x5000_0000 + 7919 * 51, 17]);
+        near.sort_unstable();
+        // Relatives that drop below the threshold: eight of the query's codes among common ones, then none.
+        let mut partial: Vec<u32> = (0..120u32).chain(query[..8].iter().copied()).collect();
+        partial.sort_unstable();
+        let mut none_of_them: Vec<u32> = (0..120u32)
+            .chain((60..64).map(|i| 0x5000_0000 + 7919 * i))
+            .collect();
+        none_of_them.sort_unstable();
+        for (from, to) in [
+            (&query, &near),
+            (&query, &common),
+            (&common, &query),
+            (&near, &common),
+            (&partial, &none_of_them),
+        ] {
+            let (removed, added) = multiset_difference(from, to);
+            let by_difference = removed.len() + added.len() < to.len();
+            assert_eq!(by_difference, !std::ptr::eq(to, &query));
+            let counts = counts_by_definition(&records, to, file.slot_bits);
+            let carried = file.recount(file.count(from, MIN_SHARED_CODES), to);
+            assert_eq!(
+                carried.best(usize::MAX, |_| true),
+                ranked(&counts, MIN_SHARED_CODES, |_| true)
+            );
+            assert_eq!(
+                carried.best(usize::MAX, odd),
+                ranked(&counts, MIN_SHARED_CODES, odd)
+            );
+            // And carried on once more, back to where it started.
+            let back = file.recount(carried, from);
+            let counts = counts_by_definition(&records, from, file.slot_bits);
+            assert_eq!(
+                back.best(usize::MAX, |_| true),
+                ranked(&counts, MIN_SHARED_CODES, |_| true)
+            );
+        }
+
         let found = file.shared(&query, MIN_SHARED_CODES, usize::MAX, |_| true);
         for &(doc, n) in relatives.iter().filter(|&&(_, n)| n >= MIN_SHARED_CODES) {
             assert!(

@@ -5,9 +5,10 @@
 //! [`crate::score::compare`] and ranked related-first by identity score. `exact` rescores every live record:
 //! the ground truth the approximate path is measured against.
 
-use crate::channel_codes;
+use crate::channel_codes::{self, SharedCounts};
 use crate::composite::composite;
 use crate::error::Result;
+use crate::prefetch::prefetch_lines;
 use crate::reader::{DocRef, IndexReader};
 use crate::schema::{Fingerprint, SourceFormat};
 use crate::score::{compare, Comparison};
@@ -179,6 +180,9 @@ impl TopN {
     }
 }
 
+/// Sketch picks ahead of the one being scored whose vectors are requested from memory.
+const PREFETCH_VECTORS_AHEAD: usize = 8;
+
 /// HNSW search breadth around an expansion seed.
 const EXPANSION_EF: usize = 64;
 
@@ -266,7 +270,12 @@ fn vector_candidates(
                     taken.insert(doc);
                     top.push(score, DocRef { segment: i, doc });
                 }
-                for doc in sketched {
+                // The sketch's picks are scattered over the vectors (a few thousand per million records):
+                // each vector is requested a few picks ahead of its turn, so that the misses overlap.
+                for (k, &doc) in sketched.iter().enumerate() {
+                    if let Some(&ahead) = sketched.get(k + PREFETCH_VECTORS_AHEAD) {
+                        prefetch_lines(s.vector(ahead));
+                    }
                     if taken.insert(doc) {
                         top.push(
                             crate::composite::dot(q, s.vector(doc)),
@@ -351,33 +360,54 @@ fn metadata_candidates(
     Ok(out)
 }
 
+/// The channel codes of `f` ([`channel_codes::channel_codes`]), empty when its anchors are of another set.
+fn codes_of(f: &Fingerprint) -> Vec<u32> {
+    match &f.weights.embedding {
+        Some(e) if e.anchor_set_version == crate::anchors::ANCHOR_SET_VERSION => {
+            channel_codes::channel_codes(e)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// How many of `codes` each record shares, per segment (`None` for a segment without channel codes). With
+/// the counts of an earlier lookup, each segment reads only the postings of the codes that differ.
+fn code_counts(
+    reader: &IndexReader,
+    codes: &[u32],
+    earlier: Option<Vec<Option<SharedCounts>>>,
+) -> Vec<Option<SharedCounts>> {
+    let mut earlier = earlier.unwrap_or_default().into_iter();
+    reader
+        .segments()
+        .iter()
+        .map(|s| {
+            let before = earlier.next().flatten();
+            let file = s.channels()?;
+            Some(match before {
+                Some(b) => file.recount(b, codes),
+                None => file.count(codes, channel_codes::MIN_SHARED_CODES),
+            })
+        })
+        .collect()
+}
+
 /// Records that share embedding channels with the query at any index: at least
 /// [`channel_codes::MIN_SHARED_CODES`] channel codes, the best [`channel_codes::MAX_CODE_CANDIDATES`] per segment.
 fn channel_candidates(
     reader: &IndexReader,
-    f: &Fingerprint,
+    counts: &[Option<SharedCounts>],
     allowed: &[Option<RoaringBitmap>],
 ) -> Vec<DocRef> {
-    let codes = match &f.weights.embedding {
-        Some(e) if e.anchor_set_version == crate::anchors::ANCHOR_SET_VERSION => {
-            channel_codes::channel_codes(e)
-        }
-        _ => return Vec::new(),
-    };
     let mut out = Vec::new();
-    for (i, s) in reader.segments().iter().enumerate() {
-        let Some(file) = s.channels() else {
+    for (i, c) in counts.iter().enumerate() {
+        let Some(c) = c else {
             continue;
         };
-        let shared = file.shared(
-            &codes,
-            channel_codes::MIN_SHARED_CODES,
-            channel_codes::MAX_CODE_CANDIDATES,
-            |doc| {
-                reader.is_live(DocRef { segment: i, doc })
-                    && allowed[i].as_ref().is_none_or(|a| a.contains(doc))
-            },
-        );
+        let shared = c.best(channel_codes::MAX_CODE_CANDIDATES, |doc| {
+            reader.is_live(DocRef { segment: i, doc })
+                && allowed[i].as_ref().is_none_or(|a| a.contains(doc))
+        });
         out.extend(
             shared
                 .into_iter()
@@ -496,6 +526,8 @@ pub fn query(reader: &IndexReader, f: &Fingerprint, options: &QueryOptions) -> R
         })
         .sum();
     let mut seen: HashSet<DocRef> = HashSet::new();
+    // Kept for the expansion, whose parent usually shares most of the query's codes.
+    let mut query_code_counts = None;
     let (refs, used_graph) = if options.exact {
         let mut refs = Vec::with_capacity(searched as usize);
         for (i, s) in reader.segments().iter().enumerate() {
@@ -530,17 +562,34 @@ pub fn query(reader: &IndexReader, f: &Fingerprint, options: &QueryOptions) -> R
                 refs.push((r, Origin::Metadata));
             }
         }
-        for r in channel_candidates(reader, f, &allowed) {
-            if seen.insert(r) {
-                refs.push((r, Origin::Channels));
+        let codes = codes_of(f);
+        if !codes.is_empty() {
+            let counts = code_counts(reader, &codes, None);
+            for r in channel_candidates(reader, &counts, &allowed) {
+                if seen.insert(r) {
+                    refs.push((r, Origin::Channels));
+                }
             }
+            query_code_counts = Some(counts);
         }
         (refs, used_graph)
     };
     let mut scored = rescore(reader, f, &q, &refs, options.exclude_id.as_deref())?;
     if !options.exact && options.expand > 0 {
-        scored.extend(expand(
-            reader, f, &q, &scored, &allowed, &mut seen, options,
+        let refs = expansion_candidates(
+            reader,
+            &scored,
+            &allowed,
+            &mut seen,
+            query_code_counts,
+            options,
+        )?;
+        scored.extend(rescore(
+            reader,
+            f,
+            &q,
+            &refs,
+            options.exclude_id.as_deref(),
         )?);
     }
     let mut hits: Vec<Hit> = scored.into_iter().map(|(_, h)| h).collect();
@@ -574,17 +623,17 @@ fn worth_rescoring(
 }
 
 /// Relatives of relatives: search the composite vectors around the best related hits (their stored vectors as
-/// queries) and rescore what is new against the query. A heavy fine-tune and its sibling may correlate too
-/// weakly for the query's own vector to rank the sibling, while both sit close to their common parent.
-fn expand(
+/// queries) for records not yet `seen`, which the caller rescores against the query. A heavy fine-tune and
+/// its sibling may correlate too weakly for the query's own vector to rank the sibling, while both sit close
+/// to their common parent.
+fn expansion_candidates(
     reader: &IndexReader,
-    f: &Fingerprint,
-    q: &[i8],
     scored: &[(DocRef, Hit)],
     allowed: &[Option<RoaringBitmap>],
     seen: &mut HashSet<DocRef>,
+    query_code_counts: Option<Vec<Option<SharedCounts>>>,
     options: &QueryOptions,
-) -> Result<Vec<(DocRef, Hit)>> {
+) -> Result<Vec<(DocRef, Origin)>> {
     let config = reader.manifest().composite;
     let mut seeds: Vec<&(DocRef, Hit)> = scored
         .iter()
@@ -599,12 +648,16 @@ fn expand(
     let mut refs = Vec::new();
     // The best seed's channel codes too: a width-pruned or residual-permuted relative of the query's parent
     // shares channels with the parent far more than with a heavily tuned query. One seed only: each costs a
-    // record read and its codes.
+    // record read and its codes. The parent's counts start from the query's, so that only the postings of the
+    // codes they do not share are read (few, when the query is a quantized or lightly tuned copy).
     if let Some((best, _)) = seeds.first().filter(|_| options.expand > 0) {
-        let parent = reader.segments()[best.segment].fingerprint(best.doc)?;
-        for r in channel_candidates(reader, &parent, allowed) {
-            if r != *best && seen.insert(r) {
-                refs.push((r, Origin::Expansion));
+        let parent_codes = codes_of(&reader.segments()[best.segment].fingerprint(best.doc)?);
+        if !parent_codes.is_empty() {
+            let counts = code_counts(reader, &parent_codes, query_code_counts);
+            for r in channel_candidates(reader, &counts, allowed) {
+                if r != *best && seen.insert(r) {
+                    refs.push((r, Origin::Expansion));
+                }
             }
         }
     }
@@ -621,7 +674,7 @@ fn expand(
             }
         }
     }
-    rescore(reader, f, q, &refs, options.exclude_id.as_deref())
+    Ok(refs)
 }
 /// One `query text` result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -737,7 +790,8 @@ mod tests {
         // Positional weights of a lineage of its own, lineage 7's channels in reverse order.
         let reversed: Vec<usize> = (0..32).rev().collect();
         let permuted = with_profiles(fingerprint("permuted", 900, 0.3, 1), 7, 0.2, &reversed);
-        let found = channel_candidates(&reader, &permuted, &allowed);
+        let lookup = |f: &Fingerprint| code_counts(&reader, &codes_of(f), None);
+        let found = channel_candidates(&reader, &lookup(&permuted), &allowed);
         let lineages: Vec<u64> = found.iter().map(|r| r.doc as u64 % 30).collect();
         assert!(
             !found.is_empty() && lineages.iter().all(|&l| l == 7),
@@ -775,7 +829,23 @@ mod tests {
 
         // Profiles of a lineage the index does not hold share no codes with it.
         let stranger = with_profiles(fingerprint("stranger", 901, 0.3, 2), 901, 0.2, &order);
-        assert!(channel_candidates(&reader, &stranger, &allowed).is_empty());
+        assert!(channel_candidates(&reader, &lookup(&stranger), &allowed).is_empty());
+
+        // Counts carried over from another model's lookup (as the expansion does from the query to its
+        // parent) give the candidates a fresh lookup gives: to a near copy, which reads only the codes that
+        // differ, and to an unrelated model, which is counted afresh.
+        let near = with_profiles(fingerprint("near", 900, 0.3, 3), 7, 0.25, &reversed);
+        for (from, to) in [
+            (&permuted, &near),
+            (&near, &permuted),
+            (&permuted, &stranger),
+        ] {
+            let carried = code_counts(&reader, &codes_of(to), Some(lookup(from)));
+            assert_eq!(
+                channel_candidates(&reader, &carried, &allowed),
+                channel_candidates(&reader, &lookup(to), &allowed)
+            );
+        }
     }
 
     /// The sketch scan's picks join the graph's: with a share of 1 every allowed record is a candidate, so
@@ -894,19 +964,19 @@ mod tests {
             .collect();
         let mut seen: HashSet<DocRef> = refs.iter().map(|(r, _)| *r).collect();
         let scored = rescore(&reader, &query_model, &q, &refs, None).unwrap();
-        let added = expand(
+        let added = expansion_candidates(
             &reader,
-            &query_model,
-            &q,
             &scored,
             &allowed,
             &mut seen,
+            None,
             &QueryOptions {
                 expand: 1,
                 ..options
             },
         )
         .unwrap();
+        let added = rescore(&reader, &query_model, &q, &added, None).unwrap();
         let added: Vec<_> = added.iter().map(|(_, h)| h).collect();
         assert_eq!(added.len(), 1, "{added:?}");
         assert_eq!(added[0].model_id, "heavy-b");
