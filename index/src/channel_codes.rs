@@ -118,22 +118,10 @@ pub fn channel_codes(e: &EmbeddingSignals) -> Vec<u32> {
 
 /// How many codes two sorted code lists share.
 pub fn shared_codes(a: &[u32], b: &[u32]) -> usize {
-    let (mut i, mut j, mut n) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                n += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    n
+    a.len() - multiset_difference(a, b).0.len()
 }
 
-/// Codes ahead of the one being counted whose postings are requested from memory (see [`ChannelFile::shared`]).
+/// Codes ahead of the one being counted whose postings are requested from memory (see [`ChannelFile::count`]).
 const PREFETCH_CODES_AHEAD: usize = 6;
 
 /// Where a code's postings go: a slot of the segment's table (the low `slot_bits` of a hash of the code) and an
@@ -289,18 +277,22 @@ impl ChannelFile {
     /// How many of `codes` every record shares, from one pass over the codes' postings; the records that
     /// reach `min_shared` are noted on the way.
     pub fn count(&self, codes: &[u32], min_shared: usize) -> SharedCounts {
-        let mut sorted = codes.to_vec();
-        sorted.sort_unstable();
+        self.count_sorted(sorted(codes), min_shared.max(1))
+    }
+
+    /// [`Self::count`] of codes already sorted, with its threshold (at least 1).
+    fn count_sorted(&self, codes: Vec<u32>, threshold: usize) -> SharedCounts {
         let mut counts = SharedCounts {
-            codes: sorted,
-            threshold: min_shared.max(1),
+            codes: Vec::new(),
+            threshold,
             counts: Vec::new(),
             reached: Vec::new(),
         };
         if self.postings > 0 && !codes.is_empty() {
             counts.counts = zeroed_counts(self.count);
-            self.add_postings(codes, &mut counts);
+            self.add_postings(&codes, &mut counts);
         }
+        counts.codes = codes;
         counts
     }
 
@@ -311,14 +303,13 @@ impl ChannelFile {
     /// file; when it counted nothing, or its codes differ from `codes` in more codes than `codes` holds, the
     /// counts are made afresh.
     pub fn recount(&self, earlier: SharedCounts, codes: &[u32]) -> SharedCounts {
-        let mut sorted = codes.to_vec();
-        sorted.sort_unstable();
-        let (removed, added) = multiset_difference(&earlier.codes, &sorted);
-        if earlier.counts.len() != self.count || removed.len() + added.len() >= sorted.len() {
-            return self.count(codes, earlier.threshold);
+        let codes = sorted(codes);
+        let (removed, added) = multiset_difference(&earlier.codes, &codes);
+        if earlier.counts.len() != self.count || removed.len() + added.len() >= codes.len() {
+            return self.count_sorted(codes, earlier.threshold);
         }
         let mut counts = earlier;
-        counts.codes = sorted;
+        counts.codes = codes;
         self.for_each_match(&removed, |doc| {
             if let Some(n) = counts.counts.get_mut(doc as usize) {
                 *n = n.saturating_sub(1);
@@ -452,11 +443,16 @@ thread_local! {
 /// after compaction).
 const MAX_SPARE_COUNTS: usize = 64;
 
-/// `len` zeroed counts, in a spare buffer when this thread has one large enough.
+/// `len` zeroed counts, in this thread's smallest spare buffer that is large enough (so that an index of
+/// segments of mixed sizes keeps a fitting spare for each), if any.
 fn zeroed_counts(len: usize) -> Vec<u16> {
     let spare = SPARE_COUNTS.with(|spare| {
         let mut spare = spare.borrow_mut();
-        let fits = spare.iter().position(|v| v.capacity() >= len)?;
+        let (fits, _) = spare
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.capacity() >= len)
+            .min_by_key(|(_, v)| v.capacity())?;
         Some(spare.swap_remove(fits))
     });
     match spare {
@@ -467,6 +463,12 @@ fn zeroed_counts(len: usize) -> Vec<u16> {
         }
         None => vec![0; len],
     }
+}
+
+fn sorted(codes: &[u32]) -> Vec<u32> {
+    let mut v = codes.to_vec();
+    v.sort_unstable();
+    v
 }
 
 /// What `a` holds that `b` lacks, and what `b` holds that `a` lacks, for two sorted lists taken as multisets.

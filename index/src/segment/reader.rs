@@ -92,9 +92,10 @@ impl SegmentReader {
         // RAM (58 KB × 1M records), and the kernel's default read-around on a page fault is `read_ahead_kb`
         // (8 MB on this project's VMs): each record touched read up to 8 MB around it, a million-record
         // query some 400 MB, which evicted the rest of the working set (one-thread p50 41–106 ms at 1M, against
-        // 10.6–13 ms without it). So no read-around here: the query path asks for exactly the records it will read, all at once
-        // ([`SegmentReader::prefetch_records`]), and whole-file passes switch to in-order read-ahead
-        // ([`SegmentReader::read_records_in_order`]). Advice only tunes caching, so a failure is ignored.
+        // 10.6–13 ms without it). So no read-around here: the query path asks for exactly the records it will
+        // read, all at once ([`SegmentReader::prefetch_records`]), and whole-file passes switch to in-order
+        // read-ahead ([`SegmentReader::read_records_in_order`]). Advice only tunes caching, so a failure is
+        // ignored.
         let _ = records.advise(Advice::Random);
 
         let vpath = dir.join(VECTORS_FILE);
