@@ -9,6 +9,10 @@
 //!   content digest that a local directory needs; `signals_only_seconds`/`signals_only_ratio` are the same
 //!   without it, which is also the cost for a Hugging Face cache snapshot (its SHA-256s come free with the blob
 //!   names);
+//! - `local_dir_download_seconds`/`local_dir_download_ratio`: the default fingerprint of the same files laid out
+//!   as `huggingface-cli download --local-dir` leaves them (hard links to the same inodes, so the same cached
+//!   pages, and a download record per file in `.cache/huggingface/download/`): the records give the SHA-256s,
+//!   so nothing is hashed;
 //! - `peak_rss_bytes` (the highest VmHWM of the children), `embedding_bytes` (the stored embedding matrix) and
 //!   `peak_rss_minus_embedding_bytes`;
 //! - `read_cpu_seconds`, `fingerprint_cpu_seconds`, `signals_only_cpu_seconds`: the least CPU time of the same
@@ -230,6 +234,42 @@ fn measure_cold(model: &Path, files: &[PathBuf]) -> Option<(f64, f64, u64)> {
     Some((read, fingerprint, resident))
 }
 
+/// The model's top-level files as a `--local-dir` download in `dir`: hard links (the same inodes, so the same
+/// cached pages and modification times) and a download record per file written after them, with the SHA-256 of
+/// each weight file as its etag (an LFS file's) and a git SHA-1 for the others. Copies if linking fails.
+fn local_dir_download(model: &Path, dir: &Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    let records = dir.join(".cache/huggingface/download");
+    std::fs::create_dir_all(&records)?;
+    let weights = weight_files(model);
+    let written = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    for entry in std::fs::read_dir(model)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !path.is_file() {
+            continue;
+        }
+        let link = dir.join(name);
+        if std::fs::hard_link(&path, &link).is_err() {
+            std::fs::copy(&path, &link)?;
+        }
+        let etag = if weights.contains(&path) {
+            provsearch_ingest::digest::hashed_sha256(&path)
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+        } else {
+            "0".repeat(40)
+        };
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let record = format!("{commit}\n{etag}\n{written}\n");
+        std::fs::write(records.join(format!("{name}.metadata")), record)?;
+    }
+    Ok(())
+}
+
 fn measure(name: &str, model: &Path, cold: bool) {
     let files = weight_files(model);
     let bytes: u64 = files
@@ -248,6 +288,14 @@ fn measure(name: &str, model: &Path, cold: bool) {
     let Some((signals_only, _, _, signals_cpu)) = run_children(model, true, runs) else {
         return;
     };
+    let slug = model.file_name().unwrap_or_default().to_string_lossy();
+    let download = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench-data")
+        .join(format!("{slug}-local-dir"));
+    local_dir_download(model, &download).expect("write the --local-dir layout");
+    let Some((local_dir, _, _, _)) = run_children(&download, false, runs) else {
+        return;
+    };
     let cold = if cold {
         match measure_cold(model, &files) {
             Some((r, f, resident)) => format!(
@@ -261,11 +309,12 @@ fn measure(name: &str, model: &Path, cold: bool) {
         String::new()
     };
     println!(
-        "{{\"model\":\"{name}\",\"bytes\":{bytes},\"read_seconds\":{read:.4},\"read_gb_per_s\":{:.2},\"fingerprint_seconds\":{best:.4},\"fingerprint_gb_per_s\":{:.2},\"ratio\":{:.2},\"signals_only_seconds\":{signals_only:.4},\"signals_only_ratio\":{:.2},\"peak_rss_bytes\":{rss},\"embedding_bytes\":{emb},\"peak_rss_minus_embedding_bytes\":{},\"read_cpu_seconds\":{read_cpu:.4},\"fingerprint_cpu_seconds\":{cpu:.4},\"signals_only_cpu_seconds\":{signals_cpu:.4}{cold},\"loadavg\":[{load_before},{}]}}",
+        "{{\"model\":\"{name}\",\"bytes\":{bytes},\"read_seconds\":{read:.4},\"read_gb_per_s\":{:.2},\"fingerprint_seconds\":{best:.4},\"fingerprint_gb_per_s\":{:.2},\"ratio\":{:.2},\"signals_only_seconds\":{signals_only:.4},\"signals_only_ratio\":{:.2},\"local_dir_download_seconds\":{local_dir:.4},\"local_dir_download_ratio\":{:.2},\"peak_rss_bytes\":{rss},\"embedding_bytes\":{emb},\"peak_rss_minus_embedding_bytes\":{},\"read_cpu_seconds\":{read_cpu:.4},\"fingerprint_cpu_seconds\":{cpu:.4},\"signals_only_cpu_seconds\":{signals_cpu:.4}{cold},\"loadavg\":[{load_before},{}]}}",
         bytes as f64 / read / 1e9,
         bytes as f64 / best / 1e9,
         best / read,
         signals_only / read,
+        local_dir / read,
         rss.saturating_sub(emb),
         loadavg(),
     );

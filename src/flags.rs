@@ -28,11 +28,13 @@ pub struct ModelArgs {
     #[arg(long)]
     pub no_digest: bool,
     /// Also compute the SHA-256 of every weight file (free for Hugging Face cache snapshots, whose blobs are
-    /// named by it; otherwise it costs about five times a read of the files).
+    /// named by it, and `--local-dir` downloads, which record it; otherwise it costs about five times a read
+    /// of the files).
     #[arg(long)]
     pub sha256: bool,
-    /// Hash Hugging Face cache blobs and check them against the SHA-256 their names claim (trusted otherwise,
-    /// which spares a pass over the bytes): a blob that does not match is an error naming the file.
+    /// Hash weight files whose SHA-256 the Hub's tools recorded (a cache blob's name, a `--local-dir` download
+    /// record) and check them against it (trusted otherwise, which spares a pass over the bytes): a file that
+    /// does not match is an error naming it and the record.
     #[arg(long, conflicts_with = "no_digest")]
     pub verify_digests: bool,
 }
@@ -127,12 +129,13 @@ pub struct IngestArgs {
     /// Print a JSON Lines report (one line per model, then a summary line).
     #[arg(long)]
     pub json: bool,
-    /// Skip SHA-256 digests of the weight files (faster; byte-identity and resumption of unversioned
+    /// Skip the content digests of the weight files (faster; byte-identity and resumption of unversioned
     /// directories are then weaker).
     #[arg(long)]
     pub no_digest: bool,
-    /// Hash Hugging Face cache blobs and check them against the SHA-256 their names claim (trusted otherwise,
-    /// which spares a pass over the bytes): a blob that does not match is an error naming the file.
+    /// Hash weight files whose SHA-256 the Hub's tools recorded (a cache blob's name, a `--local-dir` download
+    /// record) and check them against it (trusted otherwise, which spares a pass over the bytes): a file that
+    /// does not match is an error naming it and the record.
     #[arg(long, conflicts_with = "no_digest")]
     pub verify_digests: bool,
 }

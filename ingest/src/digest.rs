@@ -1,13 +1,17 @@
-//! Digests of weight files, for byte-identity. SHA-256 is what the Hugging Face Hub publishes for LFS files:
-//! files in an HF cache snapshot are symlinks to blobs named by their SHA-256, so it is read from the link for
-//! free. Elsewhere content is identified by BLAKE3, which hashes on every core several times faster than
-//! SHA-256 (SHA-256 is computed too only on request).
+//! Digests of weight files, for byte-identity. SHA-256 is what the Hugging Face Hub publishes for LFS files,
+//! and both layouts the Hub's own tools write record it, so it is read for free:
+//! - files in an HF cache snapshot are symlinks to blobs named by their SHA-256 ([`cached_sha256`]);
+//! - `huggingface-cli download --local-dir DIR` writes a record per file under `DIR/.cache/huggingface/download/`
+//!   with the commit and, for an LFS file, its SHA-256 ([`download_record`]).
+//!
+//! Elsewhere content is identified by BLAKE3, which hashes on every core several times faster than SHA-256
+//! (SHA-256 is computed too only on request).
 
 use crate::error::Result;
 use provsearch_formats::Error as FormatError;
 use sha2::{Digest, Sha256};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64
@@ -24,6 +28,91 @@ pub fn cached_sha256(path: &Path) -> Option<String> {
         .and_then(|p| p.file_name())
         .is_some_and(|p| p == "blobs");
     (in_blobs && is_sha256_hex(name)).then(|| name.to_string())
+}
+
+/// What `huggingface-cli download --local-dir` (huggingface_hub 0.23 and later) recorded about a file it wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadRecord {
+    /// The record itself: `DIR/.cache/huggingface/download/<name in the repo>.metadata`.
+    pub path: PathBuf,
+    /// The commit the file was downloaded from (40 hex digits).
+    pub commit: String,
+    /// The file's SHA-256 when it is an LFS file, whose etag is its SHA-256. `None` for a file kept in git
+    /// itself, whose etag is a git blob SHA-1.
+    pub sha256: Option<String>,
+}
+
+/// How many directories above a file its `--local-dir` root may be: a model in a subfolder of its repository
+/// (`DIR/sub/model.safetensors`, recorded as `sub/model.safetensors`) is fingerprinted from `DIR/sub`.
+const MAX_RECORD_DEPTH: usize = 4;
+
+/// A record is three short lines; anything longer is not one, and is not read whole.
+const MAX_RECORD_BYTES: u64 = 512;
+
+/// The `--local-dir` download record of `path`, if one is there and still describes the file.
+///
+/// The record is `<commit>\n<etag>\n<unix time it was written>\n`. It is trusted as huggingface_hub itself
+/// trusts it (`_local_folder.py`): only while the file was not modified after the record was written (its
+/// mtime at most one second past the record's time). The nearest record found going up from the file is the
+/// one; a record that is malformed or outdated gives `None`, so the file is hashed instead.
+pub fn download_record(path: &Path) -> Option<DownloadRecord> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let modified = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    for root in path.ancestors().skip(1).take(MAX_RECORD_DEPTH) {
+        let name = path.strip_prefix(root).ok()?;
+        let mut record = root
+            .join(".cache/huggingface/download")
+            .join(name)
+            .into_os_string();
+        record.push(".metadata");
+        let record = PathBuf::from(record);
+        let Ok(file) = std::fs::File::open(&record) else {
+            continue;
+        };
+        let mut text = String::new();
+        file.take(MAX_RECORD_BYTES).read_to_string(&mut text).ok()?;
+        let (commit, etag, written) = parse_download_record(&text)?;
+        return (modified - 1.0 <= written).then(|| DownloadRecord {
+            path: record,
+            commit: commit.to_string(),
+            sha256: is_sha256_hex(etag).then(|| etag.to_string()),
+        });
+    }
+    None
+}
+
+/// `(commit, etag, time written)` of a download record, or `None` if it is not one.
+fn parse_download_record(text: &str) -> Option<(&str, &str, f64)> {
+    let mut lines = text.lines().map(str::trim);
+    let commit = lines.next()?;
+    let etag = lines.next()?;
+    let written: f64 = lines.next()?.parse().ok()?;
+    let is_commit = commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit());
+    (is_commit && !etag.is_empty() && written.is_finite()).then_some((commit, etag, written))
+}
+
+/// A file's SHA-256 as the Hub's tools recorded it, without reading the file: its HF cache blob name or its
+/// `--local-dir` download record. The second value says where it came from, for error messages.
+pub fn recorded_sha256(path: &Path) -> Option<(String, String)> {
+    if let Some(known) = cached_sha256(path) {
+        return Some((known, "the Hugging Face cache's blob name".to_string()));
+    }
+    let record = download_record(path)?;
+    let sha256 = record.sha256?;
+    Some((
+        sha256,
+        format!("the download record {}", record.path.display()),
+    ))
+}
+
+/// The commit every one of `files` was downloaded from, when each has a download record and they agree.
+pub fn recorded_commit(files: &[PathBuf]) -> Option<String> {
+    let mut commits = files.iter().map(|f| download_record(f).map(|r| r.commit));
+    let first = commits.next()??;
+    commits.all(|c| c.as_ref() == Some(&first)).then_some(first)
 }
 
 /// SHA-256 (lower-case hex) of a file's bytes: from the HF cache link when possible, else streamed.
@@ -232,6 +321,97 @@ mod tests {
         std::os::unix::fs::symlink(format!("../blobs/{fake}"), &link).unwrap();
         assert_eq!(file_sha256(&link).unwrap(), fake);
         assert_eq!(cached_sha256(&file), None);
+    }
+
+    /// Write `DIR/.cache/huggingface/download/NAME.metadata` as huggingface_hub does.
+    fn write_record(dir: &Path, name: &str, commit: &str, etag: &str, written: f64) {
+        let record = dir
+            .join(".cache/huggingface/download")
+            .join(format!("{name}.metadata"));
+        std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+        std::fs::write(record, format!("{commit}\n{etag}\n{written}\n")).unwrap();
+    }
+
+    fn unix_now() -> f64 {
+        let now = std::time::SystemTime::now();
+        now.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    }
+
+    /// A `--local-dir` record gives the commit, and the SHA-256 of an LFS file, while the file is unchanged.
+    #[test]
+    fn local_dir_download_records_are_read_while_the_file_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let sha = "ab".repeat(32);
+        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+        let weights = dir.path().join("sub/model.safetensors");
+        let config = dir.path().join("sub/config.json");
+        std::fs::write(&weights, b"weights").unwrap();
+        std::fs::write(&config, b"{}").unwrap();
+        let now = unix_now();
+        // Recorded by the repository name (`sub/...`) at the download root, two levels up from the file.
+        write_record(dir.path(), "sub/model.safetensors", commit, &sha, now);
+        write_record(dir.path(), "sub/config.json", commit, &"c".repeat(40), now);
+        let record = download_record(&weights).unwrap();
+        assert_eq!(record.commit, commit);
+        assert_eq!(record.sha256.as_deref(), Some(sha.as_str()));
+        assert!(record
+            .path
+            .ends_with("download/sub/model.safetensors.metadata"));
+        // A file kept in git has a SHA-1 etag: the commit, but no SHA-256.
+        assert_eq!(download_record(&config).unwrap().sha256, None);
+        assert_eq!(recorded_sha256(&config), None);
+        let (known, claimed_by) = recorded_sha256(&weights).unwrap();
+        assert_eq!(known, sha);
+        assert!(
+            claimed_by.contains("model.safetensors.metadata"),
+            "{claimed_by}"
+        );
+        assert_eq!(
+            recorded_commit(&[weights.clone(), config.clone()]).as_deref(),
+            Some(commit)
+        );
+
+        // Files from two commits have no one revision; a file without a record has none either.
+        write_record(
+            dir.path(),
+            "sub/config.json",
+            &"d".repeat(40),
+            &"c".repeat(40),
+            now,
+        );
+        assert_eq!(recorded_commit(&[weights.clone(), config.clone()]), None);
+        let loose = dir.path().join("sub/loose.safetensors");
+        std::fs::write(&loose, b"x").unwrap();
+        assert_eq!(download_record(&loose), None);
+        assert_eq!(recorded_commit(&[weights.clone(), loose]), None);
+
+        // Modified after the record was written (beyond huggingface_hub's one-second slack): not trusted.
+        let later = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(now + 5.0);
+        let file = std::fs::File::options().write(true).open(&weights).unwrap();
+        file.set_modified(later).unwrap();
+        assert_eq!(download_record(&weights), None);
+        assert_eq!(recorded_sha256(&weights), None);
+        file.set_modified(later - std::time::Duration::from_secs(4))
+            .unwrap();
+        assert!(download_record(&weights).is_some(), "within the slack");
+
+        // Malformed records are not records: short commit, missing lines, a time that is not a number.
+        for text in [
+            format!("abc\n{sha}\n{now}\n"),
+            format!("{commit}\n"),
+            format!("{commit}\n{sha}\nyesterday\n"),
+            format!("{commit}\n\n{now}\n"),
+            format!("{commit}\n{sha}\nNaN\n"),
+        ] {
+            let record = dir
+                .path()
+                .join(".cache/huggingface/download/sub/model.safetensors.metadata");
+            std::fs::write(&record, &text).unwrap();
+            assert_eq!(download_record(&weights), None, "{text:?}");
+        }
     }
 
     /// The parallel tree digest is the standard BLAKE3 of the bytes at every length around chunk, leaf and

@@ -46,16 +46,19 @@ pub enum Error {
         /// Tensor name.
         tensor: String,
     },
-    /// A Hugging Face cache blob's bytes do not hash to the SHA-256 its name claims (`--verify-digests`).
+    /// A weight file's bytes do not hash to the SHA-256 the Hub's tools recorded for it (`--verify-digests`):
+    /// its HF cache blob name or its `--local-dir` download record.
     #[error(
-        "{}: the Hugging Face cache names this blob by SHA-256 {named}, but its bytes hash to {actual}: the \
-         cache is corrupt or was altered",
+        "{}: {claimed_by} gives SHA-256 {named}, but its bytes hash to {actual}: the file or its record is \
+         corrupt or was altered",
         path.display()
     )]
     DigestMismatch {
-        /// The snapshot file (a link to the blob).
+        /// The weight file (in a cache snapshot, a link to the blob).
         path: PathBuf,
-        /// The SHA-256 in the blob's name.
+        /// What recorded the SHA-256: the blob name, or the download record's path.
+        claimed_by: String,
+        /// The recorded SHA-256.
         named: String,
         /// The SHA-256 of its bytes.
         actual: String,

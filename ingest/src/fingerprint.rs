@@ -1,7 +1,9 @@
 //! Checkpoint → [`Fingerprint`]: reads config, model card and tokenizer, opens the weights, computes the weight
 //! signals and the file digests (in parallel), and assembles the record.
 
-use crate::digest::{blake3_hex, cached_sha256, file_blake3, hashed_sha256, sha256_hex};
+use crate::digest::{
+    blake3_hex, file_blake3, hashed_sha256, recorded_commit, recorded_sha256, sha256_hex,
+};
 use crate::error::{Error, Result};
 use crate::locate::{is_native_weight_file, locate, ModelLocation, NATIVE_PARAMS};
 use crate::signals;
@@ -299,7 +301,11 @@ pub fn fingerprint_location(
         version: FINGERPRINT_VERSION,
         source: Source {
             id: options.id.clone().unwrap_or_else(|| location.id.clone()),
-            revision: location.revision.clone(),
+            // A plain directory has no revision of its own, unless the Hub's tools downloaded it there.
+            revision: location
+                .revision
+                .clone()
+                .or_else(|| recorded_commit(&files)),
             format: location.format,
             quantization: source.quantization(),
             files: digests,
@@ -334,7 +340,8 @@ fn load_model_vocabulary(root: &Path, weights: &Weights) -> Result<Option<Vocabu
 
 /// Size and digests of every weight file, and the content digest over them.
 ///
-/// Policy: when every file's SHA-256 is known for free (an HF cache snapshot), the content digest is
+/// Policy: when every file's SHA-256 is known for free (an HF cache snapshot, a `--local-dir` download whose
+/// files are unchanged since; see [`crate::digest`]), the content digest is
 /// `sha256:<SHA-256 of the file SHA-256s>` and nothing is read; otherwise it is `blake3:<BLAKE3 of the file
 /// BLAKE3s>`. Two fingerprints are byte-identical when their content digests are equal (same scheme).
 fn file_digests(
@@ -342,12 +349,13 @@ fn file_digests(
     root: &Path,
     options: &FingerprintOptions,
 ) -> Result<(Vec<FileDigest>, String)> {
-    let cached: Vec<Option<String>> = files.iter().map(|p| cached_sha256(p)).collect();
-    let all_cached = !files.is_empty() && cached.iter().all(Option::is_some);
+    let recorded: Vec<Option<(String, String)>> =
+        files.iter().map(|p| recorded_sha256(p)).collect();
+    let all_cached = !files.is_empty() && recorded.iter().all(Option::is_some);
     let digests = files
         .iter()
-        .zip(cached)
-        .map(|(path, cached)| {
+        .zip(recorded)
+        .map(|(path, recorded)| {
             let bytes = std::fs::metadata(path)
                 .map_err(|e| FormatError::io(path, e))?
                 .len();
@@ -356,19 +364,20 @@ fn file_digests(
             } else {
                 file_blake3(path)?
             };
-            let sha256 = match (cached, options.sha256) {
-                (Some(known), _) if options.verify_digests => {
+            let sha256 = match (recorded, options.sha256) {
+                (Some((known, claimed_by)), _) if options.verify_digests => {
                     let actual = hashed_sha256(path)?;
                     if actual != known {
                         return Err(Error::DigestMismatch {
                             path: path.clone(),
+                            claimed_by,
                             named: known,
                             actual,
                         });
                     }
                     known
                 }
-                (Some(known), _) => known,
+                (Some((known, _)), _) => known,
                 (None, true) => hashed_sha256(path)?,
                 (None, false) => String::new(),
             };

@@ -1,4 +1,5 @@
-//! Hub ids resolved in a Hugging Face cache layout built on disk (the Hub itself is never contacted).
+//! Hub ids resolved in a Hugging Face cache layout built on disk, and the `--local-dir` download layout (the
+//! Hub itself is never contacted).
 
 use super::util::{provsearch, provsearch_env, synth};
 use datasets::synth::Family;
@@ -215,4 +216,98 @@ fn a_blob_name_the_weights_contradict_does_not_make_models_identical() {
         (Some(1), Some(1)),
         "{summary}"
     );
+}
+
+/// `huggingface-cli download acme/tiny --local-dir DIR`: the files themselves, and per file a record in
+/// `DIR/.cache/huggingface/download/` (commit, etag, time written; huggingface_hub's `_local_folder.py`). The
+/// etag of an LFS file (`*.safetensors`) is its SHA-256, that of a file kept in git a SHA-1.
+fn local_dir(dir: &Path) {
+    synth(dir, Family::Llama, 4);
+    let written = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let records = dir.join(".cache/huggingface/download");
+    std::fs::create_dir_all(&records).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let etag = if name.ends_with(".safetensors") {
+            provsearch_ingest::digest::hashed_sha256(&path).unwrap()
+        } else {
+            "5".repeat(40)
+        };
+        let record = format!("{COMMIT}\n{etag}\n{written}\n");
+        std::fs::write(records.join(format!("{name}.metadata")), record).unwrap();
+    }
+}
+
+/// A `--local-dir` download is identified as its cache snapshot is: revision and SHA-256 from the Hub's own
+/// records, nothing hashed, the same content digest. A lying record is caught by `--verify-digests`, and a file
+/// changed after its download is hashed again.
+#[test]
+fn local_dir_downloads_are_identified_by_their_records() {
+    let (tmp, hub) = cache();
+    let hub_arg = hub.display().to_string();
+    let cached = fingerprint_json(&["acme/tiny", "--hf-cache", &hub_arg], &[]);
+    let dir = tmp.path().join("local");
+    local_dir(&dir);
+    let dir_arg = dir.display().to_string();
+    let f = fingerprint_json(&[&dir_arg], &[]);
+    assert_eq!(f["source"]["revision"], COMMIT);
+    assert_eq!(
+        f["source"]["files"][0]["blake3"], "",
+        "no file was read to hash it"
+    );
+    assert_eq!(f["source"]["files"], cached["source"]["files"]);
+    assert_eq!(
+        f["source"]["content_digest"],
+        cached["source"]["content_digest"]
+    );
+    assert!(f["source"]["content_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let verified = fingerprint_json(&[&dir_arg, "--verify-digests"], &[]);
+    assert_eq!(verified["source"], f["source"]);
+
+    // A record that lies about the weights: trusted by default, refused by --verify-digests with the record named.
+    let record = dir.join(".cache/huggingface/download/model.safetensors.metadata");
+    let honest = std::fs::read_to_string(&record).unwrap();
+    let lie = "e".repeat(64);
+    let mut lines: Vec<&str> = honest.lines().collect();
+    lines[1] = &lie;
+    std::fs::write(&record, lines.join("\n")).unwrap();
+    let run = provsearch(["fingerprint", &dir_arg, "--verify-digests"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("model.safetensors.metadata")
+            && run.stderr.contains(&lie)
+            && run.stderr.contains("its bytes hash to"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(&record, &honest).unwrap();
+
+    // Weights changed after the download: the record no longer describes them, so they are hashed (BLAKE3) and
+    // the directory has no revision.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    let weights = std::fs::File::options()
+        .write(true)
+        .open(dir.join("model.safetensors"))
+        .unwrap();
+    weights.set_modified(later).unwrap();
+    let f = fingerprint_json(&[&dir_arg], &[]);
+    assert_eq!(f["source"]["revision"], serde_json::Value::Null);
+    assert_eq!(
+        f["source"]["files"][0]["blake3"].as_str().unwrap().len(),
+        64
+    );
+    assert!(f["source"]["content_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("blake3:"));
 }
