@@ -1,9 +1,7 @@
 //! Checkpoint → [`Fingerprint`]: reads config, model card and tokenizer, opens the weights, computes the weight
 //! signals and the file digests (in parallel), and assembles the record.
 
-use crate::digest::{
-    blake3_hex, file_blake3, hashed_sha256, recorded_commit, recorded_sha256, sha256_hex,
-};
+use crate::digest::{blake3_hex, file_blake3, hashed_sha256, recorded_sha256, sha256_hex};
 use crate::error::{Error, Result};
 use crate::locate::{is_native_weight_file, locate, ModelLocation, NATIVE_PARAMS};
 use crate::signals;
@@ -301,11 +299,7 @@ pub fn fingerprint_location(
         version: FINGERPRINT_VERSION,
         source: Source {
             id: options.id.clone().unwrap_or_else(|| location.id.clone()),
-            // A plain directory has no revision of its own, unless the Hub's tools downloaded it there.
-            revision: location
-                .revision
-                .clone()
-                .or_else(|| recorded_commit(&files)),
+            revision: location.revision.clone(),
             format: location.format,
             quantization: source.quantization(),
             files: digests,

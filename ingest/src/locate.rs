@@ -1,6 +1,7 @@
 //! Where a model's files are: a local snapshot directory, a single weight file, or a Hub id resolved in the
 //! local Hugging Face cache (`models--org--name/snapshots/<commit>/`, `refs/<branch>`), never over the network.
 
+use crate::digest::recorded_commit;
 use crate::error::{Error, Result};
 use provsearch_formats::gguf::split::SplitName;
 use provsearch_formats::safetensors::ShardIndex;
@@ -14,7 +15,8 @@ use std::path::{Component, Path, PathBuf};
 pub struct ModelLocation {
     /// Model id: `org/name` for cache entries, the directory or file name otherwise.
     pub id: String,
-    /// Commit of a cache snapshot, when known.
+    /// Commit of a cache snapshot, or of a `--local-dir` download whose weight files are unchanged since
+    /// (from their download records, [`recorded_commit`]), when known.
     pub revision: Option<String>,
     /// Directory holding config.json, tokenizer files and README.md.
     pub root: PathBuf,
@@ -182,7 +184,7 @@ pub fn locate_directory_models(
         };
         models.push(ModelLocation {
             id: id.clone(),
-            revision: revision.clone(),
+            revision: revision.clone().or_else(|| recorded_commit(&weight_files)),
             root: dir.to_path_buf(),
             weight_files,
             format: SourceFormat::Safetensors,
@@ -198,7 +200,7 @@ pub fn locate_directory_models(
             } else {
                 id.clone()
             },
-            revision: revision.clone(),
+            revision: revision.clone().or_else(|| recorded_commit(&weight_files)),
             root: dir.to_path_buf(),
             weight_files,
             format: SourceFormat::Gguf,
@@ -306,7 +308,7 @@ pub fn locate_path(path: &Path) -> Result<ModelLocation> {
     };
     Ok(ModelLocation {
         id,
-        revision: None,
+        revision: recorded_commit(std::slice::from_ref(&path)),
         root,
         weight_files: vec![path],
         format,
@@ -356,7 +358,7 @@ fn locate_gguf_file(path: &Path, root: PathBuf) -> Result<ModelLocation> {
     };
     Ok(ModelLocation {
         id,
-        revision: None,
+        revision: recorded_commit(&weight_files),
         root,
         weight_files,
         format: SourceFormat::Gguf,

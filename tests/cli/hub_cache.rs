@@ -311,3 +311,60 @@ fn local_dir_downloads_are_identified_by_their_records() {
         .unwrap()
         .starts_with("blake3:"));
 }
+
+/// `ingest` skips a `--local-dir` download already indexed at its recorded commit without opening its weights,
+/// as it skips a cache snapshot; once a weight file is newer than its record, the record no longer vouches for
+/// it and the model is read again.
+#[test]
+fn ingest_skips_an_unchanged_local_dir_download_without_reading_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    let dir = models.join("tiny");
+    local_dir(&dir);
+    let index = tmp.path().join("index");
+    let ingest = || {
+        let run = provsearch([
+            "ingest",
+            models.to_str().unwrap(),
+            "--index",
+            index.to_str().unwrap(),
+            "--json",
+        ]);
+        run.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["event"] == "summary")
+            .unwrap_or_else(|| panic!("no summary: {} {}", run.stdout, run.stderr))
+    };
+    let counts = |s: &serde_json::Value| {
+        (
+            s["added"].as_u64(),
+            s["unchanged"].as_u64(),
+            s["failed"].as_u64(),
+        )
+    };
+    assert_eq!(counts(&ingest()), (Some(1), Some(0), Some(0)));
+
+    // The weights replaced by bytes that are no model, with the old modification time: the record still vouches
+    // for them, so the rerun skips the model. Had it opened the weights, it would have failed.
+    let weights = dir.join("model.safetensors");
+    let modified = std::fs::metadata(&weights).unwrap().modified().unwrap();
+    std::fs::write(&weights, b"not a safetensors file").unwrap();
+    let file = std::fs::File::options().write(true).open(&weights).unwrap();
+    file.set_modified(modified).unwrap();
+    assert_eq!(counts(&ingest()), (Some(0), Some(1), Some(0)));
+
+    // Newer than its record: read again, and the damage is reported (the indexed record is kept).
+    file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(counts(&ingest()), (Some(0), Some(0), Some(1)));
+    let run = provsearch([
+        "index",
+        "stats",
+        "--index",
+        index.to_str().unwrap(),
+        "--json",
+    ]);
+    let stats: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(stats["live"], 1, "{stats}");
+}
