@@ -239,12 +239,9 @@ fn measure_cold(model: &Path, files: &[PathBuf]) -> Option<(f64, f64, u64)> {
 /// each weight file as its etag (an LFS file's) and a git SHA-1 for the others. Copies if linking fails.
 fn local_dir_download(model: &Path, dir: &Path) -> std::io::Result<()> {
     let _ = std::fs::remove_dir_all(dir);
-    let records = dir.join(".cache/huggingface/download");
-    std::fs::create_dir_all(&records)?;
+    std::fs::create_dir_all(dir)?;
     let weights = weight_files(model);
-    let written = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let written = datasets::local_dir::unix_now();
     for entry in std::fs::read_dir(model)? {
         let path = entry?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -264,8 +261,7 @@ fn local_dir_download(model: &Path, dir: &Path) -> std::io::Result<()> {
             "0".repeat(40)
         };
         let commit = "0123456789abcdef0123456789abcdef01234567";
-        let record = format!("{commit}\n{etag}\n{written}\n");
-        std::fs::write(records.join(format!("{name}.metadata")), record)?;
+        datasets::local_dir::write_record(dir, name, commit, &etag, written)?;
     }
     Ok(())
 }

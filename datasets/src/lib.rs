@@ -10,6 +10,7 @@
 //! - [`grow`]: depth up-scaling and frankenmerges (stacked layers), sparse upcycling into experts.
 //! - [`native`]: a Llama-layout checkpoint in Mistral's native layout (`consolidated.safetensors`, `params.json`).
 //! - [`vocab_edit`]: vocabulary pruning and extension that keep embeddings, tokenizer.json and config in step.
+//! - [`local_dir`]: huggingface_hub's `--local-dir` download records.
 //! - [`zoo`]: the lineage zoo (mechanical derivations of the trained zoo and MiniLM) and its labelled pairs.
 //! - [`fingerprints`]: synthetic fingerprints with planted families, for the index's scale benchmark.
 //! - [`rng`]: the deterministic random source behind all of them.
@@ -19,6 +20,7 @@ pub mod checkpoint;
 pub mod derive;
 pub mod fingerprints;
 pub mod grow;
+pub mod local_dir;
 pub mod native;
 pub mod quantize;
 pub mod residual;

@@ -323,20 +323,8 @@ mod tests {
         assert_eq!(cached_sha256(&file), None);
     }
 
-    /// Write `DIR/.cache/huggingface/download/NAME.metadata` as huggingface_hub does.
     fn write_record(dir: &Path, name: &str, commit: &str, etag: &str, written: f64) {
-        let record = dir
-            .join(".cache/huggingface/download")
-            .join(format!("{name}.metadata"));
-        std::fs::create_dir_all(record.parent().unwrap()).unwrap();
-        std::fs::write(record, format!("{commit}\n{etag}\n{written}\n")).unwrap();
-    }
-
-    fn unix_now() -> f64 {
-        let now = std::time::SystemTime::now();
-        now.duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
+        datasets::local_dir::write_record(dir, name, commit, etag, written).unwrap();
     }
 
     /// A `--local-dir` record gives the commit, and the SHA-256 of an LFS file, while the file is unchanged.
@@ -350,7 +338,7 @@ mod tests {
         let config = dir.path().join("sub/config.json");
         std::fs::write(&weights, b"weights").unwrap();
         std::fs::write(&config, b"{}").unwrap();
-        let now = unix_now();
+        let now = datasets::local_dir::unix_now();
         // Recorded by the repository name (`sub/...`) at the download root, two levels up from the file.
         write_record(dir.path(), "sub/model.safetensors", commit, &sha, now);
         write_record(dir.path(), "sub/config.json", commit, &"c".repeat(40), now);

@@ -345,7 +345,7 @@ fn file_digests(
 ) -> Result<(Vec<FileDigest>, String)> {
     let recorded: Vec<Option<(String, String)>> =
         files.iter().map(|p| recorded_sha256(p)).collect();
-    let all_cached = !files.is_empty() && recorded.iter().all(Option::is_some);
+    let all_recorded = !files.is_empty() && recorded.iter().all(Option::is_some);
     let digests = files
         .iter()
         .zip(recorded)
@@ -353,7 +353,7 @@ fn file_digests(
             let bytes = std::fs::metadata(path)
                 .map_err(|e| FormatError::io(path, e))?
                 .len();
-            let blake3 = if options.skip_digests || all_cached {
+            let blake3 = if options.skip_digests || all_recorded {
                 String::new()
             } else {
                 file_blake3(path)?
@@ -385,7 +385,7 @@ fn file_digests(
         .collect::<Result<Vec<_>>>()?;
     let content = if options.skip_digests {
         String::new()
-    } else if all_cached {
+    } else if all_recorded {
         let list: Vec<&str> = digests.iter().map(|d| d.sha256.as_str()).collect();
         format!("sha256:{}", sha256_hex(&list.join("\n")))
     } else {

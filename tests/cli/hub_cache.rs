@@ -223,12 +223,7 @@ fn a_blob_name_the_weights_contradict_does_not_make_models_identical() {
 /// etag of an LFS file (`*.safetensors`) is its SHA-256, that of a file kept in git a SHA-1.
 fn local_dir(dir: &Path) {
     synth(dir, Family::Llama, 4);
-    let written = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let records = dir.join(".cache/huggingface/download");
-    std::fs::create_dir_all(&records).unwrap();
+    let written = datasets::local_dir::unix_now();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
@@ -240,8 +235,7 @@ fn local_dir(dir: &Path) {
         } else {
             "5".repeat(40)
         };
-        let record = format!("{COMMIT}\n{etag}\n{written}\n");
-        std::fs::write(records.join(format!("{name}.metadata")), record).unwrap();
+        datasets::local_dir::write_record(dir, name, COMMIT, &etag, written).unwrap();
     }
 }
 
