@@ -396,7 +396,8 @@ mod tests {
         ] {
             let record = dir
                 .path()
-                .join(".cache/huggingface/download/sub/model.safetensors.metadata");
+                .join(datasets::local_dir::RECORDS_DIR)
+                .join("sub/model.safetensors.metadata");
             std::fs::write(&record, &text).unwrap();
             assert_eq!(download_record(&weights), None, "{text:?}");
         }

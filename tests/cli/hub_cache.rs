@@ -1,7 +1,7 @@
 //! Hub ids resolved in a Hugging Face cache layout built on disk, and the `--local-dir` download layout (the
 //! Hub itself is never contacted).
 
-use super::util::{provsearch, provsearch_env, synth};
+use super::util::{ingest_summary, provsearch, provsearch_env, synth};
 use datasets::synth::Family;
 use std::path::{Path, PathBuf};
 
@@ -205,12 +205,7 @@ fn a_blob_name_the_weights_contradict_does_not_make_models_identical() {
         "--verify-digests",
         "--json",
     ]);
-    let summary: serde_json::Value = run
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary: {} {}", run.stdout, run.stderr));
+    let summary = ingest_summary(&run);
     assert_eq!(
         (summary["added"].as_u64(), summary["failed"].as_u64()),
         (Some(1), Some(1)),
@@ -269,7 +264,9 @@ fn local_dir_downloads_are_identified_by_their_records() {
     assert_eq!(verified["source"], f["source"]);
 
     // A record that lies about the weights: trusted by default, refused by --verify-digests with the record named.
-    let record = dir.join(".cache/huggingface/download/model.safetensors.metadata");
+    let record = dir
+        .join(datasets::local_dir::RECORDS_DIR)
+        .join("model.safetensors.metadata");
     let honest = std::fs::read_to_string(&record).unwrap();
     let lie = "e".repeat(64);
     let mut lines: Vec<&str> = honest.lines().collect();
@@ -324,11 +321,7 @@ fn ingest_skips_an_unchanged_local_dir_download_without_reading_it() {
             index.to_str().unwrap(),
             "--json",
         ]);
-        run.stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|l| l["event"] == "summary")
-            .unwrap_or_else(|| panic!("no summary: {} {}", run.stdout, run.stderr))
+        ingest_summary(&run)
     };
     let counts = |s: &serde_json::Value| {
         (

@@ -54,6 +54,15 @@ pub fn output(mut cmd: Command) -> Run {
     run
 }
 
+/// The `summary` event of an `ingest --json` run (added, unchanged, failed, ...); fails the test without one.
+pub fn ingest_summary(run: &Run) -> Value {
+    run.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary: {} {}", run.stdout, run.stderr))
+}
+
 /// `provsearch compare A B --json`, parsed; fails the test on a non-zero exit.
 pub fn compare(a: &Path, b: &Path) -> Value {
     let run = provsearch([Path::new("compare"), a, b, Path::new("--json")]);
